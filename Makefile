@@ -1,0 +1,49 @@
+# image-pin-webhook: `make demo` runs it all locally, `make test` runs every test.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 3s
+
+.PHONY: all build test unit e2e lint fuzz bench demo assets clean
+
+all: build
+
+build: ## the webhook binary into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/image-pin-webhook ./cmd/webhook
+
+assets: ## kube-apiserver, etcd and registry for the end-to-end tests (setup-envtest, else built from Go modules)
+	@./hack/envtest-assets.sh >/dev/null
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit: ## unit tests, race detector on, plus a few seconds of each fuzzer
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/envtest)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registry
+	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
+		$(GO) test -count=1 -timeout 20m ./test/envtest/...
+
+test: lint unit e2e ## every test: lint, unit (with race detector and short fuzzing) and end-to-end
+
+fuzz: ## each fuzzer for FUZZTIME (make fuzz FUZZTIME=2m for a long run)
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		pkg=$$(dirname $$spec); \
+		for f in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$spec | cut -d' ' -f2); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: ## benchmarks (not part of make test)
+	$(GO) test -run '^$$' -bench . -benchmem ./resolver/ ./webhook/
+
+demo: assets build ## run API server, registry, webhook and sample workloads locally
+	./hack/demo.sh
+
+clean:
+	rm -rf $(BIN)

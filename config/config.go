@@ -1,0 +1,344 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/resolver"
+)
+
+// Mode says whether the webhook patches.
+type Mode string
+
+const (
+	// ModePin patches objects to pinned images.
+	ModePin Mode = "pin"
+	// ModeReport never patches; it warns what it would pin.
+	ModeReport Mode = "report"
+)
+
+// Defaults of the policy block.
+const (
+	DefaultCacheTTL       = 5 * time.Minute
+	DefaultResolveTimeout = 8 * time.Second
+)
+
+// Config is a loaded, validated config. It is immutable once loaded.
+type Config struct {
+	Registries *registries.Set
+	Policy     Policy
+}
+
+// Policy is the policy block.
+type Policy struct {
+	Mode           Mode
+	Defaults       resolver.Fields
+	OnError        registries.OnError
+	CacheTTL       time.Duration
+	ResolveTimeout time.Duration
+	Images         []ImageRule // longest prefix first
+}
+
+// ImageRule is one policy.images entry.
+type ImageRule struct {
+	Prefix string // canonical, as registries.Image.Canonical gives
+	Fields resolver.Fields
+}
+
+// Rule returns the fields of the longest policy.images prefix that img
+// matches on a path-segment boundary.
+func (p *Policy) Rule(img registries.Image) resolver.Fields {
+	c := img.Canonical()
+	for _, r := range p.Images {
+		if registries.HasPathPrefix(c, r.Prefix) {
+			return r.Fields
+		}
+	}
+	return resolver.Fields{}
+}
+
+// Load reads and validates the config file at path.
+func Load(path string, opts ...registries.SetOption) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c, err := Parse(data, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse validates a config document. Errors name the entry and the field.
+func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("not valid YAML: %v", err)
+	}
+	var f file
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		if err := checkKeys(doc, reflect.TypeOf(f), ""); err != nil {
+			return nil, err
+		}
+		if err := doc.Decode(&f); err != nil {
+			return nil, decodeError(doc, err)
+		}
+	}
+	entries := make([]*registries.Entry, 0, len(f.Registries))
+	for i, rc := range f.Registries {
+		e, err := rc.entry()
+		if err != nil {
+			return nil, fmt.Errorf("registries[%d] %q: %w", i, rc.Name, err)
+		}
+		entries = append(entries, e)
+	}
+	set, err := registries.NewSet(entries, opts...)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := f.Policy.policy()
+	if err != nil {
+		return nil, err
+	}
+	return &Config{Registries: set, Policy: pol}, nil
+}
+
+func (rc registryConf) entry() (*registries.Entry, error) {
+	u, err := url.Parse(strings.TrimSpace(rc.APIURL))
+	if err != nil {
+		return nil, fmt.Errorf("api_url: %q is not a URL", rc.APIURL)
+	}
+	e := &registries.Entry{
+		Name: rc.Name, APIURL: u, Prefix: rc.Prefix, Ping: rc.Ping, Insecure: rc.Insecure,
+		Credentials: rc.Credentials, CredsExpire: rc.CredsExpire.Duration, CredsTimeout: rc.CredsTimeout.Duration,
+		Default: rc.Default, DefaultNS: rc.DefaultNS, TagSortMode: rc.TagSortMode, Limit: rc.Limit,
+		CAFile: rc.CAFile, CAData: rc.CAData, OnError: registries.OnError(rc.OnError),
+		Namespaces: rc.Namespaces, Platforms: rc.Platforms,
+	}
+	if rc.APIURL == "" {
+		e.APIURL = nil
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (pc policyConf) policy() (Policy, error) {
+	p := Policy{Mode: Mode(pc.Mode), OnError: registries.OnError(pc.OnError), CacheTTL: DefaultCacheTTL, ResolveTimeout: pc.ResolveTimeout.Duration}
+	switch p.Mode {
+	case "":
+		p.Mode = ModePin
+	case ModePin, ModeReport:
+	default:
+		return p, fmt.Errorf("policy: mode: %q must be pin or report", pc.Mode)
+	}
+	switch p.OnError {
+	case registries.OnErrorUnset:
+		p.OnError = registries.OnErrorIgnore
+	case registries.OnErrorIgnore, registries.OnErrorFail:
+	default:
+		return p, fmt.Errorf("policy: on_error: %q must be ignore or fail", pc.OnError)
+	}
+	if pc.CacheTTL != nil {
+		p.CacheTTL = pc.CacheTTL.Duration
+	}
+	if p.ResolveTimeout == 0 {
+		p.ResolveTimeout = DefaultResolveTimeout
+	}
+	defaults, err := fields(pc.Strategy, "", "", nil)
+	if err != nil {
+		return p, fmt.Errorf("policy: %w", err)
+	}
+	p.Defaults = defaults
+	seen := map[string]bool{}
+	for i, r := range pc.Images {
+		if strings.TrimSpace(r.Prefix) == "" {
+			return p, fmt.Errorf("policy: images[%d]: prefix: must be set", i)
+		}
+		prefix := registries.CanonicalPrefix(r.Prefix)
+		if seen[prefix] {
+			return p, fmt.Errorf("policy: images[%d] %q: prefix: duplicate of an earlier rule", i, r.Prefix)
+		}
+		seen[prefix] = true
+		f, err := fields(r.Strategy, r.Constraint, r.AllowTags, r.IgnoreTags)
+		if err != nil {
+			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
+		}
+		if _, err := f.Over(defaults).Policy(); err != nil {
+			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
+		}
+		p.Images = append(p.Images, ImageRule{Prefix: prefix, Fields: f})
+	}
+	sort.SliceStable(p.Images, func(i, j int) bool { return len(p.Images[i].Prefix) > len(p.Images[j].Prefix) })
+	return p, nil
+}
+
+// fields parses one source of policy fields; a constraint without a
+// strategy implies semver.
+func fields(strategy, constraint, allow string, ignore []string) (resolver.Fields, error) {
+	var f resolver.Fields
+	if strategy != "" {
+		s, err := resolver.ParseStrategy(strategy)
+		if err != nil {
+			return f, fmt.Errorf("strategy: %w", err)
+		}
+		f.Strategy = &s
+	}
+	if constraint != "" {
+		c, err := resolver.ParseConstraint(constraint)
+		if err != nil {
+			return f, fmt.Errorf("constraint: %w", err)
+		}
+		f.Constraint = c
+		if f.Strategy == nil {
+			s := resolver.Semver
+			f.Strategy = &s
+		}
+	}
+	if allow != "" {
+		a, err := resolver.ParseAllowTags(allow)
+		if err != nil {
+			return f, fmt.Errorf("allow_tags: %w", err)
+		}
+		f.AllowTags = a
+	}
+	if ignore != nil {
+		g, err := resolver.ParseIgnoreTags(ignore)
+		if err != nil {
+			return f, fmt.Errorf("ignore_tags: %w", err)
+		}
+		f.IgnoreTags = &g
+	}
+	return f, nil
+}
+
+// checkKeys refuses keys that t (a struct with yaml tags) does not have,
+// in n and in the structs and lists of structs below it, naming where.
+func checkKeys(n *yaml.Node, t reflect.Type, where string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := checkKeys(item, t.Elem(), fmt.Sprintf("%s[%d]%s", where, i, entryName(item))); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode:
+		return nil
+	}
+	fieldsByKey := map[string]reflect.Type{}
+	var known []string
+	for i := 0; i < t.NumField(); i++ {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if tag != "" {
+			fieldsByKey[tag] = t.Field(i).Type
+			known = append(known, tag)
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		ft, ok := fieldsByKey[k]
+		if !ok {
+			return fmt.Errorf("%sline %d: unknown key %q (known: %s)", prefixed(where), n.Content[i].Line, k, strings.Join(known, ", "))
+		}
+		if ft.Kind() == reflect.Struct && ft.Name() == "duration" {
+			continue
+		}
+		if err := checkKeys(n.Content[i+1], ft, join(where, k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func entryName(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k == "name" || k == "prefix" {
+			return fmt.Sprintf(" %q", n.Content[i+1].Value)
+		}
+	}
+	return ""
+}
+
+func join(where, k string) string {
+	if where == "" {
+		return k
+	}
+	return where + ": " + k
+}
+
+func prefixed(where string) string {
+	if where == "" {
+		return ""
+	}
+	return where + ": "
+}
+
+// decodeError names the entry whose field failed to decode: yaml.v3 gives
+// the line, which is mapped back to the entry that holds it.
+func decodeError(doc *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	all := []string{err.Error()}
+	if errors.As(err, &te) {
+		all = te.Errors
+	}
+	msgs := make([]string, 0, len(all))
+	for _, m := range all {
+		msgs = append(msgs, locate(doc, m)+m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// locate finds "registries[i] "name": field: " for a yaml.v3 message that
+// starts with "line N:".
+func locate(doc *yaml.Node, msg string) string {
+	var line int
+	if _, err := fmt.Sscanf(msg, "line %d:", &line); err != nil {
+		return ""
+	}
+	var found string
+	var walk func(n *yaml.Node, where string)
+	walk = func(n *yaml.Node, where string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if k.Line == line || v.Line == line && v.Kind == yaml.ScalarNode {
+					found = join(where, k.Value)
+					return
+				}
+				walk(v, join(where, k.Value))
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				walk(item, fmt.Sprintf("%s[%d]%s", where, i, entryName(item)))
+			}
+		}
+	}
+	walk(doc, "")
+	if found == "" {
+		return ""
+	}
+	return found + ": "
+}

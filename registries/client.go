@@ -1,0 +1,164 @@
+package registries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+)
+
+// Client talks to one registry entry: one connection pool, one rate limit,
+// and one authenticated transport per repository, reused so that bearer
+// tokens and connections are reused. Tokens are scoped per repository, which
+// is why transports are kept per repository rather than one per entry.
+type Client struct {
+	Entry *Entry
+
+	creds     *Credentials
+	hiddenEnv []string
+	base      http.RoundTripper
+	metrics   *Metrics
+
+	flight     singleflight.Group
+	transports *lru.Cache[string, http.RoundTripper]
+}
+
+// maxRepoTransports bounds the authenticated transports kept per entry.
+const maxRepoTransports = 1024
+
+func newClient(e *Entry, o setOptions) (*Client, error) {
+	pool, err := baseTransport(e)
+	if err != nil {
+		return nil, err
+	}
+	var rt http.RoundTripper = &schemeTransport{host: e.Host(), scheme: e.APIURL.Scheme, next: pool}
+	rt = &countTransport{registry: e.Name, metrics: o.metrics, next: rt}
+	rt = &limitTransport{limiter: rate.NewLimiter(rate.Limit(e.Limit), e.Limit), next: rt}
+	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
+	cache, _ := lru.New[string, http.RoundTripper](maxRepoTransports)
+	return &Client{Entry: e, creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache}, nil
+}
+
+// Repository names repo at the entry's api_url host.
+func (c *Client) Repository(repo string) (name.Repository, error) {
+	var opts []name.Option
+	if c.Entry.PlainHTTP() {
+		opts = append(opts, name.Insecure)
+	}
+	return name.NewRepository(c.Entry.Host()+"/"+repo, opts...)
+}
+
+// Do runs f with the authenticated transport of repo. When the registry
+// refuses the credentials (401 or 403), the cached credentials and transport
+// are dropped once and f runs again with fresh ones.
+func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
+	for attempt := 0; ; attempt++ {
+		rt, err := c.transport(ctx, repo)
+		if err == nil {
+			err = f(rt)
+		}
+		if err == nil || attempt > 0 || !refused(err) || c.Entry.Source() == nil {
+			return err
+		}
+		c.transports.Remove(repo.String())
+		c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host())
+	}
+}
+
+func refused(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+}
+
+// transport returns the cached authenticated transport of repo, or makes
+// one (a ping and, for bearer registries, a token request).
+func (c *Client) transport(ctx context.Context, repo name.Repository) (http.RoundTripper, error) {
+	key := repo.String()
+	if rt, ok := c.transports.Get(key); ok {
+		return rt, nil
+	}
+	ch := c.flight.DoChan(key, func() (any, error) {
+		fctx, cancel := Detach(ctx)
+		defer cancel()
+		auth, err := c.authenticator(fctx)
+		if err != nil {
+			return nil, err
+		}
+		rt, err := transport.NewWithContext(fctx, repo.Registry, auth, c.base, []string{repo.Scope(transport.PullScope)})
+		if err != nil {
+			return nil, err
+		}
+		c.transports.Add(key, rt)
+		return rt, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(http.RoundTripper), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Client) authenticator(ctx context.Context) (authn.Authenticator, error) {
+	src := c.Entry.Source()
+	if src == nil {
+		return authn.Anonymous, nil
+	}
+	if c.creds == nil {
+		return nil, fmt.Errorf("credentials from %s: no credential store configured", src)
+	}
+	cfg, err := c.creds.Get(ctx, *src, FetchOptions{
+		Host:      c.Entry.Host(),
+		Expire:    c.Entry.CredsExpire,
+		Timeout:   c.Entry.CredsTimeout,
+		HiddenEnv: c.hiddenEnv,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return authn.FromConfig(cfg), nil
+}
+
+// Ping checks the registry with GET /v2/ and its credentials, which also
+// warms the credential cache. It records the outcome in image_pin_registry_up.
+func (c *Client) Ping(ctx context.Context) error {
+	reg, err := name.NewRegistry(c.Entry.Host(), c.registryOpts()...)
+	if err != nil {
+		return err
+	}
+	auth, err := c.authenticator(ctx)
+	if err == nil {
+		_, err = transport.NewWithContext(ctx, reg, auth, c.base, nil)
+	}
+	c.metrics.setUp(c.Entry.Name, err == nil)
+	return err
+}
+
+func (c *Client) registryOpts() []name.Option {
+	if c.Entry.PlainHTTP() {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// Detach returns a context that outlives ctx's cancellation but keeps its
+// deadline (30s when it has none), for work shared by several callers whose
+// result is worth keeping after the first caller has gone.
+func Detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(d, dl)
+	}
+	return context.WithTimeout(d, 30*time.Second)
+}

@@ -1,0 +1,341 @@
+package registries
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"golang.org/x/sync/singleflight"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Credentials fetches and caches the credentials of every source. One lives
+// for the whole process, so a script's answer outlives config reloads and the
+// admission that asked for it.
+type Credentials struct {
+	secrets client.Reader // uncached: needs get on the named Secrets only
+	lookup  func(string) (string, bool)
+	environ func() []string
+
+	flight singleflight.Group
+	mu     sync.Mutex
+	cache  map[string]cachedCreds
+}
+
+type cachedCreds struct {
+	auth    authn.AuthConfig
+	expires time.Time // zero: until restart
+}
+
+// CredentialsOption configures Credentials.
+type CredentialsOption func(*Credentials)
+
+// WithSecretReader sets the client Secrets are read with (an uncached
+// reader, such as the manager's APIReader).
+func WithSecretReader(r client.Reader) CredentialsOption {
+	return func(c *Credentials) { c.secrets = r }
+}
+
+// WithEnvironment replaces the process environment, for tests.
+func WithEnvironment(env []string) CredentialsOption {
+	return func(c *Credentials) {
+		c.environ = func() []string { return env }
+		c.lookup = func(k string) (string, bool) {
+			for _, kv := range env {
+				if name, v, ok := strings.Cut(kv, "="); ok && name == k {
+					return v, true
+				}
+			}
+			return "", false
+		}
+	}
+}
+
+// NewCredentials makes the process-wide credential cache.
+func NewCredentials(opts ...CredentialsOption) *Credentials {
+	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// FetchOptions is what a fetch needs to know about the entry that asks.
+type FetchOptions struct {
+	Host      string        // the registry host, to pick the right auths entry of a pull secret
+	Expire    time.Duration // credsexpire; 0 caches until restart
+	Timeout   time.Duration // credstimeout, for ext: scripts
+	HiddenEnv []string      // variables named by env: sources, kept from ext: scripts
+}
+
+func cacheKey(src Source, host string) string {
+	if src.Kind == "pullsecret" {
+		return src.String() + "|" + host
+	}
+	return src.String()
+}
+
+// Get returns the credentials of src, from the cache while they are fresh.
+// Concurrent calls for one source share one fetch. The fetch runs detached
+// from ctx so that a script's answer is cached even when ctx ends first.
+func (c *Credentials) Get(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+	key := cacheKey(src, o.Host)
+	c.mu.Lock()
+	if cc, ok := c.cache[key]; ok && (cc.expires.IsZero() || time.Now().Before(cc.expires)) {
+		c.mu.Unlock()
+		return cc.auth, nil
+	}
+	c.mu.Unlock()
+	ch := c.flight.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBound(src, o))
+		defer cancel()
+		auth, err := c.fetch(fctx, src, o)
+		if err != nil {
+			return nil, err
+		}
+		cc := cachedCreds{auth: auth}
+		if o.Expire > 0 {
+			cc.expires = time.Now().Add(o.Expire)
+		}
+		c.mu.Lock()
+		c.cache[key] = cc
+		c.mu.Unlock()
+		return auth, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return authn.AuthConfig{}, r.Err
+		}
+		return r.Val.(authn.AuthConfig), nil
+	case <-ctx.Done():
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: %w", src, ctx.Err())
+	}
+}
+
+// fetchBound keeps a detached fetch from outliving its purpose.
+func fetchBound(src Source, o FetchOptions) time.Duration {
+	if src.Kind == "ext" {
+		if o.Timeout > 0 {
+			return o.Timeout
+		}
+		return DefaultCredsTimeout
+	}
+	return 30 * time.Second
+}
+
+// Invalidate drops the cached credentials of src, after a registry refused them.
+func (c *Credentials) Invalidate(src Source, host string) {
+	c.mu.Lock()
+	delete(c.cache, cacheKey(src, host))
+	c.mu.Unlock()
+}
+
+func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+	switch src.Kind {
+	case "env":
+		v, ok := c.lookup(src.Var)
+		if !ok || v == "" {
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: variable is not set", src)
+		}
+		return parseUserPass(v, src)
+	case "secret":
+		s, err := c.secret(ctx, src)
+		if err != nil {
+			return authn.AuthConfig{}, err
+		}
+		v, ok := s.Data[src.Key]
+		if !ok {
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the secret has no key %q", src, src.Key)
+		}
+		return parseUserPass(string(v), src)
+	case "pullsecret":
+		s, err := c.secret(ctx, src)
+		if err != nil {
+			return authn.AuthConfig{}, err
+		}
+		return pullSecretAuth(s, o.Host, src)
+	case "ext":
+		return c.runScript(ctx, src, o)
+	}
+	return authn.AuthConfig{}, fmt.Errorf("credentials: unknown source kind %q", src.Kind)
+}
+
+func (c *Credentials) secret(ctx context.Context, src Source) (*corev1.Secret, error) {
+	if c.secrets == nil {
+		return nil, fmt.Errorf("credentials from %s: no Kubernetes client to read Secrets with", src)
+	}
+	var s corev1.Secret
+	if err := c.secrets.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: src.Name}, &s); err != nil {
+		return nil, fmt.Errorf("credentials from %s: reading the secret: %w", src, err)
+	}
+	return &s, nil
+}
+
+// parseUserPass reads user:pass, as every source but pullsecret gives it;
+// a value without a colon is taken as a registry token.
+func parseUserPass(v string, src Source) (authn.AuthConfig, error) {
+	v = strings.TrimRight(v, "\r\n")
+	if v == "" {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: empty", src)
+	}
+	if strings.ContainsAny(v, "\r\n") {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: more than one line", src)
+	}
+	user, pass, ok := strings.Cut(v, ":")
+	if !ok {
+		return authn.AuthConfig{RegistryToken: v}, nil
+	}
+	if user == "" {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: empty user name before the colon", src)
+	}
+	return authn.AuthConfig{Username: user, Password: pass}, nil
+}
+
+// ParseCredentialOutput reads what an ext: script printed: one user:pass
+// line. It is exported for the fuzzer.
+func ParseCredentialOutput(out []byte) (authn.AuthConfig, error) {
+	return parseUserPass(string(out), Source{Kind: "ext"})
+}
+
+type dockerConfig struct {
+	Auths map[string]struct {
+		Auth     string `json:"auth"`
+		Username string `json:"username"`
+		Password string `json:"password"`
+	} `json:"auths"`
+}
+
+// pullSecretAuth finds host in a .dockerconfigjson (or legacy .dockercfg),
+// comparing hosts without scheme or path, with every Docker Hub name as one.
+func pullSecretAuth(s *corev1.Secret, host string, src Source) (authn.AuthConfig, error) {
+	var cfg dockerConfig
+	if b, ok := s.Data[corev1.DockerConfigJsonKey]; ok {
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: %s is not valid JSON", src, corev1.DockerConfigJsonKey)
+		}
+	} else if b, ok := s.Data[corev1.DockerConfigKey]; ok {
+		if err := json.Unmarshal(b, &cfg.Auths); err != nil {
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: %s is not valid JSON", src, corev1.DockerConfigKey)
+		}
+	} else {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the secret has no %s", src, corev1.DockerConfigJsonKey)
+	}
+	want := normalizeHost(host)
+	for k, a := range cfg.Auths {
+		if normalizeHost(k) != want {
+			continue
+		}
+		if a.Username != "" || a.Password != "" {
+			return authn.AuthConfig{Username: a.Username, Password: a.Password}, nil
+		}
+		raw, err := base64.StdEncoding.DecodeString(a.Auth)
+		if err != nil {
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the auth of %q is not base64", src, k)
+		}
+		return parseUserPass(string(raw), src)
+	}
+	return authn.AuthConfig{}, fmt.Errorf("credentials from %s: no auths entry for %q", src, host)
+}
+
+func normalizeHost(h string) string {
+	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	if dockerHubAliases[h] {
+		return dockerHub
+	}
+	return h
+}
+
+// runScript runs an ext: script directly (no shell), with the webhook's
+// environment minus the env: credentials, killed with its children at ctx's
+// deadline.
+func (c *Credentials) runScript(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+	cmd := exec.CommandContext(ctx, src.Path)
+	cmd.Env = withoutVars(c.environ(), o.HiddenEnv)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 4096}
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the script did not finish within %s", src, fetchBound(src, o))
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the script exited with code %d: %s", src, ee.ExitCode(), shortStderr(stderr.String()))
+		}
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: running the script: %v", src, err)
+	}
+	auth, err := parseUserPass(stdout.String(), src)
+	if err != nil {
+		return authn.AuthConfig{}, fmt.Errorf("%w (the script must print one line user:pass)", err)
+	}
+	return auth, nil
+}
+
+func withoutVars(env, hidden []string) []string {
+	if len(hidden) == 0 {
+		return env
+	}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		keep := true
+		for _, h := range hidden {
+			if name == h {
+				keep = false
+				break
+			}
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func shortStderr(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	if s == "" {
+		return "(no output on stderr)"
+	}
+	return s
+}
+
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		if len(p) > room {
+			l.buf.Write(p[:room])
+		} else {
+			l.buf.Write(p)
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,123 @@
+package registries
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// dockerHub is the canonical name of Docker Hub; the aliases below are the
+// other spellings users and docker config files use for it.
+const dockerHub = "docker.io"
+
+var dockerHubAliases = map[string]bool{
+	"docker.io":               true,
+	"index.docker.io":         true,
+	"registry-1.docker.io":    true,
+	"registry.hub.docker.com": true,
+}
+
+// Image is an image reference as written in a container spec, split into
+// the parts the webhook needs without normalising what the user wrote.
+type Image struct {
+	Written string // the whole reference as written
+	Repo    string // everything before :tag and @digest, as written
+	Tag     string // "" when none was written
+	Digest  string // "" when none was written
+
+	host       string // canonical registry host: docker.io for every Docker Hub form
+	path       string // repository path at host, without the implicit library/
+	implicitNS bool   // a Docker Hub image written without a namespace (nginx)
+}
+
+// ParseImage splits ref. It refuses what a container runtime would refuse.
+func ParseImage(ref string) (Image, error) {
+	if ref == "" {
+		return Image{}, fmt.Errorf("image reference is empty")
+	}
+	if len(ref) > 4096 {
+		return Image{}, fmt.Errorf("image reference is %d bytes long, more than 4096", len(ref))
+	}
+	if _, err := name.ParseReference(ref, name.StrictValidation); err != nil {
+		// StrictValidation refuses a missing tag; accept that form too.
+		if _, err2 := name.ParseReference(ref); err2 != nil {
+			return Image{}, fmt.Errorf("image reference %q: %v", ref, err2)
+		}
+	}
+	img := Image{Written: ref, Repo: ref}
+	if i := strings.IndexByte(img.Repo, '@'); i >= 0 {
+		img.Digest = img.Repo[i+1:]
+		img.Repo = img.Repo[:i]
+	}
+	if i := strings.LastIndexByte(img.Repo, ':'); i >= 0 && !strings.Contains(img.Repo[i:], "/") {
+		img.Tag = img.Repo[i+1:]
+		img.Repo = img.Repo[:i]
+	}
+	host, rest := "", img.Repo
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		first := rest[:i]
+		if strings.ContainsAny(first, ".:") || first == "localhost" {
+			host, rest = first, rest[i+1:]
+		}
+	}
+	if host == "" || dockerHubAliases[host] {
+		host = dockerHub
+		if strings.HasPrefix(rest, "library/") && strings.Count(rest, "/") == 1 {
+			rest = strings.TrimPrefix(rest, "library/")
+		}
+		img.implicitNS = !strings.Contains(rest, "/")
+	}
+	img.host, img.path = host, rest
+	return img, nil
+}
+
+// DockerHub reports whether the image lives on Docker Hub, in any spelling.
+func (i Image) DockerHub() bool { return i.host == dockerHub }
+
+// canonical is the form prefixes are matched against.
+func (i Image) canonical() string {
+	if i.implicitNS {
+		return i.host + "/library/" + i.path
+	}
+	return i.host + "/" + i.path
+}
+
+// NormalizePrefix turns a configured prefix into the canonical form images
+// are matched against: no scheme, no trailing slash, Docker Hub as docker.io.
+func NormalizePrefix(p string) string {
+	p = strings.TrimPrefix(strings.TrimPrefix(p, "https://"), "http://")
+	p = strings.TrimRight(p, "/")
+	host, rest, _ := strings.Cut(p, "/")
+	if dockerHubAliases[host] {
+		host = dockerHub
+	}
+	if rest == "" {
+		return host
+	}
+	return host + "/" + rest
+}
+
+// Canonical is the form prefixes are matched against: docker.io for every
+// Docker Hub spelling, with library/ for official images.
+func (i Image) Canonical() string { return i.canonical() }
+
+// HasPathPrefix reports whether s starts with prefix on a path-segment
+// boundary: ghcr.io/team matches ghcr.io/team/x, not ghcr.io/teamb/x.
+func HasPathPrefix(s, prefix string) bool {
+	return s == prefix || strings.HasPrefix(s, prefix+"/")
+}
+
+// CanonicalPrefix normalises a policy.images prefix: one without a registry
+// host (nginx, acme/app) is a Docker Hub repository.
+func CanonicalPrefix(p string) string {
+	p = NormalizePrefix(p)
+	first, _, _ := strings.Cut(p, "/")
+	if strings.ContainsAny(first, ".:") || first == "localhost" {
+		return p
+	}
+	if !strings.Contains(p, "/") {
+		return dockerHub + "/library/" + p
+	}
+	return dockerHub + "/" + p
+}

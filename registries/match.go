@@ -1,0 +1,109 @@
+package registries
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Set is the configured entries, ready for matching. It is immutable: a
+// config reload builds a new one.
+type Set struct {
+	byLength []*Client // longest prefix first
+	dflt     *Entry
+}
+
+// SetOption configures NewSet.
+type SetOption func(*setOptions)
+
+type setOptions struct {
+	creds     *Credentials
+	metrics   *Metrics
+	hiddenEnv []string
+}
+
+// WithCredentials sets the process-wide credential cache.
+func WithCredentials(c *Credentials) SetOption { return func(o *setOptions) { o.creds = c } }
+
+// WithMetrics sets where registry requests are counted.
+func WithMetrics(m *Metrics) SetOption { return func(o *setOptions) { o.metrics = m } }
+
+// NewSet checks the entries as a whole (the caller validated each one), makes
+// a client for each, and orders them for matching.
+func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
+	var o setOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for _, e := range entries {
+		if src := e.Source(); src != nil && src.Kind == "env" {
+			o.hiddenEnv = append(o.hiddenEnv, src.Var)
+		}
+	}
+	s := &Set{}
+	seen := map[string]string{}
+	for _, e := range entries {
+		if other, dup := seen[e.Prefix]; dup {
+			return nil, fmt.Errorf("registry %q: prefix: %q is also the prefix of registry %q", e.Name, e.Prefix, other)
+		}
+		seen[e.Prefix] = e.Name
+		if e.Default {
+			if s.dflt != nil {
+				return nil, fmt.Errorf("registry %q: default: registry %q is already the default", e.Name, s.dflt.Name)
+			}
+			s.dflt = e
+		}
+		c, err := newClient(e, o)
+		if err != nil {
+			return nil, fmt.Errorf("registry %q: %w", e.Name, err)
+		}
+		s.byLength = append(s.byLength, c)
+	}
+	sort.SliceStable(s.byLength, func(i, j int) bool { return len(s.byLength[i].Entry.Prefix) > len(s.byLength[j].Entry.Prefix) })
+	return s, nil
+}
+
+// Clients lists the entries' clients, longest prefix first.
+func (s *Set) Clients() []*Client { return s.byLength }
+
+// Target is where to look an image up: the entry to use and the repository
+// path at that entry's api_url.
+type Target struct {
+	Client     *Client
+	Repository string
+}
+
+// Match finds the entry for img as used by an object in namespace ns: the
+// longest prefix on a path-segment boundary, among the entries that allow ns.
+// Docker Hub images without a matching entry fall back to the default entry.
+func (s *Set) Match(img Image, ns string) (Target, bool) {
+	c := img.canonical()
+	var dflt *Client
+	for _, cl := range s.byLength {
+		e := cl.Entry
+		if e.Default {
+			dflt = cl
+		}
+		if !e.AllowsNamespace(ns) {
+			continue
+		}
+		if HasPathPrefix(c, e.Prefix) {
+			return Target{Client: cl, Repository: img.repository(e)}, true
+		}
+		// An entry for docker.io/library matches nginx too.
+		if img.implicitNS && (img.host+"/"+img.path == e.Prefix) {
+			return Target{Client: cl, Repository: img.repository(e)}, true
+		}
+	}
+	if img.DockerHub() && dflt != nil && dflt.Entry.AllowsNamespace(ns) {
+		return Target{Client: dflt, Repository: img.repository(dflt.Entry)}, true
+	}
+	return Target{}, false
+}
+
+// repository is the path to look the image up under at e's api_url.
+func (i Image) repository(e *Entry) string {
+	if i.implicitNS {
+		return e.DefaultNS + "/" + i.path
+	}
+	return i.path
+}

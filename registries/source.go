@@ -1,0 +1,70 @@
+package registries
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Source is where an entry's credentials come from, as written in the
+// config: env:VAR, secret:ns/name#key, pullsecret:ns/name or ext:/path.
+// Its String is the source as written and never holds a secret value.
+type Source struct {
+	Kind      string // env, secret, pullsecret or ext
+	Var       string // env
+	Namespace string // secret, pullsecret
+	Name      string // secret, pullsecret
+	Key       string // secret
+	Path      string // ext
+}
+
+func (s Source) String() string {
+	switch s.Kind {
+	case "env":
+		return "env:" + s.Var
+	case "secret":
+		return "secret:" + s.Namespace + "/" + s.Name + "#" + s.Key
+	case "pullsecret":
+		return "pullsecret:" + s.Namespace + "/" + s.Name
+	case "ext":
+		return "ext:" + s.Path
+	}
+	return ""
+}
+
+// NeedsAPIServer reports whether fetching the credentials reads a Secret.
+func (s Source) NeedsAPIServer() bool { return s.Kind == "secret" || s.Kind == "pullsecret" }
+
+// ParseSource parses a credentials field. Errors quote the field only up to
+// its kind: a mistyped source may hold a secret pasted in by mistake.
+func ParseSource(v string) (*Source, error) {
+	kind, rest, ok := strings.Cut(v, ":")
+	if !ok {
+		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name or ext:/path")
+	}
+	switch kind {
+	case "env":
+		if rest == "" || strings.ContainsAny(rest, "= \t") {
+			return nil, fmt.Errorf("env: needs a variable name")
+		}
+		return &Source{Kind: kind, Var: rest}, nil
+	case "secret":
+		ref, key, ok := strings.Cut(rest, "#")
+		ns, name, ok2 := strings.Cut(ref, "/")
+		if !ok || !ok2 || ns == "" || name == "" || key == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("secret: must be secret:namespace/name#key")
+		}
+		return &Source{Kind: kind, Namespace: ns, Name: name, Key: key}, nil
+	case "pullsecret":
+		ns, name, ok := strings.Cut(rest, "/")
+		if !ok || ns == "" || name == "" || strings.ContainsAny(name, "/#") {
+			return nil, fmt.Errorf("pullsecret: must be pullsecret:namespace/name")
+		}
+		return &Source{Kind: kind, Namespace: ns, Name: name}, nil
+	case "ext":
+		if !strings.HasPrefix(rest, "/") {
+			return nil, fmt.Errorf("ext: needs an absolute path to a script")
+		}
+		return &Source{Kind: kind, Path: rest}, nil
+	}
+	return nil, fmt.Errorf("unknown kind before the first colon: must be env, secret, pullsecret or ext")
+}

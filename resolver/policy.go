@@ -1,0 +1,188 @@
+package resolver
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+)
+
+// Strategy is how a tag is chosen.
+type Strategy string
+
+// The strategies. Skip is not a resolver strategy: it tells the webhook to
+// leave a container alone.
+const (
+	Digest       Strategy = "digest"
+	Semver       Strategy = "semver"
+	NewestBuild  Strategy = "newest-build"
+	Alphabetical Strategy = "alphabetical"
+	Skip         Strategy = "skip"
+)
+
+// ParseStrategy reads a strategy name.
+func ParseStrategy(s string) (Strategy, error) {
+	switch st := Strategy(s); st {
+	case Digest, Semver, NewestBuild, Alphabetical, Skip:
+		return st, nil
+	}
+	return "", fmt.Errorf("%q is not a strategy: use digest, semver, newest-build, alphabetical or skip", s)
+}
+
+// Constraint is a parsed semver constraint that remembers how it was written.
+type Constraint struct {
+	Text string
+	c    *semver.Constraints
+	pre  bool // the constraint names a pre-release, so pre-releases may be chosen
+}
+
+// ParseConstraint reads a Masterminds semver constraint such as ~1.4 or >=1.2 <2.
+func ParseConstraint(s string) (*Constraint, error) {
+	c, err := semver.NewConstraint(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a semver constraint: %v", s, err)
+	}
+	return &Constraint{Text: s, c: c, pre: strings.Contains(s, "-")}, nil
+}
+
+// TagPattern is allow_tags: a regexp, or nil for any.
+type TagPattern struct {
+	Text string
+	re   *regexp.Regexp
+}
+
+// ParseAllowTags reads regexp:<re> or any, as in Argo CD Image Updater.
+func ParseAllowTags(s string) (*TagPattern, error) {
+	if s == "any" {
+		return &TagPattern{Text: s}, nil
+	}
+	expr, ok := strings.CutPrefix(s, "regexp:")
+	if !ok {
+		return nil, fmt.Errorf("%q must be regexp:<expression> or any", s)
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%q: bad regexp: %v", s, err)
+	}
+	return &TagPattern{Text: s, re: re}, nil
+}
+
+func (p *TagPattern) allows(tag string) bool { return p == nil || p.re == nil || p.re.MatchString(tag) }
+
+// ParseIgnoreTags checks a list of globs.
+func ParseIgnoreTags(globs []string) ([]string, error) {
+	out := make([]string, 0, len(globs))
+	for _, g := range globs {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("%q is not a valid glob", g)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// Fields is a partial policy from one source (policy defaults, a
+// policy.images rule, an annotation); nil means the source does not say.
+type Fields struct {
+	Strategy   *Strategy
+	Constraint *Constraint
+	AllowTags  *TagPattern
+	IgnoreTags *[]string
+}
+
+// Over returns f with the fields it leaves unset taken from g.
+func (f Fields) Over(g Fields) Fields {
+	if f.Strategy == nil {
+		f.Strategy = g.Strategy
+	}
+	if f.Constraint == nil {
+		f.Constraint = g.Constraint
+	}
+	if f.AllowTags == nil {
+		f.AllowTags = g.AllowTags
+	}
+	if f.IgnoreTags == nil {
+		f.IgnoreTags = g.IgnoreTags
+	}
+	return f
+}
+
+// Policy is a complete policy for one lookup.
+type Policy struct {
+	Strategy   Strategy
+	Constraint *Constraint
+	AllowTags  *TagPattern
+	IgnoreTags []string
+	// Platforms an index must cover (the registry entry's platforms).
+	Platforms []string
+	// TagSortMode is the entry's tagsortmode, for newest-build.
+	TagSortMode string
+	// Fresh bypasses the answer cache (a rollout restart asks for it).
+	Fresh bool
+}
+
+// Policy completes f: digest when no strategy is set; semver needs a constraint.
+func (f Fields) Policy() (Policy, error) {
+	p := Policy{Strategy: Digest, Constraint: f.Constraint, AllowTags: f.AllowTags}
+	if f.Strategy != nil {
+		p.Strategy = *f.Strategy
+	}
+	if f.IgnoreTags != nil {
+		p.IgnoreTags = *f.IgnoreTags
+	}
+	if p.Strategy == Semver && p.Constraint == nil {
+		return p, fmt.Errorf("strategy semver needs a constraint")
+	}
+	return p, nil
+}
+
+// key identifies what a selection depends on, for the answer cache.
+func (p Policy) key() string {
+	var b strings.Builder
+	b.WriteString(string(p.Strategy))
+	b.WriteByte('|')
+	b.WriteString(strings.Join(p.Platforms, ","))
+	if p.Strategy == Digest {
+		return b.String()
+	}
+	b.WriteByte('|')
+	if p.Constraint != nil && p.Strategy == Semver {
+		b.WriteString(p.Constraint.Text)
+	}
+	b.WriteByte('|')
+	if p.AllowTags != nil {
+		b.WriteString(p.AllowTags.Text)
+	}
+	b.WriteByte('|')
+	b.WriteString(strings.Join(p.IgnoreTags, ","))
+	b.WriteByte('|')
+	b.WriteString(p.TagSortMode)
+	return b.String()
+}
+
+// candidates filters tags by allow_tags and ignore_tags.
+func (p Policy) candidates(tags []string) []string {
+	out := make([]string, 0, len(tags))
+	for _, t := range tags {
+		if !p.AllowTags.allows(t) || ignored(t, p.IgnoreTags) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func ignored(tag string, globs []string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, tag); ok {
+			return true
+		}
+	}
+	return false
+}
