@@ -1,0 +1,120 @@
+// Command image-pin-webhook is the admission webhook server: it wires the
+// config watcher, registries, resolver and admission handler into a
+// controller-runtime manager.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/resolver"
+	pinhook "github.com/image-pin/image-pin-webhook/webhook"
+)
+
+var version = "dev"
+
+func main() {
+	var (
+		configPath  = flag.String("config", "/etc/image-pin-webhook/config.yaml", "the config file; re-read on change without a restart")
+		certDir     = flag.String("cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key; rotated files are picked up without a restart")
+		port        = flag.Int("port", 9443, "HTTPS port of the admission endpoint")
+		metricsAddr = flag.String("metrics-bind-address", ":8080", "address of Prometheus /metrics; 0 turns it off")
+		probeAddr   = flag.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	)
+	opts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("image-pin-webhook")
+
+	if err := run(*configPath, *certDir, *port, *metricsAddr, *probeAddr); err != nil {
+		log.Error(err, "exiting")
+		fmt.Fprintln(os.Stderr, "image-pin-webhook:", err)
+		os.Exit(1)
+	}
+}
+
+func run(configPath, certDir string, port int, metricsAddr, probeAddr string) error {
+	log := ctrl.Log.WithName("image-pin-webhook")
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	mgr, err := ctrl.NewManager(restCfg, manager.Options{
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr, TLSOpts: []func(*tls.Config){tlsMin}},
+		HealthProbeBindAddress:  probeAddr,
+		GracefulShutdownTimeout: ptr(30 * time.Second),
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port:    port,
+			CertDir: certDir,
+			TLSOpts: []func(*tls.Config){tlsMin},
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+
+	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()))
+	regMetrics := registries.NewMetrics(metrics.Registry)
+	changed := make(chan struct{}, 1)
+	res := resolver.New(resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))
+	watcher, err := config.NewWatcher(configPath,
+		[]registries.SetOption{registries.WithCredentials(creds), registries.WithMetrics(regMetrics)},
+		config.WithWatcherLogger(log.WithName("config")),
+		config.WithReloadMetrics(metrics.Registry),
+		config.WithOnChange(func(c *config.Config) {
+			res.SetCacheTTL(c.Policy.CacheTTL)
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	res.SetCacheTTL(watcher.Current().Policy.CacheTTL)
+	if err := mgr.Add(watcher); err != nil {
+		return err
+	}
+	if err := mgr.Add(&registries.Pinger{
+		Set:     func() *registries.Set { return watcher.Current().Registries },
+		Log:     log.WithName("ping"),
+		Changed: changed,
+	}); err != nil {
+		return err
+	}
+
+	handler := pinhook.NewHandler(watcher.Current, res,
+		pinhook.WithOwnNamespace(os.Getenv("POD_NAMESPACE")),
+		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
+		pinhook.WithLogger(log.WithName("admission")),
+	)
+	mgr.GetWebhookServer().Register("/mutate", &webhook.Admission{Handler: handler, RecoverPanic: ptr(true)})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+	log.Info("starting", "version", version, "config", configPath, "port", port)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,193 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/image-pin/image-pin-webhook/registries"
+)
+
+// lookup asks the registry: the tag (chosen by strategy) and its digest.
+func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, p Policy) (answer, error) {
+	repo, err := t.Client.Repository(t.Repository)
+	if err != nil {
+		return answer{}, fmt.Errorf("repository %q: %v", t.Repository, err)
+	}
+	if p.Strategy != Digest {
+		tags, err := r.listTags(ctx, t.Client, repo, p.Fresh)
+		if err != nil {
+			return answer{}, err
+		}
+		cands := p.candidates(tags)
+		if len(cands) == 0 {
+			return answer{}, fmt.Errorf("%s: none of its %d tags passes allow_tags and ignore_tags", repo, len(tags))
+		}
+		switch p.Strategy {
+		case Semver:
+			tag, err = newestSemver(cands, p.Constraint)
+		case Alphabetical:
+			tag = slicesMax(cands)
+		case NewestBuild:
+			tag, err = r.newestBuild(ctx, t.Client, repo, cands, p)
+		default:
+			err = fmt.Errorf("unknown strategy %q", p.Strategy)
+		}
+		if err != nil {
+			return answer{}, fmt.Errorf("%s: %w", repo, err)
+		}
+	}
+	desc, err := r.digest(ctx, t.Client, repo.Tag(tag))
+	if err != nil {
+		return answer{}, err
+	}
+	if len(p.Platforms) > 0 {
+		md, err := r.metadata(ctx, t.Client, repo, desc, nil, false)
+		if err != nil {
+			return answer{}, err
+		}
+		if missing := md.missing(p.Platforms); len(missing) > 0 {
+			return answer{}, fmt.Errorf("%s:%s (%s) does not cover the platforms %s", repo, tag, desc.Digest, strings.Join(missing, ", "))
+		}
+	}
+	return answer{tag: tag, digest: desc.Digest.String()}, nil
+}
+
+// digest asks for the tag's descriptor with a manifest HEAD, and GETs the
+// manifest only when the HEAD answer lacks what a digest needs.
+func (r *Resolver) digest(ctx context.Context, c *registries.Client, ref name.Tag) (*v1.Descriptor, error) {
+	var desc *v1.Descriptor
+	err := c.Do(ctx, ref.Repository, func(rt http.RoundTripper) error {
+		d, err := remote.Head(ref, remote.WithTransport(rt), remote.WithContext(ctx))
+		var te *transport.Error
+		if err != nil && !errors.As(err, &te) && ctx.Err() == nil {
+			// The registry answered 200 without Docker-Content-Digest (or
+			// Content-Type): the body gives the digest.
+			var g *remote.Descriptor
+			if g, err = remote.Get(ref, remote.WithTransport(rt), remote.WithContext(ctx)); err == nil {
+				d = &g.Descriptor
+			}
+		}
+		desc = d
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("looking up %s: %w", ref, err)
+	}
+	return desc, nil
+}
+
+// listTags lists every tag of repo, following pagination, cached for the TTL.
+func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name.Repository, fresh bool) ([]string, error) {
+	key := repo.String()
+	if tl, ok := r.tags.Get(key); ok && !fresh && r.fresh(tl.at) {
+		return tl.tags, nil
+	}
+	var tags []string
+	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
+		var err error
+		tags, err = remote.List(repo, remote.WithTransport(rt), remote.WithContext(ctx), remote.WithPageSize(1000))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
+	}
+	r.tags.Add(key, tagList{tags: tags, at: time.Now()})
+	r.metrics.cacheEntries("tags", r.tags.Len())
+	return tags, nil
+}
+
+// newestSemver picks the highest version that meets c; equal versions (1.4,
+// v1.4.0) go to the lexically greatest tag. Pre-releases only when c names one.
+func newestSemver(tags []string, c *Constraint) (string, error) {
+	var best *semver.Version
+	bestTag := ""
+	for _, t := range tags {
+		v, err := semver.NewVersion(t)
+		if err != nil {
+			continue
+		}
+		if v.Prerelease() != "" && !c.pre {
+			continue
+		}
+		if !c.c.Check(v) {
+			continue
+		}
+		if best == nil || v.GreaterThan(best) || (v.Equal(best) && t > bestTag) {
+			best, bestTag = v, t
+		}
+	}
+	if best == nil {
+		return "", fmt.Errorf("no tag matches the semver constraint %q", c.Text)
+	}
+	return bestTag, nil
+}
+
+func slicesMax(tags []string) string {
+	m := tags[0]
+	for _, t := range tags[1:] {
+		if t > m {
+			m = t
+		}
+	}
+	return m
+}
+
+// newestBuild picks the tag whose image was built last. With tagsortmode
+// latest-first or latest-last the registry's order decides and no metadata
+// is fetched, as in Argo CD Image Updater.
+func (r *Resolver) newestBuild(ctx context.Context, c *registries.Client, repo name.Repository, tags []string, p Policy) (string, error) {
+	switch p.TagSortMode {
+	case "latest-first":
+		return tags[0], nil
+	case "latest-last":
+		return tags[len(tags)-1], nil
+	}
+	type dated struct {
+		tag     string
+		created time.Time
+		err     error
+	}
+	out := make([]dated, len(tags))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, tag := range tags {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			desc, err := r.digest(ctx, c, repo.Tag(tag))
+			if err != nil {
+				out[i] = dated{tag: tag, err: err}
+				return
+			}
+			md, err := r.metadata(ctx, c, repo, desc, p.Platforms, true)
+			out[i] = dated{tag: tag, created: md.created, err: err}
+		}()
+	}
+	wg.Wait()
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].created.Equal(out[j].created) {
+			return out[i].created.After(out[j].created)
+		}
+		return out[i].tag > out[j].tag
+	})
+	for _, d := range out {
+		if d.err == nil {
+			return d.tag, nil
+		}
+	}
+	return "", fmt.Errorf("no tag's build date could be read: %w", out[0].err)
+}

@@ -1,0 +1,115 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/image-pin/image-pin-webhook/registries"
+)
+
+// metadata is what never changes for a digest: when it was built and, for
+// an index, which platforms it covers.
+type metadata struct {
+	created   time.Time
+	platforms []string // os/arch[/variant]; nil for a single image
+	index     bool
+}
+
+// missing lists the wanted platforms an index lacks; a single image is
+// taken to cover what it was asked for, since its platform is in its config.
+func (m metadata) missing(want []string) []string {
+	if !m.index {
+		return nil
+	}
+	var out []string
+	for _, w := range want {
+		found := false
+		for _, have := range m.platforms {
+			if have == w || (len(have) > len(w) && have[:len(w)+1] == w+"/") {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// metadata reads (once per digest) the created time and platforms of desc.
+// For an index, created is the newest of its children on platforms (all
+// children when platforms is empty).
+// Without withCreated only the index manifest is read.
+func (r *Resolver) metadata(ctx context.Context, c *registries.Client, repo name.Repository, desc *v1.Descriptor, platforms []string, withCreated bool) (metadata, error) {
+	key := fmt.Sprint(repo.Registry.String(), "/", repo.RepositoryStr(), "@", desc.Digest.String(), "|", platforms, "|", withCreated)
+	if md, ok := r.meta.Get(key); ok {
+		return md, nil
+	}
+	ref := repo.Digest(desc.Digest.String())
+	var md metadata
+	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
+		opts := []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
+		if desc.MediaType.IsIndex() {
+			idx, err := remote.Index(ref, opts...)
+			if err != nil {
+				return err
+			}
+			im, err := idx.IndexManifest()
+			if err != nil {
+				return err
+			}
+			md = metadata{index: true}
+			for _, m := range im.Manifests {
+				if m.Platform == nil || m.Platform.OS == "unknown" {
+					continue // attestations
+				}
+				p := m.Platform.OS + "/" + m.Platform.Architecture
+				if m.Platform.Variant != "" {
+					p += "/" + m.Platform.Variant
+				}
+				md.platforms = append(md.platforms, p)
+				if !withCreated || len(platforms) > 0 && len(metadata{index: true, platforms: []string{p}}.missing(platforms)) == len(platforms) {
+					continue
+				}
+				img, err := remote.Image(repo.Digest(m.Digest.String()), opts...)
+				if err != nil {
+					return err
+				}
+				cf, err := img.ConfigFile()
+				if err != nil {
+					return err
+				}
+				if cf.Created.After(md.created) {
+					md.created = cf.Created.Time
+				}
+			}
+			return nil
+		}
+		if !withCreated {
+			return nil
+		}
+		img, err := remote.Image(ref, opts...)
+		if err != nil {
+			return err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return err
+		}
+		md = metadata{created: cf.Created.Time}
+		return nil
+	})
+	if err != nil {
+		return metadata{}, fmt.Errorf("reading the metadata of %s: %w", ref, err)
+	}
+	r.meta.Add(key, md)
+	r.metrics.cacheEntries("metadata", r.meta.Len())
+	return md, nil
+}

@@ -1,0 +1,379 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/resolver"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Handler is the admission handler served at /mutate.
+type Handler struct {
+	config    func() *config.Config
+	resolver  *resolver.Resolver
+	protected map[string]bool
+	metrics   *Metrics
+	log       logr.Logger
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithOwnNamespace names the webhook's own namespace, never mutated.
+func WithOwnNamespace(ns string) Option {
+	return func(h *Handler) {
+		if ns != "" {
+			h.protected[ns] = true
+		}
+	}
+}
+
+// WithHandlerMetrics sets where admissions are counted.
+func WithHandlerMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
+
+// WithLogger sets the logger; one line per admission at debug level (V(1)).
+func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
+
+// NewHandler makes the handler. cfg returns the config in force; it is
+// called once per admission so a whole admission sees one snapshot.
+func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
+	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard()}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle answers one AdmissionReview.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp, outcome := h.handle(ctx, req)
+	h.metrics.admission(req.Kind.Kind, string(req.Operation), outcome)
+	h.log.V(1).Info("admission", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+		"operation", req.Operation, "subresource", req.SubResource, "outcome", outcome,
+		"patches", len(resp.Patches), "warnings", len(resp.Warnings), "duration", time.Since(start).String())
+	return resp
+}
+
+// Outcomes of an admission, as counted in image_pin_admissions_total.
+const (
+	outcomePatched   = "patched"
+	outcomeUnchanged = "unchanged"
+	outcomeDenied    = "denied"
+	outcomeError     = "error"
+)
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("operation is not CREATE or UPDATE"), outcomeUnchanged
+	}
+	if h.protected[req.Namespace] {
+		return admission.Allowed("namespace " + req.Namespace + " is never mutated"), outcomeUnchanged
+	}
+	if req.SubResource != "" && req.SubResource != "ephemeralcontainers" {
+		return admission.Allowed("subresource " + req.SubResource + " is not mutated"), outcomeUnchanged
+	}
+	obj, err := decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.Object.Raw)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err), outcomeError
+	}
+	if obj.meta.Labels[SkipLabel] == "true" {
+		return admission.Allowed("label " + SkipLabel + "=true"), outcomeUnchanged
+	}
+	switch {
+	case req.Kind.Kind == "ReplicaSet" && obj.ownedBy("Deployment"):
+		return admission.Allowed("ReplicaSet of a Deployment: its template comes from the Deployment"), outcomeUnchanged
+	case req.Kind.Kind == "Job" && obj.ownedBy("CronJob"):
+		return admission.Allowed("Job of a CronJob: its template comes from the CronJob"), outcomeUnchanged
+	}
+	ctrs := obj.containers()
+	if len(ctrs) == 0 {
+		return admission.Allowed("no containers"), outcomeUnchanged
+	}
+	names := make(map[string]bool, len(ctrs))
+	for _, c := range ctrs {
+		names[c.name] = true
+	}
+	ov, err := parseAnnotations(obj.meta.Annotations, names)
+	if err != nil {
+		return admission.Denied(err.Error()), outcomeDenied
+	}
+	var old *object
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		old, _ = decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.OldObject.Raw)
+	}
+	cfg := h.config()
+	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, warnings: ov.warnings}
+	if err := p.build(ctrs); err != nil {
+		return admission.Denied(err.Error()), outcomeDenied
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.Policy.ResolveTimeout)
+	defer cancel()
+	p.resolve(rctx)
+	return p.respond()
+}
+
+// task is what happens to one container.
+type task struct {
+	c        container
+	original string // the image form recorded in original-images and resolved
+	img      registries.Image
+	target   registries.Target
+	policy   resolver.Policy
+	onError  registries.OnError
+	fixed    string // set without asking the registry (a re-apply)
+
+	out string // the image to write; "" leaves it
+	err error
+}
+
+type plan struct {
+	h        *Handler
+	cfg      *config.Config
+	req      admission.Request
+	obj, old *object
+	ov       overrides
+	tasks    []*task
+	warnings []string
+}
+
+// build decides per container, following the UPDATE rules of the contract.
+func (p *plan) build(ctrs []container) error {
+	var oldImages, oldOriginals map[string]string
+	restart := false
+	if p.old != nil {
+		oldImages = map[string]string{}
+		for _, c := range p.old.containers() {
+			oldImages[c.name] = c.image
+		}
+		oldOriginals = originals(p.old.meta.Annotations)
+		restart = restarted(p.old, p.obj) && sameImages(ctrs, oldImages)
+	}
+	for _, c := range ctrs {
+		original := c.image
+		fresh := false
+		if oldImg, ok := oldImages[c.name]; ok {
+			switch {
+			case restart && oldOriginals[c.name] != "":
+				original, fresh = oldOriginals[c.name], true
+			case c.image == oldImg:
+				continue // unchanged: never start a rollout
+			case oldOriginals[c.name] != "" && c.image == oldOriginals[c.name] && strings.Contains(oldImg, "@"):
+				p.tasks = append(p.tasks, &task{c: c, original: original, fixed: oldImg})
+				continue
+			}
+		}
+		img, err := registries.ParseImage(original)
+		if err != nil {
+			p.warnings = append(p.warnings, fmt.Sprintf("container %q: %v; left as it is", c.name, err))
+			continue
+		}
+		if img.Digest != "" {
+			continue
+		}
+		target, ok := p.cfg.Registries.Match(img, p.req.Namespace)
+		if !ok {
+			continue
+		}
+		f := p.ov.forContainer(c.name, p.cfg.Policy.Rule(img).Over(p.cfg.Policy.Defaults))
+		if f.Strategy != nil && *f.Strategy == resolver.Skip {
+			continue
+		}
+		pol, err := f.Policy()
+		if err != nil {
+			return fmt.Errorf("container %q: %v (annotations %s)", c.name, err, strings.Join(append(p.ov.keys[c.name], p.ov.keys[""]...), ", "))
+		}
+		pol.Fresh = fresh
+		onErr := target.Client.Entry.OnError
+		if onErr == registries.OnErrorUnset {
+			onErr = p.cfg.Policy.OnError
+		}
+		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, target: target, policy: pol, onError: onErr})
+	}
+	return nil
+}
+
+// resolve runs every lookup at once, within ctx.
+func (p *plan) resolve(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, t := range p.tasks {
+		if t.fixed != "" {
+			t.out = t.fixed
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := p.h.resolver.Resolve(ctx, t.target, t.img.Tag, t.policy)
+			t.err = err
+			if res.Digest != "" && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
+				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *plan) respond() (admission.Response, string) {
+	report := p.cfg.Policy.Mode == config.ModeReport
+	var denials []string
+	for _, t := range p.tasks {
+		if t.err == nil {
+			continue
+		}
+		msg := fmt.Sprintf("container %q image %q: %v", t.c.name, t.original, t.err)
+		switch {
+		case t.onError == registries.OnErrorFail && !report:
+			denials = append(denials, msg)
+		case t.out != "":
+			p.warnings = append(p.warnings, msg+"; pinned to the last known digest")
+		default:
+			p.warnings = append(p.warnings, msg+"; left as it is")
+		}
+	}
+	if len(denials) > 0 {
+		resp := admission.Denied("image-pin: " + strings.Join(denials, "; "))
+		resp.Warnings = limitWarnings(p.warnings)
+		return resp, outcomeDenied
+	}
+	var patches []jsonpatch.JsonPatchOperation
+	recorded := originals(p.obj.meta.Annotations)
+	if recorded == nil && p.old != nil {
+		recorded = originals(p.old.meta.Annotations) // an apply that dropped it
+	}
+	if recorded == nil {
+		recorded = map[string]string{}
+	}
+	for _, t := range p.tasks {
+		if t.out == "" || t.out == t.c.image {
+			continue
+		}
+		if report {
+			p.warnings = append(p.warnings, fmt.Sprintf("report mode: container %q image %q would be pinned to %q", t.c.name, t.c.image, t.out))
+			continue
+		}
+		patches = append(patches, jsonpatch.NewOperation("replace", t.c.path, t.out))
+		recorded[t.c.name] = t.original
+	}
+	if !report && p.req.SubResource == "" {
+		if op, ok := p.annotationPatch(recorded); ok {
+			patches = append(patches, op)
+		}
+	}
+	resp := admission.Allowed("")
+	resp.Warnings = limitWarnings(p.warnings)
+	if len(patches) == 0 {
+		return resp, outcomeUnchanged
+	}
+	resp.Patches = patches
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.PatchType = &pt
+	return resp, outcomePatched
+}
+
+// annotationPatch writes original-images when it differs from what the
+// object carries, keeping only containers the object has.
+func (p *plan) annotationPatch(recorded map[string]string) (jsonpatch.JsonPatchOperation, bool) {
+	names := map[string]bool{}
+	for _, c := range p.obj.containers() {
+		names[c.name] = true
+	}
+	for n := range recorded {
+		if !names[n] {
+			delete(recorded, n)
+		}
+	}
+	cur, has := p.obj.meta.Annotations[OriginalImagesKey]
+	if len(recorded) == 0 {
+		return jsonpatch.JsonPatchOperation{}, false
+	}
+	b, _ := json.Marshal(recorded) // map keys come out sorted: stable output
+	if has && cur == string(b) {
+		return jsonpatch.JsonPatchOperation{}, false
+	}
+	if p.obj.meta.Annotations == nil {
+		return jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{OriginalImagesKey: string(b)}), true
+	}
+	op := "add"
+	if has {
+		op = "replace"
+	}
+	return jsonpatch.NewOperation(op, "/metadata/annotations/"+strings.ReplaceAll(OriginalImagesKey, "/", "~1"), string(b)), true
+}
+
+// originals reads original-images; a malformed value counts as absent.
+func originals(ann map[string]string) map[string]string {
+	v, ok := ann[OriginalImagesKey]
+	if !ok {
+		return nil
+	}
+	var m map[string]string
+	if json.Unmarshal([]byte(v), &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// restarted reports whether the pod template's restartedAt moved forward,
+// as kubectl rollout restart does.
+func restarted(old, cur *object) bool {
+	if old.tmplMeta == nil || cur.tmplMeta == nil {
+		return false
+	}
+	n, o := cur.tmplMeta.Annotations[restartedAtKey], old.tmplMeta.Annotations[restartedAtKey]
+	if n == "" || n == o {
+		return false
+	}
+	nt, err1 := time.Parse(time.RFC3339, n)
+	ot, err2 := time.Parse(time.RFC3339, o)
+	if err1 == nil && (o == "" || err2 == nil) {
+		return o == "" || nt.After(ot)
+	}
+	return n > o
+}
+
+func sameImages(ctrs []container, old map[string]string) bool {
+	for _, c := range ctrs {
+		if old[c.name] != c.image {
+			return false
+		}
+	}
+	return true
+}
+
+// limitWarnings keeps warnings short enough for the API server, which
+// truncates long ones, and few enough to read.
+func limitWarnings(ws []string) []string {
+	if len(ws) == 0 {
+		return nil
+	}
+	sort.Strings(ws)
+	out := make([]string, 0, len(ws))
+	for i, w := range ws {
+		if i == 20 {
+			out = append(out, fmt.Sprintf("image-pin: %d more warnings", len(ws)-i))
+			break
+		}
+		w = "image-pin: " + w
+		if len(w) > 500 {
+			w = w[:497] + "..."
+		}
+		out = append(out, w)
+	}
+	return out
+}

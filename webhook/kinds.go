@@ -1,0 +1,135 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// object is a decoded admitted object: its metadata and the pod spec it
+// carries, with the JSON pointer of that pod spec.
+type object struct {
+	meta     *metav1.ObjectMeta
+	tmplMeta *metav1.ObjectMeta // the pod template's metadata; nil for a Pod
+	spec     *corev1.PodSpec    // nil when the object carries none (an RC without template)
+	specPath string
+}
+
+// decode reads raw as the kind the AdmissionReview names.
+func decode(group, version, kind string, raw []byte) (*object, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("the request carries no object")
+	}
+	gk := group + "/" + version + "/" + kind
+	unmarshal := func(v any) error {
+		if err := json.Unmarshal(raw, v); err != nil {
+			return fmt.Errorf("the object is not a valid %s: %v", kind, err)
+		}
+		return nil
+	}
+	switch gk {
+	case "/v1/Pod":
+		var o corev1.Pod
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return &object{meta: &o.ObjectMeta, spec: &o.Spec, specPath: "/spec"}, nil
+	case "/v1/PodTemplate":
+		var o corev1.PodTemplate
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return &object{meta: &o.ObjectMeta, tmplMeta: &o.Template.ObjectMeta, spec: &o.Template.Spec, specPath: "/template/spec"}, nil
+	case "/v1/ReplicationController":
+		var o corev1.ReplicationController
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		if o.Spec.Template == nil {
+			return &object{meta: &o.ObjectMeta}, nil
+		}
+		return &object{meta: &o.ObjectMeta, tmplMeta: &o.Spec.Template.ObjectMeta, spec: &o.Spec.Template.Spec, specPath: "/spec/template/spec"}, nil
+	case "apps/v1/Deployment":
+		var o appsv1.Deployment
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return templated(&o.ObjectMeta, &o.Spec.Template), nil
+	case "apps/v1/StatefulSet":
+		var o appsv1.StatefulSet
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return templated(&o.ObjectMeta, &o.Spec.Template), nil
+	case "apps/v1/DaemonSet":
+		var o appsv1.DaemonSet
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return templated(&o.ObjectMeta, &o.Spec.Template), nil
+	case "apps/v1/ReplicaSet":
+		var o appsv1.ReplicaSet
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return templated(&o.ObjectMeta, &o.Spec.Template), nil
+	case "batch/v1/Job":
+		var o batchv1.Job
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		return templated(&o.ObjectMeta, &o.Spec.Template), nil
+	case "batch/v1/CronJob":
+		var o batchv1.CronJob
+		if err := unmarshal(&o); err != nil {
+			return nil, err
+		}
+		t := &o.Spec.JobTemplate.Spec.Template
+		return &object{meta: &o.ObjectMeta, tmplMeta: &t.ObjectMeta, spec: &t.Spec, specPath: "/spec/jobTemplate/spec/template/spec"}, nil
+	}
+	return nil, fmt.Errorf("kind %s is not supported (Pod, PodTemplate, ReplicationController, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)", gk)
+}
+
+func templated(meta *metav1.ObjectMeta, t *corev1.PodTemplateSpec) *object {
+	return &object{meta: meta, tmplMeta: &t.ObjectMeta, spec: &t.Spec, specPath: "/spec/template/spec"}
+}
+
+// container is one image-carrying container of a pod spec.
+type container struct {
+	name  string
+	image string
+	path  string // JSON pointer of its image field
+}
+
+// containers lists every container, init container and ephemeral container.
+func (o *object) containers() []container {
+	if o.spec == nil {
+		return nil
+	}
+	s := o.spec
+	out := make([]container, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers))
+	for i, c := range s.InitContainers {
+		out = append(out, container{c.Name, c.Image, fmt.Sprintf("%s/initContainers/%d/image", o.specPath, i)})
+	}
+	for i, c := range s.Containers {
+		out = append(out, container{c.Name, c.Image, fmt.Sprintf("%s/containers/%d/image", o.specPath, i)})
+	}
+	for i, c := range s.EphemeralContainers {
+		out = append(out, container{c.Name, c.Image, fmt.Sprintf("%s/ephemeralContainers/%d/image", o.specPath, i)})
+	}
+	return out
+}
+
+// ownedBy reports whether the object's controller is of kind.
+func (o *object) ownedBy(kind string) bool {
+	for _, r := range o.meta.OwnerReferences {
+		if r.Kind == kind && r.Controller != nil && *r.Controller {
+			return true
+		}
+	}
+	return false
+}
