@@ -8,7 +8,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/image-pin/image-pin-webhook/registries"
@@ -32,16 +31,23 @@ type Resolver struct {
 	failureTTL time.Duration
 	metrics    *Metrics
 
-	answers  *lru.Cache[string, answer]    // kept past their TTL as last known good
-	tags     *lru.Cache[string, tagList]   // repository → tags
-	meta     *lru.Cache[string, metadata]  // digest → immutable metadata
-	failures *expirable.LRU[string, error] // recent failures, so a dead registry is not hammered
+	answers  *lru.Cache[string, answer]   // kept past their TTL as last known good
+	tags     *lru.Cache[string, tagList]  // repository → tags
+	meta     *lru.Cache[string, metadata] // digest → immutable metadata
+	failures *lru.Cache[string, failure]  // recent failures, so a dead registry is not hammered
 	flight   singleflight.Group
 }
 
 type answer struct {
 	tag, digest string
 	at          time.Time
+}
+
+// failure is a recent failed lookup. A plain LRU with a timestamp rather
+// than an expiring one: the latter runs a goroutine per cache that never stops.
+type failure struct {
+	err error
+	at  time.Time
 }
 
 type tagList struct {
@@ -83,7 +89,7 @@ func New(opts ...Option) *Resolver {
 	r.answers, _ = lru.New[string, answer](o.answers)
 	r.tags, _ = lru.New[string, tagList](o.tags)
 	r.meta, _ = lru.New[string, metadata](o.metas)
-	r.failures = expirable.NewLRU[string, error](o.answers, nil, max(o.failureTTL, time.Millisecond))
+	r.failures, _ = lru.New[string, failure](o.answers)
 	return r
 }
 
@@ -121,21 +127,51 @@ func (r *Resolver) Resolve(ctx context.Context, t registries.Target, tag string,
 		r.metrics.resolved(e.Name, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
 	}
-	if err, failed := r.failures.Get(key); failed && !p.Fresh {
-		return r.failed(e.Name, p.Strategy, start, old, known, err)
+	if f, failed := r.failures.Get(key); failed && !p.Fresh && time.Since(f.at) < r.failureTTL {
+		return r.failed(e.Name, p.Strategy, start, old, known, f.err)
 	}
+	for attempt := 0; ; attempt++ {
+		a, err := r.share(ctx, key, func(lctx context.Context) (answer, error) { return r.lookup(lctx, t, tag, p) })
+		var ex expired
+		if errors.As(err, &ex) && attempt == 0 && ctx.Err() == nil {
+			// We joined a lookup started by a caller with an earlier deadline.
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("no answer from %s in time: %w", e.Name, err)
+			}
+			return r.failed(e.Name, p.Strategy, start, old, known, err)
+		}
+		r.metrics.resolved(e.Name, p.Strategy, "resolved", start)
+		return Result{Tag: a.tag, Digest: a.digest}, nil
+	}
+}
+
+// expired marks the error of a shared lookup whose own deadline (that of
+// the caller who started it) ran out.
+type expired struct{ error }
+
+func (e expired) Unwrap() error { return e.error }
+
+// share runs lookup once for all concurrent callers of key, detached from
+// the first caller's cancellation but bounded by its deadline, and records
+// the answer or the failure.
+func (r *Resolver) share(ctx context.Context, key string, lookup func(context.Context) (answer, error)) (answer, error) {
 	ch := r.flight.DoChan(key, func() (any, error) {
 		lctx, cancel := registries.Detach(ctx)
 		defer cancel()
-		a, err := r.lookup(lctx, t, tag, p)
+		a, err := lookup(lctx)
 		if err != nil {
-			// A caller's own deadline is not the registry's fault.
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				r.failures.Add(key, err)
+			if lctx.Err() != nil {
+				// A caller's own deadline is not the registry's fault.
+				return nil, expired{err}
 			}
+			r.failures.Add(key, failure{err: err, at: time.Now()})
 			return nil, err
 		}
 		a.at = time.Now()
+		r.failures.Remove(key)
 		r.answers.Add(key, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())
 		return a, nil
@@ -143,13 +179,11 @@ func (r *Resolver) Resolve(ctx context.Context, t registries.Target, tag string,
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return r.failed(e.Name, p.Strategy, start, old, known, res.Err)
+			return answer{}, res.Err
 		}
-		a := res.Val.(answer)
-		r.metrics.resolved(e.Name, p.Strategy, "resolved", start)
-		return Result{Tag: a.tag, Digest: a.digest}, nil
+		return res.Val.(answer), nil
 	case <-ctx.Done():
-		return r.failed(e.Name, p.Strategy, start, old, known, fmt.Errorf("no answer from %s in time: %w", e.Name, ctx.Err()))
+		return answer{}, ctx.Err()
 	}
 }
 
