@@ -1,0 +1,126 @@
+package registries_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/image-pin/image-pin-webhook/registries"
+)
+
+func entry(t *testing.T, name, apiURL, prefix string, mod ...func(*registries.Entry)) *registries.Entry {
+	t.Helper()
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &registries.Entry{Name: name, APIURL: u, Prefix: prefix}
+	for _, m := range mod {
+		m(e)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestImagesMatchTheLongestPrefixOnPathSegmentBoundaries(t *testing.T) {
+	set, err := registries.NewSet([]*registries.Entry{
+		entry(t, "ghcr", "https://ghcr.io", "ghcr.io"),
+		entry(t, "team", "https://ghcr.io/", "ghcr.io/team"),
+		entry(t, "hub", "https://registry-1.docker.io", "docker.io"),
+		entry(t, "local", "http://127.0.0.1:5000", "127.0.0.1:5000"),
+		entry(t, "team-a-only", "https://internal.example", "internal.example", func(e *registries.Entry) { e.Namespaces = []string{"team-a", "prod-*"} }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, image, ns, wantEntry, wantRepo string
+	}{
+		{"a longer prefix wins", "ghcr.io/team/app:1", "default", "team", "team/app"},
+		{"a prefix does not match inside a path segment", "ghcr.io/teamb/x:1", "default", "ghcr", "teamb/x"},
+		{"a bare name is Docker Hub's library", "nginx", "default", "hub", "library/nginx"},
+		{"library/ is Docker Hub", "library/nginx:1.25", "default", "hub", "library/nginx"},
+		{"docker.io/ without library is Docker Hub", "docker.io/nginx", "default", "hub", "library/nginx"},
+		{"index.docker.io is Docker Hub", "index.docker.io/library/nginx:1", "default", "hub", "library/nginx"},
+		{"a user repository on Docker Hub", "bitnami/redis:7", "default", "hub", "bitnami/redis"},
+		{"a host with a port", "127.0.0.1:5000/x/y:2", "default", "local", "x/y"},
+		{"a host with a port is not a tag", "127.0.0.1:5000/x", "default", "local", "x"},
+		{"a namespace-restricted entry matches its namespaces", "internal.example/a:1", "team-a", "team-a-only", "a"},
+		{"a namespace-restricted entry matches globs", "internal.example/a:1", "prod-eu", "team-a-only", "a"},
+		{"a namespace-restricted entry ignores other namespaces", "internal.example/a:1", "team-b", "", ""},
+		{"an unconfigured registry matches nothing", "quay.io/x/y:1", "default", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			img, err := registries.ParseImage(tc.image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt, ok := set.Match(img, tc.ns)
+			if tc.wantEntry == "" {
+				if ok {
+					t.Fatalf("matched %s", tgt.Client.Entry.Name)
+				}
+				return
+			}
+			if !ok {
+				t.Fatal("no match")
+			}
+			if tgt.Client.Entry.Name != tc.wantEntry || tgt.Repository != tc.wantRepo {
+				t.Errorf("got %s %s, want %s %s", tgt.Client.Entry.Name, tgt.Repository, tc.wantEntry, tc.wantRepo)
+			}
+		})
+	}
+}
+
+func TestDockerHubImagesFallBackToTheDefaultEntryWithItsDefaultNamespace(t *testing.T) {
+	set, err := registries.NewSet([]*registries.Entry{
+		entry(t, "mirror", "https://mirror.example", "mirror.example", func(e *registries.Entry) { e.Default, e.DefaultNS = true, "hub" }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ image, wantRepo string }{
+		{"nginx:1", "hub/nginx"},
+		{"docker.io/bitnami/redis", "bitnami/redis"},
+		{"mirror.example/x/y", "x/y"},
+	}
+	for _, tc := range tests {
+		img, _ := registries.ParseImage(tc.image)
+		tgt, ok := set.Match(img, "default")
+		if !ok || tgt.Repository != tc.wantRepo || tgt.Client.Entry.Name != "mirror" {
+			t.Errorf("%s: %v %+v, want %s", tc.image, ok, tgt, tc.wantRepo)
+		}
+	}
+	img, _ := registries.ParseImage("quay.io/x/y")
+	if _, ok := set.Match(img, "default"); ok {
+		t.Errorf("a non-Docker-Hub image fell back to the default entry")
+	}
+}
+
+func TestParseImageKeepsTheImageAsWritten(t *testing.T) {
+	tests := []struct{ in, repo, tag, digest string }{
+		{"nginx", "nginx", "", ""},
+		{"nginx:1.25", "nginx", "1.25", ""},
+		{"localhost:5000/a/b:v1", "localhost:5000/a/b", "v1", ""},
+		{"ghcr.io/a/b:v1@sha256:" + sixtyFour, "ghcr.io/a/b", "v1", "sha256:" + sixtyFour},
+		{"ghcr.io/a/b@sha256:" + sixtyFour, "ghcr.io/a/b", "", "sha256:" + sixtyFour},
+	}
+	for _, tc := range tests {
+		img, err := registries.ParseImage(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Repo != tc.repo || img.Tag != tc.tag || img.Digest != tc.digest {
+			t.Errorf("%s: %+v", tc.in, img)
+		}
+	}
+	for _, bad := range []string{"", "UPPER/case", "a:b:c", "ghcr.io/a@sha256:short"} {
+		if _, err := registries.ParseImage(bad); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}
+
+const sixtyFour = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
