@@ -26,7 +26,7 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 		return answer{}, fmt.Errorf("repository %q: %v", t.Repository, err)
 	}
 	if p.Strategy != Digest {
-		tags, err := r.listTags(ctx, t.Client, repo, p.Fresh)
+		tags, err := r.listTags(ctx, t.Client, repo, p)
 		if err != nil {
 			return answer{}, err
 		}
@@ -89,9 +89,9 @@ func (r *Resolver) digest(ctx context.Context, c *registries.Client, ref name.Ta
 }
 
 // listTags lists every tag of repo, following pagination, cached for the TTL.
-func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name.Repository, fresh bool) ([]string, error) {
+func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name.Repository, p Policy) ([]string, error) {
 	key := repo.String()
-	if tl, ok := r.tags.Get(key); ok && !fresh && r.fresh(tl.at) {
+	if tl, ok := r.tags.Get(key); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
 		return tl.tags, nil
 	}
 	var tags []string

@@ -5,6 +5,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -123,6 +124,10 @@ type Policy struct {
 	Platforms []string
 	// TagSortMode is the entry's tagsortmode, for newest-build.
 	TagSortMode string
+	// CacheTTL is how long an answer is served from the cache
+	// (policy.cache_ttl); 0 turns the answer cache off, while in-flight
+	// dedup and the last known good answer stay.
+	CacheTTL time.Duration
 	// Fresh bypasses the answer cache (a rollout restart asks for it).
 	Fresh bool
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -27,7 +26,6 @@ type Result struct {
 // Resolver resolves images. One lives for the whole process so its caches
 // survive config reloads; it is safe for concurrent use.
 type Resolver struct {
-	ttl        atomic.Int64 // time.Duration; 0 turns the answer cache off
 	failureTTL time.Duration
 	metrics    *Metrics
 
@@ -64,9 +62,6 @@ type options struct {
 	metrics              *Metrics
 }
 
-// WithCacheTTL sets how long an answer is served from the cache (policy.cache_ttl).
-func WithCacheTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
-
 // WithFailureTTL sets how long a failed lookup is answered from memory.
 func WithFailureTTL(d time.Duration) Option { return func(o *options) { o.failureTTL = d } }
 
@@ -80,12 +75,11 @@ func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } 
 
 // New makes a Resolver.
 func New(opts ...Option) *Resolver {
-	o := options{ttl: 5 * time.Minute, failureTTL: 3 * time.Second, answers: 20000, tags: 2000, metas: 20000}
+	o := options{failureTTL: 3 * time.Second, answers: 20000, tags: 2000, metas: 20000}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics}
-	r.ttl.Store(int64(o.ttl))
 	r.answers, _ = lru.New[string, answer](o.answers)
 	r.tags, _ = lru.New[string, tagList](o.tags)
 	r.meta, _ = lru.New[string, metadata](o.metas)
@@ -93,11 +87,8 @@ func New(opts ...Option) *Resolver {
 	return r
 }
 
-// SetCacheTTL changes the answer TTL, on a config reload.
-func (r *Resolver) SetCacheTTL(d time.Duration) { r.ttl.Store(int64(d)) }
-
-func (r *Resolver) fresh(at time.Time) bool {
-	ttl := time.Duration(r.ttl.Load())
+// fresh reports whether something cached at at may still be served.
+func fresh(at time.Time, ttl time.Duration) bool {
 	return ttl > 0 && time.Since(at) < ttl
 }
 
@@ -123,7 +114,7 @@ func (r *Resolver) Resolve(ctx context.Context, t registries.Target, tag string,
 		key += "|" + tag
 	}
 	old, known := r.answers.Get(key)
-	if known && !p.Fresh && r.fresh(old.at) {
+	if known && !p.Fresh && fresh(old.at, p.CacheTTL) {
 		r.metrics.resolved(e.Name, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
 	}

@@ -48,7 +48,9 @@ func setup(t *testing.T, srv *registrytest.Server, repo, extra string, env ...st
 	return tgt
 }
 
-func digestPolicy() resolver.Policy { return resolver.Policy{Strategy: resolver.Digest} }
+func digestPolicy() resolver.Policy {
+	return resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute}
+}
 
 func semverPolicy(t *testing.T, c string) resolver.Policy {
 	t.Helper()
@@ -56,7 +58,7 @@ func semverPolicy(t *testing.T, c string) resolver.Policy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resolver.Policy{Strategy: resolver.Semver, Constraint: con}
+	return resolver.Policy{Strategy: resolver.Semver, Constraint: con, CacheTTL: 5 * time.Minute}
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -382,12 +384,12 @@ func TestAnExpiredTokenIsRenewedAndWrongCredentialsFail(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBearer("u", "p"))
 	want := srv.PushImage(t, "app:1")
 	tgt := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:p")
-	r := resolver.New(resolver.WithCacheTTL(0))
+	r := resolver.New()
 	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy()); err != nil {
 		t.Fatal(err)
 	}
 	srv.RevokeTokens()
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", resolver.Policy{Strategy: resolver.Digest, Fresh: true})
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute, Fresh: true})
 	if err != nil || res.Digest != want {
 		t.Fatalf("after the token expired: %+v, %v", res, err)
 	}
@@ -406,8 +408,9 @@ func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.
 	srv := registrytest.New(t)
 	want := srv.PushImage(t, "app:1")
 	tgt := setup(t, srv, "app", "")
-	r := resolver.New(resolver.WithCacheTTL(time.Millisecond), resolver.WithFailureTTL(time.Minute))
-	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy()); err != nil {
+	r := resolver.New(resolver.WithFailureTTL(time.Minute))
+	short := resolver.Policy{Strategy: resolver.Digest, CacheTTL: time.Millisecond}
+	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", short); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond) // the answer expires
@@ -416,12 +419,12 @@ func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.
 		return true
 	})
 	srv.Reset()
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", short)
 	if err == nil || !res.Stale || res.Digest != want {
 		t.Fatalf("got %+v, %v; want the stale digest %s with the error", res, err, want)
 	}
 	before := srv.Total()
-	res, err = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+	res, err = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", short)
 	if err == nil || !res.Stale {
 		t.Fatalf("second failure: %+v, %v", res, err)
 	}
@@ -443,7 +446,7 @@ func TestAFreshLookupBypassesTheCache(t *testing.T) {
 	if res.Digest == moved {
 		t.Fatal("the cached answer was not used")
 	}
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", resolver.Policy{Strategy: resolver.Digest, Fresh: true})
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute, Fresh: true})
 	if err != nil || res.Digest != moved {
 		t.Fatalf("fresh lookup: %+v, %v; want %s", res, err, moved)
 	}
@@ -461,13 +464,14 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 		return false
 	})
 	srv.Reset()
-	r := resolver.New(resolver.WithCacheTTL(0))
+	r := resolver.New()
+	off := resolver.Policy{Strategy: resolver.Digest}
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+			_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", off)
 		}()
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -477,7 +481,7 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 		t.Errorf("HEADs = %d, want 1", n)
 	}
 	srv.Reset()
-	_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+	_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", off)
 	if n := srv.Count("HEAD", "manifest"); n != 1 {
 		t.Errorf("with cache_ttl 0 a later lookup made %d HEADs, want 1", n)
 	}

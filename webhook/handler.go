@@ -199,6 +199,7 @@ func (p *plan) build(ctrs []container) error {
 			return fmt.Errorf("container %q: %v (annotations %s)", c.name, err, strings.Join(append(p.ov.keys[c.name], p.ov.keys[""]...), ", "))
 		}
 		pol.Fresh = fresh
+		pol.CacheTTL = p.cfg.Policy.CacheTTL
 		onErr := target.Client.Entry.OnError
 		if onErr == registries.OnErrorUnset {
 			onErr = p.cfg.Policy.OnError

@@ -78,7 +78,6 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string) er
 		config.WithWatcherLogger(log.WithName("config")),
 		config.WithReloadMetrics(metrics.Registry),
 		config.WithOnChange(func(c *config.Config) {
-			res.SetCacheTTL(c.Policy.CacheTTL)
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -88,7 +87,6 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string) er
 	if err != nil {
 		return err
 	}
-	res.SetCacheTTL(watcher.Current().Policy.CacheTTL)
 	if err := mgr.Add(watcher); err != nil {
 		return err
 	}
