@@ -248,7 +248,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 	}
 	if len(denials) > 0 {
-		resp := admission.Denied("image-pin: " + strings.Join(denials, "; "))
+		resp := admission.Denied("image-pin: " + oneLine(strings.Join(denials, "; ")))
 		resp.Warnings = limitWarnings(p.warnings)
 		return resp, outcomeDenied
 	}
@@ -370,11 +370,18 @@ func limitWarnings(ws []string) []string {
 			out = append(out, fmt.Sprintf("image-pin: %d more warnings", len(ws)-i))
 			break
 		}
-		w = "image-pin: " + w
+		w = "image-pin: " + oneLine(w)
 		if len(w) > 500 {
 			w = w[:497] + "..."
 		}
 		out = append(out, w)
 	}
 	return out
+}
+
+// oneLine folds a message onto one printable line: the API server drops a
+// warning that holds control characters, and registry errors often end in
+// a newline.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }), " ")
 }

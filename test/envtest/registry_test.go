@@ -1,0 +1,284 @@
+package envtest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// registryServer is one distribution `registry` process on loopback.
+type registryServer struct {
+	host   string // 127.0.0.1:port
+	url    string
+	user   string
+	pass   string
+	cmd    *exec.Cmd
+	rt     http.RoundTripper
+	cfg    string
+	binary string
+}
+
+type registryKind int
+
+const (
+	plainRegistry registryKind = iota
+	tlsHtpasswdRegistry
+	tokenRegistry
+)
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startRegistry writes a config for kind and starts the registry binary.
+func startRegistry(binary, dir string, kind registryKind, authority *ca, tokens *tokenServer, user, pass string) (*registryServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	r := &registryServer{host: fmt.Sprintf("127.0.0.1:%d", port), user: user, pass: pass, binary: binary, rt: http.DefaultTransport}
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+  secret: e2e-secret
+`, filepath.Join(dir, "data"), r.host)
+	r.url = "http://" + r.host
+	switch kind {
+	case tlsHtpasswdRegistry:
+		if err := authority.issue(filepath.Join(dir, "tls")); err != nil {
+			return nil, err
+		}
+		hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		htpasswd := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\nauth:\n  htpasswd:\n    realm: e2e\n    path: %s\n",
+			filepath.Join(dir, "tls", "tls.crt"), filepath.Join(dir, "tls", "tls.key"), htpasswd)
+		r.url = "https://" + r.host
+		r.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: authority.pool()}}
+	case tokenRegistry:
+		bundle := filepath.Join(dir, "token-ca.pem")
+		if err := os.WriteFile(bundle, tokens.certPEM, 0o644); err != nil {
+			return nil, err
+		}
+		cfg += fmt.Sprintf("auth:\n  token:\n    realm: %s/token\n    service: e2e-registry\n    issuer: e2e-token-issuer\n    rootcertbundle: %s\n", tokens.url, bundle)
+	}
+	r.cfg = filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	return r, r.start()
+}
+
+func (r *registryServer) start() error {
+	r.cmd = exec.Command(r.binary, "serve", r.cfg)
+	r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
+	logFile, err := os.OpenFile(r.cfg+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	r.cmd.Stdout, r.cmd.Stderr = logFile, logFile
+	if err := r.cmd.Start(); err != nil {
+		return err
+	}
+	client := &http.Client{Transport: r.rt, Timeout: time.Second}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := client.Get(r.url + "/v2/"); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("registry on %s did not start", r.host)
+}
+
+func (r *registryServer) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+func (r *registryServer) opts() []remote.Option {
+	o := []remote.Option{remote.WithTransport(r.rt)}
+	if r.user != "" {
+		o = append(o, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
+	}
+	return o
+}
+
+func (r *registryServer) ref(repoTag string) (name.Reference, error) {
+	var opts []name.Option
+	if strings.HasPrefix(r.url, "http:") {
+		opts = append(opts, name.Insecure)
+	}
+	return name.ParseReference(r.host+"/"+repoTag, opts...)
+}
+
+// push pushes a random image as repo:tag and returns its digest.
+func (r *registryServer) push(repoTag string) (string, error) {
+	img, err := random.Image(512, 1)
+	if err != nil {
+		return "", err
+	}
+	ref, err := r.ref(repoTag)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.Write(ref, img, r.opts()...); err != nil {
+		return "", fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	d, err := img.Digest()
+	return d.String(), err
+}
+
+// pushIndex pushes a linux/amd64 + linux/arm64 index and returns its digest.
+func (r *registryServer) pushIndex(repoTag string) (string, error) {
+	var idx v1.ImageIndex = empty.Index
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(512, 1)
+		if err != nil {
+			return "", err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	ref, err := r.ref(repoTag)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.WriteIndex(ref, idx, r.opts()...); err != nil {
+		return "", err
+	}
+	d, err := idx.Digest()
+	return d.String(), err
+}
+
+// tokenServer is the Docker token endpoint of the token registry: Basic
+// credentials in, an ES256 JWT for the asked scope out, as Docker Hub,
+// GHCR and ECR work.
+type tokenServer struct {
+	url     string
+	certPEM []byte
+	key     *ecdsa.PrivateKey
+	kid     string
+	user    string
+	pass    string
+	srv     *http.Server
+}
+
+func startTokenServer(user, pass string) (*tokenServer, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "e2e-token-issuer"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	x := base64.RawURLEncoding.EncodeToString(key.PublicKey.X.Bytes())
+	y := base64.RawURLEncoding.EncodeToString(key.PublicKey.Y.Bytes())
+	sum := sha256.Sum256([]byte(fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, x, y)))
+	t := &tokenServer{certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key,
+		kid: base64.RawURLEncoding.EncodeToString(sum[:]), user: user, pass: pass}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	// A hostname, not 127.0.0.1: go-containerregistry refuses token realms
+	// that are private or loopback IP literals (SSRF protection).
+	t.url = fmt.Sprintf("http://localhost:%d", l.Addr().(*net.TCPAddr).Port)
+	t.srv = &http.Server{Handler: t, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = t.srv.Serve(l) }()
+	return t, nil
+}
+
+func (t *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u, p, ok := r.BasicAuth()
+	if !ok || u != t.user || p != t.pass {
+		http.Error(w, `{"details":"bad credentials"}`, http.StatusUnauthorized)
+		return
+	}
+	var access []map[string]any
+	for _, scope := range r.URL.Query()["scope"] {
+		parts := strings.Split(scope, ":")
+		if len(parts) == 3 {
+			access = append(access, map[string]any{"type": parts[0], "name": parts[1], "actions": strings.Split(parts[2], ",")})
+		}
+	}
+	now := time.Now()
+	claims := map[string]any{"iss": "e2e-token-issuer", "sub": u, "aud": "e2e-registry", "exp": now.Add(5 * time.Minute).Unix(),
+		"nbf": now.Add(-time.Minute).Unix(), "iat": now.Unix(), "jti": fmt.Sprint(now.UnixNano()), "access": access}
+	tok, err := t.sign(claims)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "access_token": tok, "expires_in": 300})
+}
+
+func (t *tokenServer) sign(claims map[string]any) (string, error) {
+	h, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT", "kid": t.kid})
+	c, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+	sum := sha256.Sum256([]byte(input))
+	rr, ss, err := ecdsa.Sign(rand.Reader, t.key, sum[:])
+	if err != nil {
+		return "", err
+	}
+	sig := make([]byte, 64)
+	rr.FillBytes(sig[:32])
+	ss.FillBytes(sig[32:])
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}

@@ -1,0 +1,424 @@
+package envtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Credentials used in the run; TestMain checks none of them was printed.
+const (
+	regUser      = "e2e-user"
+	regPass      = "e2e-Pa55w0rd-never-printed"
+	wrongPass    = "e2e-wrong-Pa55-never-printed"
+	ghcrToken    = "ghp_e2eTokenNeverPrinted"
+	ownNamespace = "image-pin-system"
+)
+
+// suite is what every test shares. Each test works in namespaces of its own.
+type suite struct {
+	restCfg   *rest.Config
+	dir       string
+	plain     *registryServer // anonymous, plain HTTP
+	tlsReg    *registryServer // HTTPS with htpasswd
+	tokenReg  *registryServer // bearer tokens from tokens
+	flaky     *registryServer // stopped and started by tests
+	tokens    *tokenServer
+	authority *ca
+	config    string // the webhook's config file
+	extRuns   string // the ext: script appends a line here per run
+	webhook   *exec.Cmd
+	output    *lockedBuffer // everything the webhook printed
+	metrics   string
+	mu        sync.Mutex // serialises config rewrites
+}
+
+var s *suite
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" || os.Getenv("IMAGE_PIN_WEBHOOK_BIN") == "" {
+		fmt.Fprintln(os.Stderr, "end-to-end tests need KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN: run `make e2e`")
+		os.Exit(1)
+	}
+	env := &envtest.Environment{}
+	code, err := run(m, env)
+	_ = env.Stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M, env *envtest.Environment) (int, error) {
+	dir, err := os.MkdirTemp("", "image-pin-e2e-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	s = &suite{dir: dir, output: &lockedBuffer{}}
+	if s.restCfg, err = env.Start(); err != nil {
+		return 0, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
+	}
+	if err := s.startRegistries(); err != nil {
+		return 0, err
+	}
+	defer s.stopRegistries()
+	if err := s.seedSecrets(); err != nil {
+		return 0, err
+	}
+	if err := s.startWebhook(); err != nil {
+		return 0, err
+	}
+	defer s.stopWebhook()
+	code := m.Run()
+	if leaked := s.leakedCredentials(); leaked != "" {
+		fmt.Fprintf(os.Stderr, "FAIL: the webhook printed a credential (%s)\n", leaked)
+		code = 1
+	}
+	return code, nil
+}
+
+func (s *suite) startRegistries() error {
+	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "registry")
+	var err error
+	if s.authority, err = newCA(); err != nil {
+		return err
+	}
+	if s.tokens, err = startTokenServer(regUser, regPass); err != nil {
+		return err
+	}
+	if s.plain, err = startRegistry(bin, filepath.Join(s.dir, "plain"), plainRegistry, nil, nil, "", ""); err != nil {
+		return err
+	}
+	if s.tlsReg, err = startRegistry(bin, filepath.Join(s.dir, "tls"), tlsHtpasswdRegistry, s.authority, nil, regUser, regPass); err != nil {
+		return err
+	}
+	if s.tokenReg, err = startRegistry(bin, filepath.Join(s.dir, "token"), tokenRegistry, nil, s.tokens, regUser, regPass); err != nil {
+		return err
+	}
+	s.flaky, err = startRegistry(bin, filepath.Join(s.dir, "flaky"), plainRegistry, nil, nil, "", "")
+	return err
+}
+
+func (s *suite) stopRegistries() {
+	for _, r := range []*registryServer{s.plain, s.tlsReg, s.tokenReg, s.flaky} {
+		if r != nil {
+			r.stop()
+		}
+	}
+	if s.tokens != nil {
+		_ = s.tokens.srv.Close()
+	}
+}
+
+func (s *suite) client() (client.Client, error) { return client.New(s.restCfg, client.Options{}) }
+
+// seedSecrets creates the Secrets that secret: and pullsecret: read.
+func (s *suite) seedSecrets() error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	auth := base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass))
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "creds"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ownNamespace, Labels: map[string]string{"image-pin.io/enabled": "true"}}},
+		// The seed's GHCR secret: the key holds user:token.
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "creds", Name: "ghcr-secret"}, StringData: map[string]string{"token": regUser + ":" + regPass}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "creds", Name: "pull"}, Type: corev1.SecretTypeDockerConfigJson,
+			StringData: map[string]string{corev1.DockerConfigJsonKey: fmt.Sprintf(`{"auths":{"https://%s":{"auth":"%s"}}}`, s.tlsReg.host, auth)}},
+	}
+	for _, o := range objs {
+		if err := c.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const configTemplate = `registries:
+- name: plain
+  api_url: http://{{.Plain}}
+  prefix: {{.Plain}}
+- name: ghcr-style secret
+  api_url: https://{{.TLS}}/
+  prefix: {{.TLS}}/secret
+  ca_file: {{.CA}}
+  credentials: secret:creds/ghcr-secret#token
+- name: pull secret
+  api_url: https://{{.TLS}}
+  prefix: {{.TLS}}/pullsecret
+  ca_data: |
+{{.CAData}}
+  credentials: pullsecret:creds/pull
+- name: env
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/env
+  credentials: env:E2E_REGISTRY_CREDS
+  ping: yes
+- name: ecr-style script
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/ext
+  credentials: ext:{{.Script}}
+  credsexpire: 4s
+- name: wrong ignore
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/wrong-ignore
+  credentials: env:E2E_WRONG_CREDS
+  on_error: ignore
+- name: wrong fail
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/wrong-fail
+  credentials: env:E2E_WRONG_CREDS
+  on_error: fail
+- name: flaky ignore
+  api_url: http://{{.Flaky}}
+  prefix: {{.Flaky}}/ignore
+  on_error: ignore
+- name: flaky fail
+  api_url: http://{{.Flaky}}
+  prefix: {{.Flaky}}/fail
+  on_error: fail
+policy:
+  cache_ttl: 1s
+  resolve_timeout: 8s
+{{- if .Extra}}
+  images:
+  - prefix: {{.Plain}}/reload
+    constraint: "~1"
+{{- end}}
+`
+
+// writeConfig writes the webhook's config; extra adds the rule the reload
+// test looks for. It writes a new file and renames it over the old one, as
+// editors and the kubelet do.
+func (s *suite) writeConfig(extra bool) error {
+	var caData strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(s.authority.certPEM)), "\n") {
+		caData.WriteString("    " + line + "\n")
+	}
+	var b bytes.Buffer
+	err := template.Must(template.New("config").Parse(configTemplate)).Execute(&b, map[string]any{
+		"Plain": s.plain.host, "TLS": s.tlsReg.host, "Token": s.tokenReg.host, "Flaky": s.flaky.host,
+		"CA": filepath.Join(s.dir, "ca.pem"), "CAData": strings.TrimRight(caData.String(), "\n"),
+		"Script": filepath.Join(s.dir, "login.sh"), "Extra": extra,
+	})
+	if err != nil {
+		return err
+	}
+	tmp := s.config + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.config)
+}
+
+func (s *suite) startWebhook() error {
+	if err := os.WriteFile(filepath.Join(s.dir, "ca.pem"), s.authority.certPEM, 0o644); err != nil {
+		return err
+	}
+	s.extRuns = filepath.Join(s.dir, "ext-runs")
+	// An ECR-style login script: prints user:password, here without the AWS CLI.
+	script := fmt.Sprintf("#!/bin/sh\necho run >> %s\necho \"$E2E_EXT_USER:$E2E_EXT_PASS\"\n", s.extRuns)
+	if err := os.WriteFile(filepath.Join(s.dir, "login.sh"), []byte(script), 0o755); err != nil {
+		return err
+	}
+	s.config = filepath.Join(s.dir, "config", "config.yaml")
+	if err := os.MkdirAll(filepath.Dir(s.config), 0o755); err != nil {
+		return err
+	}
+	if err := s.writeConfig(false); err != nil {
+		return err
+	}
+	certDir := filepath.Join(s.dir, "serving")
+	if err := s.authority.issue(certDir); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(s.dir, "kubeconfig")
+	if err := writeKubeconfig(s.restCfg, kubeconfig); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	mport, _ := freePort()
+	pport, _ := freePort()
+	s.metrics = fmt.Sprintf("127.0.0.1:%d", mport)
+	s.webhook = exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"),
+		"--config", s.config, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", s.metrics, "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", pport), "--zap-log-level", "debug")
+	s.webhook.Env = append(os.Environ(), "POD_NAMESPACE="+ownNamespace,
+		"E2E_REGISTRY_CREDS="+regUser+":"+regPass, "E2E_WRONG_CREDS="+regUser+":"+wrongPass,
+		"E2E_EXT_USER="+regUser, "E2E_EXT_PASS="+regPass)
+	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
+	if err != nil {
+		return err
+	}
+	s.webhook.Stdout = io.MultiWriter(s.output, logFile)
+	s.webhook.Stderr = io.MultiWriter(s.output, logFile)
+	if err := s.webhook.Start(); err != nil {
+		return err
+	}
+	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", pport)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the webhook did not become ready; it printed:\n%s", s.output.String())
+		}
+	}
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	mwc := webhookConfiguration(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), s.authority.certPEM)
+	if err := c.Create(context.Background(), mwc); err != nil {
+		return err
+	}
+	return s.waitForWebhook(c)
+}
+
+// waitForWebhook creates a probe Pod until the API server calls the webhook
+// (it reads new configurations with a short delay).
+func (s *suite) waitForWebhook(c client.Client) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "probe", Labels: map[string]string{"image-pin.io/enabled": "true"}}}
+	if err := c.Create(context.Background(), ns); err != nil {
+		return err
+	}
+	if _, err := s.plain.push("probe:1"); err != nil {
+		return err
+	}
+	for i := 0; i < 100; i++ {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "probe", GenerateName: "probe-"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: s.plain.host + "/probe:1"}}}}
+		if err := c.Create(context.Background(), pod); err != nil {
+			return err
+		}
+		if strings.Contains(pod.Spec.Containers[0].Image, "@sha256:") {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("the API server never called the webhook")
+}
+
+func (s *suite) stopWebhook() {
+	if s.webhook != nil && s.webhook.Process != nil {
+		_ = s.webhook.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = s.webhook.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = s.webhook.Process.Kill()
+		}
+	}
+}
+
+// leakedCredentials names any credential of the run that the webhook printed.
+func (s *suite) leakedCredentials() string {
+	out := s.output.String()
+	for _, secret := range []string{regPass, wrongPass, ghcrToken, base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass))} {
+		if strings.Contains(out, secret) {
+			return fmt.Sprintf("%d bytes of output hold a %d-character secret", len(out), len(secret))
+		}
+	}
+	return ""
+}
+
+func writeKubeconfig(cfg *rest.Config, path string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["e2e"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "e2e"}
+	kc.CurrentContext = "e2e"
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// webhookConfiguration is the MutatingWebhookConfiguration the chart
+// renders, with clientConfig.service rewritten to a loopback url.
+func webhookConfiguration(url string, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
+	ignore := admissionregistrationv1.Ignore
+	none := admissionregistrationv1.SideEffectClassNone
+	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
+	timeout := int32(10)
+	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+	rule := func(group string, resources ...string) admissionregistrationv1.RuleWithOperations {
+		scope := admissionregistrationv1.NamespacedScope
+		return admissionregistrationv1.RuleWithOperations{Operations: ops, Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources, Scope: &scope}}
+	}
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "image-pin-webhook"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "pin.image-pin.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             &none,
+			FailurePolicy:           &ignore,
+			TimeoutSeconds:          &timeout,
+			ReinvocationPolicy:      &ifNeeded,
+			NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"image-pin.io/enabled": "true"},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{ownNamespace, "kube-system"},
+				}},
+			},
+			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key: "image-pin.io/skip", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"true"},
+			}}},
+			Rules: []admissionregistrationv1.RuleWithOperations{
+				rule("", "pods", "pods/ephemeralcontainers", "podtemplates", "replicationcontrollers"),
+				rule("apps", "deployments", "statefulsets", "daemonsets", "replicasets"),
+				rule("batch", "jobs", "cronjobs"),
+			},
+		}},
+	}
+}
+
+var _ = tls.VersionTLS12
