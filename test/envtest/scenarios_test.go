@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
 
 // warnings collects the admission warnings the API server passes on.
@@ -82,9 +84,9 @@ func namespace(t *testing.T, optIn bool) string {
 	return name
 }
 
-func push(t *testing.T, r *registryServer, repoTag string) string {
+func push(t *testing.T, r *cluster.Registry, repoTag string) string {
 	t.Helper()
-	d, err := r.push(repoTag)
+	d, err := r.Push(repoTag)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,15 +127,15 @@ func TestADeploymentOfLatestIsPinned(t *testing.T) {
 	repo := uniq(t, "web")
 	digest := push(t, s.plain, repo+":latest")
 	c, _ := kube(t)
-	d := deploy(ns, nil, s.plain.host+"/"+repo)
+	d := deploy(ns, nil, s.plain.Host+"/"+repo)
 	if err := c.Create(ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	want := s.plain.host + "/" + repo + ":latest@" + digest
+	want := s.plain.Host + "/" + repo + ":latest@" + digest
 	if got := stored(t, d); got != want {
 		t.Fatalf("stored %q, want %q", got, want)
 	}
-	if got := d.Annotations["image-pin.io/original-images"]; got != fmt.Sprintf(`{"c0":"%s/%s"}`, s.plain.host, repo) {
+	if got := d.Annotations["image-pin.io/original-images"]; got != fmt.Sprintf(`{"c0":"%s/%s"}`, s.plain.Host, repo) {
 		t.Errorf("original-images = %q", got)
 	}
 }
@@ -146,11 +148,11 @@ func TestASemverConstraintAnnotationPicksTheNewestMatch(t *testing.T) {
 		digests[tag] = push(t, s.plain, repo+":"+tag)
 	}
 	c, _ := kube(t)
-	d := deploy(ns, map[string]string{"image-pin.io/constraint": "~1.4"}, s.plain.host+"/"+repo+":1.4.0")
+	d := deploy(ns, map[string]string{"image-pin.io/constraint": "~1.4"}, s.plain.Host+"/"+repo+":1.4.0")
 	if err := c.Create(ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := stored(t, d), s.plain.host+"/"+repo+":v1.4.7@"+digests["v1.4.7"]; got != want {
+	if got, want := stored(t, d), s.plain.Host+"/"+repo+":v1.4.7@"+digests["v1.4.7"]; got != want {
 		t.Fatalf("stored %q, want %q", got, want)
 	}
 }
@@ -158,16 +160,16 @@ func TestASemverConstraintAnnotationPicksTheNewestMatch(t *testing.T) {
 func TestAMultiArchImageIsPinnedToItsIndexDigest(t *testing.T) {
 	ns := namespace(t, true)
 	repo := uniq(t, "multi")
-	digest, err := s.plain.pushIndex(repo + ":1")
+	digest, err := s.plain.PushIndex(repo + ":1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, _ := kube(t)
-	d := deploy(ns, nil, s.plain.host+"/"+repo+":1")
+	d := deploy(ns, nil, s.plain.Host+"/"+repo+":1")
 	if err := c.Create(ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := stored(t, d), s.plain.host+"/"+repo+":1@"+digest; got != want {
+	if got, want := stored(t, d), s.plain.Host+"/"+repo+":1@"+digest; got != want {
 		t.Fatalf("stored %q, want %q", got, want)
 	}
 }
@@ -178,11 +180,11 @@ func TestAPodIsPinned(t *testing.T) {
 	digest := push(t, s.plain, repo+":2")
 	c, _ := kube(t)
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: s.plain.host + "/" + repo + ":2"}}}}
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: s.plain.Host + "/" + repo + ":2"}}}}
 	if err := c.Create(ctx(t), pod); err != nil {
 		t.Fatal(err)
 	}
-	if want := s.plain.host + "/" + repo + ":2@" + digest; pod.Spec.Containers[0].Image != want {
+	if want := s.plain.Host + "/" + repo + ":2@" + digest; pod.Spec.Containers[0].Image != want {
 		t.Fatalf("stored %q, want %q", pod.Spec.Containers[0].Image, want)
 	}
 }
@@ -196,8 +198,8 @@ func TestACronJobWithAnInitContainerIsPinned(t *testing.T) {
 		Schedule: "*/5 * * * *",
 		JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy:  corev1.RestartPolicyNever,
-			InitContainers: []corev1.Container{{Name: "init", Image: s.plain.host + "/" + repo + ":init"}},
-			Containers:     []corev1.Container{{Name: "main", Image: s.plain.host + "/" + repo + ":main"}},
+			InitContainers: []corev1.Container{{Name: "init", Image: s.plain.Host + "/" + repo + ":init"}},
+			Containers:     []corev1.Container{{Name: "main", Image: s.plain.Host + "/" + repo + ":main"}},
 		}}}},
 	}}
 	if err := c.Create(ctx(t), cj); err != nil {
@@ -216,7 +218,7 @@ func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
 	ns := namespace(t, true)
 	repo := uniq(t, "kinds")
 	digest := push(t, s.plain, repo+":1")
-	image := s.plain.host + "/" + repo + ":1"
+	image := s.plain.Host + "/" + repo + ":1"
 	want := image + "@" + digest
 	tmpl := func() corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "k"}},
@@ -290,17 +292,17 @@ func TestAKubectlDebugEphemeralContainerIsPinned(t *testing.T) {
 	dbg := push(t, s.plain, repo+":debug")
 	c, _ := kube(t)
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: s.plain.host + "/" + repo + ":app"}}}}
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: s.plain.Host + "/" + repo + ":app"}}}}
 	if err := c.Create(ctx(t), pod); err != nil {
 		t.Fatal(err)
 	}
 	pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-		Name: "debugger", Image: s.plain.host + "/" + repo + ":debug", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent,
+		Name: "debugger", Image: s.plain.Host + "/" + repo + ":debug", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent,
 	}, TargetContainerName: "app"}}
 	if err := c.SubResource("ephemeralcontainers").Update(ctx(t), pod); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := pod.Spec.EphemeralContainers[0].Image, s.plain.host+"/"+repo+":debug@"+dbg; got != want {
+	if got, want := pod.Spec.EphemeralContainers[0].Image, s.plain.Host+"/"+repo+":debug@"+dbg; got != want {
 		t.Fatalf("stored %q, want %q", got, want)
 	}
 }
@@ -308,7 +310,7 @@ func TestAKubectlDebugEphemeralContainerIsPinned(t *testing.T) {
 func TestObjectsTheWebhookMustLeaveAlone(t *testing.T) {
 	repo := uniq(t, "alone")
 	digest := push(t, s.plain, repo+":1")
-	image := s.plain.host + "/" + repo + ":1"
+	image := s.plain.Host + "/" + repo + ":1"
 	skipped := deploy(namespace(t, true), nil, image)
 	skipped.Labels = map[string]string{"image-pin.io/skip": "true"}
 	owner := true
@@ -358,7 +360,7 @@ func TestObjectsTheWebhookMustLeaveAlone(t *testing.T) {
 func TestEveryCredentialSourceAuthenticates(t *testing.T) {
 	tests := []struct {
 		name string
-		reg  *registryServer
+		reg  *cluster.Registry
 		path string
 	}{
 		{"secret: holds a GHCR-style user:token (TLS, htpasswd)", s.tlsReg, "secret"},
@@ -372,11 +374,11 @@ func TestEveryCredentialSourceAuthenticates(t *testing.T) {
 			repo := tc.path + "/" + uniq(t, "app")
 			digest := push(t, tc.reg, repo+":1")
 			c, w := kube(t)
-			d := deploy(ns, nil, tc.reg.host+"/"+repo+":1")
+			d := deploy(ns, nil, tc.reg.Host+"/"+repo+":1")
 			if err := c.Create(ctx(t), d); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := stored(t, d), tc.reg.host+"/"+repo+":1@"+digest; got != want {
+			if got, want := stored(t, d), tc.reg.Host+"/"+repo+":1@"+digest; got != want {
 				t.Fatalf("stored %q, want %q (warnings: %s)", got, want, w.all())
 			}
 		})
@@ -395,7 +397,7 @@ func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 	for i := range 3 {
 		repo := "ext/" + uniq(t, "win")
 		push(t, s.tokenReg, repo+":1")
-		d := deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.host, repo))
+		d := deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))
 		if err := c.Create(ctx(t), d); err != nil {
 			t.Fatal(err)
 		}
@@ -409,7 +411,7 @@ func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 	time.Sleep(4500 * time.Millisecond)
 	repo := "ext/" + uniq(t, "win")
 	push(t, s.tokenReg, repo+":1")
-	if err := c.Create(ctx(t), deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.host, repo))); err != nil {
+	if err := c.Create(ctx(t), deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))); err != nil {
 		t.Fatal(err)
 	}
 	if n := runs() - before; n != 2 {
@@ -419,7 +421,7 @@ func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 
 func TestWrongCredentialsFollowOnError(t *testing.T) {
 	t.Run("ignore admits the image unchanged with a warning", func(t *testing.T) {
-		image := s.tokenReg.host + "/wrong-ignore/" + uniq(t, "app") + ":1"
+		image := s.tokenReg.Host + "/wrong-ignore/" + uniq(t, "app") + ":1"
 		c, w := kube(t)
 		d := deploy(namespace(t, true), nil, image)
 		if err := c.Create(ctx(t), d); err != nil {
@@ -433,7 +435,7 @@ func TestWrongCredentialsFollowOnError(t *testing.T) {
 		}
 	})
 	t.Run("fail denies with the container, image and cause", func(t *testing.T) {
-		image := s.tokenReg.host + "/wrong-fail/" + uniq(t, "app") + ":1"
+		image := s.tokenReg.Host + "/wrong-fail/" + uniq(t, "app") + ":1"
 		c, _ := kube(t)
 		err := c.Create(ctx(t), deploy(namespace(t, true), nil, image))
 		if err == nil || !strings.Contains(err.Error(), `container "c0"`) || !strings.Contains(err.Error(), image) {
@@ -451,13 +453,13 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 	digest := push(t, s.flaky, known+":1")
 	push(t, s.flaky, knownFail+":1")
 	c, w := kube(t)
-	d := deploy(namespace(t, true), nil, s.flaky.host+"/"+known+":1")
+	d := deploy(namespace(t, true), nil, s.flaky.Host+"/"+known+":1")
 	if err := c.Create(ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	s.flaky.stop()
+	s.flaky.Stop()
 	t.Cleanup(func() {
-		if err := s.flaky.start(); err != nil {
+		if err := s.flaky.Start(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -465,11 +467,11 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 
 	t.Run("ignore pins to the last known digest with a warning", func(t *testing.T) {
 		w.reset()
-		d := deploy(namespace(t, true), nil, s.flaky.host+"/"+known+":1")
+		d := deploy(namespace(t, true), nil, s.flaky.Host+"/"+known+":1")
 		if err := c.Create(ctx(t), d); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := stored(t, d), s.flaky.host+"/"+known+":1@"+digest; got != want {
+		if got, want := stored(t, d), s.flaky.Host+"/"+known+":1@"+digest; got != want {
 			t.Errorf("stored %q, want %q", got, want)
 		}
 		if !strings.Contains(w.all(), "last known digest") {
@@ -478,7 +480,7 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 	})
 	t.Run("ignore leaves an image never resolved unchanged with a warning", func(t *testing.T) {
 		w.reset()
-		image := s.flaky.host + "/ignore/" + uniq(t, "never") + ":1"
+		image := s.flaky.Host + "/ignore/" + uniq(t, "never") + ":1"
 		d := deploy(namespace(t, true), nil, image)
 		if err := c.Create(ctx(t), d); err != nil {
 			t.Fatal(err)
@@ -492,7 +494,7 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 	})
 	t.Run("fail denies inside the deadline", func(t *testing.T) {
 		start := time.Now()
-		err := c.Create(ctx(t), deploy(namespace(t, true), nil, s.flaky.host+"/"+knownFail+":2"))
+		err := c.Create(ctx(t), deploy(namespace(t, true), nil, s.flaky.Host+"/"+knownFail+":2"))
 		if err == nil {
 			t.Fatal("admitted")
 		}
@@ -506,7 +508,7 @@ func TestUpdatesNeverStartARolloutUnlessAsked(t *testing.T) {
 	ns := namespace(t, true)
 	repo := uniq(t, "upd")
 	first := push(t, s.plain, repo+":stable")
-	image := s.plain.host + "/" + repo + ":stable"
+	image := s.plain.Host + "/" + repo + ":stable"
 	pinned := image + "@" + first
 	c, _ := kube(t)
 	d := deploy(ns, nil, image)
@@ -569,7 +571,7 @@ func TestTheConfigFileChangedWhileRunning(t *testing.T) {
 		digests[tag] = push(t, s.plain, "reload:"+tag)
 	}
 	c, _ := kube(t)
-	before := deploy(namespace(t, true), nil, s.plain.host+"/reload")
+	before := deploy(namespace(t, true), nil, s.plain.Host+"/reload")
 	if err := c.Create(ctx(t), before); err != nil {
 		t.Fatal(err)
 	}
@@ -582,9 +584,9 @@ func TestTheConfigFileChangedWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.writeConfig(false) })
-	want := s.plain.host + "/reload:1.2.0@" + digests["1.2.0"]
+	want := s.plain.Host + "/reload:1.2.0@" + digests["1.2.0"]
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		d := deploy(namespace(t, true), nil, s.plain.host+"/reload")
+		d := deploy(namespace(t, true), nil, s.plain.Host+"/reload")
 		if err := c.Create(ctx(t), d); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package envtest
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -17,14 +16,13 @@ import (
 	"text/template"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
 
 // Credentials used in the run; TestMain checks none of them was printed.
@@ -40,12 +38,12 @@ const (
 type suite struct {
 	restCfg   *rest.Config
 	dir       string
-	plain     *registryServer // anonymous, plain HTTP
-	tlsReg    *registryServer // HTTPS with htpasswd
-	tokenReg  *registryServer // bearer tokens from tokens
-	flaky     *registryServer // stopped and started by tests
-	tokens    *tokenServer
-	authority *ca
+	plain     *cluster.Registry // anonymous, plain HTTP
+	tlsReg    *cluster.Registry // HTTPS with htpasswd
+	tokenReg  *cluster.Registry // bearer tokens from tokens
+	flaky     *cluster.Registry // stopped and started by tests
+	tokens    *cluster.TokenServer
+	authority *cluster.CA
 	config    string // the webhook's config file
 	extRuns   string // the ext: script appends a line here per run
 	webhook   *exec.Cmd
@@ -120,33 +118,33 @@ func run(m *testing.M, env *envtest.Environment) (int, error) {
 func (s *suite) startRegistries() error {
 	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "registry")
 	var err error
-	if s.authority, err = newCA(); err != nil {
+	if s.authority, err = cluster.NewCA(); err != nil {
 		return err
 	}
-	if s.tokens, err = startTokenServer(regUser, regPass); err != nil {
+	if s.tokens, err = cluster.StartTokenServer(regUser, regPass); err != nil {
 		return err
 	}
-	if s.plain, err = startRegistry(bin, filepath.Join(s.dir, "plain"), plainRegistry, nil, nil, "", ""); err != nil {
+	if s.plain, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "plain"), cluster.Plain, nil, nil, "", ""); err != nil {
 		return err
 	}
-	if s.tlsReg, err = startRegistry(bin, filepath.Join(s.dir, "tls"), tlsHtpasswdRegistry, s.authority, nil, regUser, regPass); err != nil {
+	if s.tlsReg, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "tls"), cluster.TLSHtpasswd, s.authority, nil, regUser, regPass); err != nil {
 		return err
 	}
-	if s.tokenReg, err = startRegistry(bin, filepath.Join(s.dir, "token"), tokenRegistry, nil, s.tokens, regUser, regPass); err != nil {
+	if s.tokenReg, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "token"), cluster.Token, nil, s.tokens, regUser, regPass); err != nil {
 		return err
 	}
-	s.flaky, err = startRegistry(bin, filepath.Join(s.dir, "flaky"), plainRegistry, nil, nil, "", "")
+	s.flaky, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "flaky"), cluster.Plain, nil, nil, "", "")
 	return err
 }
 
 func (s *suite) stopRegistries() {
-	for _, r := range []*registryServer{s.plain, s.tlsReg, s.tokenReg, s.flaky} {
+	for _, r := range []*cluster.Registry{s.plain, s.tlsReg, s.tokenReg, s.flaky} {
 		if r != nil {
-			r.stop()
+			r.Stop()
 		}
 	}
 	if s.tokens != nil {
-		_ = s.tokens.srv.Close()
+		_ = s.tokens.Close()
 	}
 }
 
@@ -166,7 +164,7 @@ func (s *suite) seedSecrets() error {
 		// The seed's GHCR secret: the key holds user:token.
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "creds", Name: "ghcr-secret"}, StringData: map[string]string{"token": regUser + ":" + regPass}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "creds", Name: "pull"}, Type: corev1.SecretTypeDockerConfigJson,
-			StringData: map[string]string{corev1.DockerConfigJsonKey: fmt.Sprintf(`{"auths":{"https://%s":{"auth":"%s"}}}`, s.tlsReg.host, auth)}},
+			StringData: map[string]string{corev1.DockerConfigJsonKey: fmt.Sprintf(`{"auths":{"https://%s":{"auth":"%s"}}}`, s.tlsReg.Host, auth)}},
 	}
 	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {
@@ -234,12 +232,12 @@ policy:
 // editors and the kubelet do.
 func (s *suite) writeConfig(extra bool) error {
 	var caData strings.Builder
-	for _, line := range strings.Split(strings.TrimSpace(string(s.authority.certPEM)), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(s.authority.CertPEM)), "\n") {
 		caData.WriteString("    " + line + "\n")
 	}
 	var b bytes.Buffer
 	err := template.Must(template.New("config").Parse(configTemplate)).Execute(&b, map[string]any{
-		"Plain": s.plain.host, "TLS": s.tlsReg.host, "Token": s.tokenReg.host, "Flaky": s.flaky.host,
+		"Plain": s.plain.Host, "TLS": s.tlsReg.Host, "Token": s.tokenReg.Host, "Flaky": s.flaky.Host,
 		"CA": filepath.Join(s.dir, "ca.pem"), "CAData": strings.TrimRight(caData.String(), "\n"),
 		"Script": filepath.Join(s.dir, "login.sh"), "Extra": extra,
 	})
@@ -254,7 +252,7 @@ func (s *suite) writeConfig(extra bool) error {
 }
 
 func (s *suite) startWebhook() error {
-	if err := os.WriteFile(filepath.Join(s.dir, "ca.pem"), s.authority.certPEM, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(s.dir, "ca.pem"), s.authority.CertPEM, 0o644); err != nil {
 		return err
 	}
 	s.extRuns = filepath.Join(s.dir, "ext-runs")
@@ -271,19 +269,19 @@ func (s *suite) startWebhook() error {
 		return err
 	}
 	certDir := filepath.Join(s.dir, "serving")
-	if err := s.authority.issue(certDir); err != nil {
+	if err := s.authority.Issue(certDir); err != nil {
 		return err
 	}
 	kubeconfig := filepath.Join(s.dir, "kubeconfig")
-	if err := writeKubeconfig(s.restCfg, kubeconfig); err != nil {
+	if err := cluster.WriteKubeconfig(s.restCfg, kubeconfig); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := cluster.FreePort()
 	if err != nil {
 		return err
 	}
-	mport, _ := freePort()
-	pport, _ := freePort()
+	mport, _ := cluster.FreePort()
+	pport, _ := cluster.FreePort()
 	s.metrics = fmt.Sprintf("127.0.0.1:%d", mport)
 	s.webhook = exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"),
 		"--config", s.config, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
@@ -316,7 +314,7 @@ func (s *suite) startWebhook() error {
 	if err != nil {
 		return err
 	}
-	mwc := webhookConfiguration(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), s.authority.certPEM)
+	mwc := cluster.WebhookConfiguration(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), s.authority.CertPEM, ownNamespace)
 	if err := c.Create(context.Background(), mwc); err != nil {
 		return err
 	}
@@ -330,12 +328,12 @@ func (s *suite) waitForWebhook(c client.Client) error {
 	if err := c.Create(context.Background(), ns); err != nil {
 		return err
 	}
-	if _, err := s.plain.push("probe:1"); err != nil {
+	if _, err := s.plain.Push("probe:1"); err != nil {
 		return err
 	}
 	for i := 0; i < 100; i++ {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "probe", GenerateName: "probe-"},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: s.plain.host + "/probe:1"}}}}
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: s.plain.Host + "/probe:1"}}}}
 		if err := c.Create(context.Background(), pod); err != nil {
 			return err
 		}
@@ -370,55 +368,3 @@ func (s *suite) leakedCredentials() string {
 	}
 	return ""
 }
-
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["e2e"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "e2e"}
-	kc.CurrentContext = "e2e"
-	return clientcmd.WriteToFile(*kc, path)
-}
-
-// webhookConfiguration is the MutatingWebhookConfiguration the chart
-// renders, with clientConfig.service rewritten to a loopback url.
-func webhookConfiguration(url string, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
-	ignore := admissionregistrationv1.Ignore
-	none := admissionregistrationv1.SideEffectClassNone
-	ifNeeded := admissionregistrationv1.IfNeededReinvocationPolicy
-	timeout := int32(10)
-	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
-	rule := func(group string, resources ...string) admissionregistrationv1.RuleWithOperations {
-		scope := admissionregistrationv1.NamespacedScope
-		return admissionregistrationv1.RuleWithOperations{Operations: ops, Rule: admissionregistrationv1.Rule{
-			APIGroups: []string{group}, APIVersions: []string{"v1"}, Resources: resources, Scope: &scope}}
-	}
-	return &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "image-pin-webhook"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "pin.image-pin.io",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle},
-			AdmissionReviewVersions: []string{"v1"},
-			SideEffects:             &none,
-			FailurePolicy:           &ignore,
-			TimeoutSeconds:          &timeout,
-			ReinvocationPolicy:      &ifNeeded,
-			NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{"image-pin.io/enabled": "true"},
-				MatchExpressions: []metav1.LabelSelectorRequirement{{
-					Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{ownNamespace, "kube-system"},
-				}},
-			},
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "image-pin.io/skip", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"true"},
-			}}},
-			Rules: []admissionregistrationv1.RuleWithOperations{
-				rule("", "pods", "pods/ephemeralcontainers", "podtemplates", "replicationcontrollers"),
-				rule("apps", "deployments", "statefulsets", "daemonsets", "replicasets"),
-				rule("batch", "jobs", "cronjobs"),
-			},
-		}},
-	}
-}
-
-var _ = tls.VersionTLS12

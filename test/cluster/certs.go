@@ -1,4 +1,8 @@
-package envtest
+// Package cluster starts the real parts the end-to-end tests and the demo
+// run on loopback: distribution registry servers (plain, TLS with htpasswd,
+// bearer tokens from a small token server), a throwaway CA, and the
+// MutatingWebhookConfiguration the webhook is registered with.
+package cluster
 
 import (
 	"crypto/ecdsa"
@@ -14,14 +18,15 @@ import (
 	"time"
 )
 
-// ca is a throwaway certificate authority for the loopback servers.
-type ca struct {
+// CA is a throwaway certificate authority for the loopback servers.
+type CA struct {
 	cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
-	certPEM []byte
+	CertPEM []byte
 }
 
-func newCA() (*ca, error) {
+// NewCA makes a CA.
+func NewCA() (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -40,11 +45,11 @@ func newCA() (*ca, error) {
 		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &ca{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return &CA{cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// issue writes tls.crt and tls.key for 127.0.0.1 and localhost into dir.
-func (c *ca) issue(dir string) error {
+// Issue writes tls.crt and tls.key for 127.0.0.1 and localhost into dir.
+func (c *CA) Issue(dir string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -76,7 +81,8 @@ func (c *ca) issue(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 }
 
-func (c *ca) pool() *x509.CertPool {
+// Pool is a cert pool holding the CA.
+func (c *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(c.cert)
 	return p

@@ -1,4 +1,4 @@
-package envtest
+package cluster
 
 import (
 	"crypto/ecdsa"
@@ -31,10 +31,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// registryServer is one distribution `registry` process on loopback.
-type registryServer struct {
-	host   string // 127.0.0.1:port
-	url    string
+// Registry is one distribution `registry` process on loopback.
+type Registry struct {
+	Host   string // 127.0.0.1:port
+	URL    string
 	user   string
 	pass   string
 	cmd    *exec.Cmd
@@ -43,15 +43,18 @@ type registryServer struct {
 	binary string
 }
 
-type registryKind int
+// Kind is how a Registry authenticates.
+type Kind int
 
+// Kinds of registries.
 const (
-	plainRegistry registryKind = iota
-	tlsHtpasswdRegistry
-	tokenRegistry
+	Plain       Kind = iota // anonymous, plain HTTP
+	TLSHtpasswd             // HTTPS with Basic auth from an htpasswd file
+	Token                   // plain HTTP with bearer tokens from a TokenServer
 )
 
-func freePort() (int, error) {
+// FreePort finds a free loopback port.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -60,16 +63,16 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startRegistry writes a config for kind and starts the registry binary.
-func startRegistry(binary, dir string, kind registryKind, authority *ca, tokens *tokenServer, user, pass string) (*registryServer, error) {
-	port, err := freePort()
+// StartRegistry writes a config for kind and starts the registry binary.
+func StartRegistry(binary, dir string, kind Kind, authority *CA, tokens *TokenServer, user, pass string) (*Registry, error) {
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &registryServer{host: fmt.Sprintf("127.0.0.1:%d", port), user: user, pass: pass, binary: binary, rt: http.DefaultTransport}
+	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), user: user, pass: pass, binary: binary, rt: http.DefaultTransport}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -83,11 +86,11 @@ storage:
 http:
   addr: %s
   secret: e2e-secret
-`, filepath.Join(dir, "data"), r.host)
-	r.url = "http://" + r.host
+`, filepath.Join(dir, "data"), r.Host)
+	r.URL = "http://" + r.Host
 	switch kind {
-	case tlsHtpasswdRegistry:
-		if err := authority.issue(filepath.Join(dir, "tls")); err != nil {
+	case TLSHtpasswd:
+		if err := authority.Issue(filepath.Join(dir, "tls")); err != nil {
 			return nil, err
 		}
 		hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
@@ -100,9 +103,9 @@ http:
 		}
 		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\nauth:\n  htpasswd:\n    realm: e2e\n    path: %s\n",
 			filepath.Join(dir, "tls", "tls.crt"), filepath.Join(dir, "tls", "tls.key"), htpasswd)
-		r.url = "https://" + r.host
-		r.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: authority.pool()}}
-	case tokenRegistry:
+		r.URL = "https://" + r.Host
+		r.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: authority.Pool()}}
+	case Token:
 		bundle := filepath.Join(dir, "token-ca.pem")
 		if err := os.WriteFile(bundle, tokens.certPEM, 0o644); err != nil {
 			return nil, err
@@ -113,10 +116,11 @@ http:
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	return r, r.start()
+	return r, r.Start()
 }
 
-func (r *registryServer) start() error {
+// Start (re)starts the registry process and waits until it answers.
+func (r *Registry) Start() error {
 	r.cmd = exec.Command(r.binary, "serve", r.cfg)
 	r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
 	logFile, err := os.OpenFile(r.cfg+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -129,15 +133,16 @@ func (r *registryServer) start() error {
 	}
 	client := &http.Client{Transport: r.rt, Timeout: time.Second}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := client.Get(r.url + "/v2/"); err == nil {
+		if resp, err := client.Get(r.URL + "/v2/"); err == nil {
 			resp.Body.Close()
 			return nil
 		}
 	}
-	return fmt.Errorf("registry on %s did not start", r.host)
+	return fmt.Errorf("registry on %s did not start", r.Host)
 }
 
-func (r *registryServer) stop() {
+// Stop kills the registry process.
+func (r *Registry) Stop() {
 	if r.cmd != nil && r.cmd.Process != nil {
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
@@ -145,7 +150,7 @@ func (r *registryServer) stop() {
 	}
 }
 
-func (r *registryServer) opts() []remote.Option {
+func (r *Registry) opts() []remote.Option {
 	o := []remote.Option{remote.WithTransport(r.rt)}
 	if r.user != "" {
 		o = append(o, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass}))
@@ -153,16 +158,16 @@ func (r *registryServer) opts() []remote.Option {
 	return o
 }
 
-func (r *registryServer) ref(repoTag string) (name.Reference, error) {
+func (r *Registry) ref(repoTag string) (name.Reference, error) {
 	var opts []name.Option
-	if strings.HasPrefix(r.url, "http:") {
+	if strings.HasPrefix(r.URL, "http:") {
 		opts = append(opts, name.Insecure)
 	}
-	return name.ParseReference(r.host+"/"+repoTag, opts...)
+	return name.ParseReference(r.Host+"/"+repoTag, opts...)
 }
 
-// push pushes a random image as repo:tag and returns its digest.
-func (r *registryServer) push(repoTag string) (string, error) {
+// Push pushes a random image as repo:tag and returns its digest.
+func (r *Registry) Push(repoTag string) (string, error) {
 	img, err := random.Image(512, 1)
 	if err != nil {
 		return "", err
@@ -178,8 +183,8 @@ func (r *registryServer) push(repoTag string) (string, error) {
 	return d.String(), err
 }
 
-// pushIndex pushes a linux/amd64 + linux/arm64 index and returns its digest.
-func (r *registryServer) pushIndex(repoTag string) (string, error) {
+// PushIndex pushes a linux/amd64 + linux/arm64 index and returns its digest.
+func (r *Registry) PushIndex(repoTag string) (string, error) {
 	var idx v1.ImageIndex = empty.Index
 	for _, arch := range []string{"amd64", "arm64"} {
 		img, err := random.Image(512, 1)
@@ -199,10 +204,10 @@ func (r *registryServer) pushIndex(repoTag string) (string, error) {
 	return d.String(), err
 }
 
-// tokenServer is the Docker token endpoint of the token registry: Basic
+// TokenServer is the Docker token endpoint of the token registry: Basic
 // credentials in, an ES256 JWT for the asked scope out, as Docker Hub,
 // GHCR and ECR work.
-type tokenServer struct {
+type TokenServer struct {
 	url     string
 	certPEM []byte
 	key     *ecdsa.PrivateKey
@@ -212,7 +217,11 @@ type tokenServer struct {
 	srv     *http.Server
 }
 
-func startTokenServer(user, pass string) (*tokenServer, error) {
+// Close stops the token server.
+func (t *TokenServer) Close() error { return t.srv.Close() }
+
+// StartTokenServer starts a token server accepting user and pass.
+func StartTokenServer(user, pass string) (*TokenServer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -226,7 +235,7 @@ func startTokenServer(user, pass string) (*tokenServer, error) {
 	x := base64.RawURLEncoding.EncodeToString(key.PublicKey.X.Bytes())
 	y := base64.RawURLEncoding.EncodeToString(key.PublicKey.Y.Bytes())
 	sum := sha256.Sum256([]byte(fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, x, y)))
-	t := &tokenServer{certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key,
+	t := &TokenServer{certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key,
 		kid: base64.RawURLEncoding.EncodeToString(sum[:]), user: user, pass: pass}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -240,7 +249,7 @@ func startTokenServer(user, pass string) (*tokenServer, error) {
 	return t, nil
 }
 
-func (t *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (t *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u, p, ok := r.BasicAuth()
 	if !ok || u != t.user || p != t.pass {
 		http.Error(w, `{"details":"bad credentials"}`, http.StatusUnauthorized)
@@ -265,7 +274,7 @@ func (t *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "access_token": tok, "expires_in": 300})
 }
 
-func (t *tokenServer) sign(claims map[string]any) (string, error) {
+func (t *TokenServer) sign(claims map[string]any) (string, error) {
 	h, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT", "kid": t.kid})
 	c, err := json.Marshal(claims)
 	if err != nil {
