@@ -1,0 +1,247 @@
+// Command demo runs image-pin-webhook locally: a real kube-apiserver and
+// etcd (envtest), a distribution registry with sample images, and the
+// webhook; then it applies sample workloads and prints each image as written
+// and as stored. `make demo` runs it; DEMO_ONCE=1 exits after the table.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/image-pin/image-pin-webhook/test/cluster"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func step(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
+
+func run() error {
+	assets, bin := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("IMAGE_PIN_WEBHOOK_BIN")
+	if assets == "" || bin == "" {
+		return fmt.Errorf("run it with `make demo`, which sets KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN")
+	}
+	dir, err := os.MkdirTemp("", "image-pin-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	step("starting kube-apiserver and etcd")
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := cluster.WriteKubeconfig(cfg, kubeconfig); err != nil {
+		return err
+	}
+
+	step("starting a registry and pushing sample images")
+	reg, err := cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", "")
+	if err != nil {
+		return err
+	}
+	defer reg.Stop()
+	for _, rt := range []string{"demo/api:1.3.0", "demo/api:1.4.0", "demo/api:1.4.2", "demo/api:v1.4.7", "demo/api:1.5.0", "demo/api:2.0.0-rc1",
+		"demo/web:latest", "demo/web:latest", "demo/init:1", "demo/nginx:1.27"} {
+		if _, err := reg.Push(rt); err != nil { // web:latest twice: the tag moves
+			return err
+		}
+	}
+	if _, err := reg.PushIndex("demo/multi:1"); err != nil {
+		return err
+	}
+
+	step("starting image-pin-webhook")
+	authority, err := cluster.NewCA()
+	if err != nil {
+		return err
+	}
+	certDir := filepath.Join(dir, "certs")
+	if err := authority.Issue(certDir); err != nil {
+		return err
+	}
+	configPath := filepath.Join(dir, "config.yaml")
+	config := fmt.Sprintf(`registries:
+  - name: demo registry
+    api_url: http://%s
+    prefix: %s
+    ping: yes
+policy:
+  mode: pin
+  on_error: ignore
+  cache_ttl: 5m
+  resolve_timeout: 8s
+`, reg.Host, reg.Host)
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		return err
+	}
+	port, err := cluster.FreePort()
+	if err != nil {
+		return err
+	}
+	probe, _ := cluster.FreePort()
+	metrics, _ := cluster.FreePort()
+	logPath := filepath.Join(os.TempDir(), "image-pin-demo-webhook.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	wh := exec.Command(bin, "--config", configPath, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metrics), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
+	wh.Env = append(os.Environ(), "POD_NAMESPACE=image-pin-system")
+	wh.Stdout, wh.Stderr = logFile, logFile
+	if err := wh.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = wh.Process.Signal(syscall.SIGTERM)
+		_ = wh.Wait()
+	}()
+
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := c.Create(ctx, cluster.WebhookConfiguration(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), authority.CertPEM, "image-pin-system")); err != nil {
+		return err
+	}
+	step("labelling namespace demo with image-pin.io/enabled=true (namespace other is not opted in)")
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "demo", Labels: map[string]string{"image-pin.io/enabled": "true"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "other"}},
+	} {
+		if err := c.Create(ctx, ns); err != nil {
+			return err
+		}
+	}
+	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)); err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logPath)
+	}
+	time.Sleep(time.Second) // the API server picks the new webhook configuration up
+
+	step("applying sample workloads")
+	r := reg.Host
+	rows, err := apply(ctx, c, r)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tCONTAINER\tAS WRITTEN\tAS STORED")
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row[0], row[1], strings.ReplaceAll(row[2], r, "$REGISTRY"), shorten(strings.ReplaceAll(row[3], r, "$REGISTRY")))
+	}
+	_ = tw.Flush()
+	fmt.Printf("\n$REGISTRY is %s; digests are shortened here, stored in full.\n", r)
+	if os.Getenv("DEMO_ONCE") == "1" {
+		return nil
+	}
+	fmt.Printf("\nEverything keeps running. Try your own:\n  export KUBECONFIG=%s\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo annotate deployment mine image-pin.io/constraint='~1.4'\nWebhook log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, r, logPath)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	step("stopping")
+	return nil
+}
+
+func waitReady(url string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if code, err := httpGet(url); err == nil && code == 200 {
+			return nil
+		}
+	}
+	return fmt.Errorf("the webhook did not become ready")
+}
+
+func shorten(image string) string {
+	if i := strings.Index(image, "@sha256:"); i >= 0 && len(image) > i+8+12 {
+		return image[:i+8+12] + "…"
+	}
+	return image
+}
+
+// apply creates the sample workloads and returns, per container, the image
+// as written and as the API server stored it.
+func apply(ctx context.Context, c client.Client, r string) ([][4]string, error) {
+	tmpl := func(containers ...corev1.Container) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "demo"}}, Spec: corev1.PodSpec{Containers: containers}}
+	}
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "demo"}}
+	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "web", Image: r + "/demo/web"})}}
+	api := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "api", Annotations: map[string]string{"image-pin.io/constraint": "~1.4"}},
+		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "api", Image: r + "/demo/api:1.4.0"})}}
+	multi := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "multi-arch"},
+		Spec: appsv1.StatefulSetSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "db", Image: r + "/demo/multi:1"})}}
+	jobTmpl := tmpl(corev1.Container{Name: "report", Image: r + "/demo/api:1.5.0"})
+	jobTmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	jobTmpl.Spec.InitContainers = []corev1.Container{{Name: "init", Image: r + "/demo/init:1"}}
+	jobTmpl.Labels = nil
+	cron := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "nightly"},
+		Spec: batchv1.CronJobSpec{Schedule: "0 2 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}}}
+	skipped := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "skipped", Labels: map[string]string{"image-pin.io/skip": "true"}},
+		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "nginx", Image: r + "/demo/nginx:1.27"})}}
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "not-opted-in"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: r + "/demo/nginx:1.27"}}}}
+	external := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "unconfigured-registry"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "quay.io/example/app:1"}}}}
+
+	var rows [][4]string
+	add := func(obj client.Object, name string, written []corev1.Container, stored func() []corev1.Container) error {
+		if err := c.Create(ctx, obj); err != nil {
+			return err
+		}
+		for i, ctr := range stored() {
+			rows = append(rows, [4]string{name, ctr.Name, written[i].Image, ctr.Image})
+		}
+		return nil
+	}
+	copyOf := func(cs []corev1.Container) []corev1.Container { return append([]corev1.Container(nil), cs...) }
+	steps := []struct {
+		obj     client.Object
+		name    string
+		written []corev1.Container
+		stored  func() []corev1.Container
+	}{
+		{web, "deployment/web", copyOf(web.Spec.Template.Spec.Containers), func() []corev1.Container { return web.Spec.Template.Spec.Containers }},
+		{api, "deployment/api (constraint ~1.4)", copyOf(api.Spec.Template.Spec.Containers), func() []corev1.Container { return api.Spec.Template.Spec.Containers }},
+		{multi, "statefulset/multi-arch", copyOf(multi.Spec.Template.Spec.Containers), func() []corev1.Container { return multi.Spec.Template.Spec.Containers }},
+		{cron, "cronjob/nightly", append(copyOf(jobTmpl.Spec.InitContainers), jobTmpl.Spec.Containers...), func() []corev1.Container {
+			s := cron.Spec.JobTemplate.Spec.Template.Spec
+			return append(copyOf(s.InitContainers), s.Containers...)
+		}},
+		{skipped, "deployment/skipped (skip label)", copyOf(skipped.Spec.Template.Spec.Containers), func() []corev1.Container { return skipped.Spec.Template.Spec.Containers }},
+		{other, "pod/not-opted-in (namespace other)", copyOf(other.Spec.Containers), func() []corev1.Container { return other.Spec.Containers }},
+		{external, "pod/unconfigured-registry", copyOf(external.Spec.Containers), func() []corev1.Container { return external.Spec.Containers }},
+	}
+	for _, s := range steps {
+		if err := add(s.obj, s.name, s.written, s.stored); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return rows, nil
+}
