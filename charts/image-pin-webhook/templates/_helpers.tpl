@@ -1,0 +1,56 @@
+{{- define "image-pin-webhook.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "image-pin-webhook.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "image-pin-webhook.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "image-pin-webhook.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "image-pin-webhook.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "image-pin-webhook.tlsSecret" -}}
+{{- printf "%s-tls" (include "image-pin-webhook.fullname" .) -}}
+{{- end -}}
+
+{{/* secretsByNamespace: {"ns": ["name", ...]} for the secret: and pullsecret: credentials */}}
+{{- define "image-pin-webhook.secretsByNamespace" -}}
+{{- $out := dict -}}
+{{- range .Values.registries -}}
+{{- $c := toString (default "" .credentials) -}}
+{{- $ref := "" -}}
+{{- if hasPrefix "secret:" $c -}}
+{{- $ref = first (splitList "#" (trimPrefix "secret:" $c)) -}}
+{{- else if hasPrefix "pullsecret:" $c -}}
+{{- $ref = trimPrefix "pullsecret:" $c -}}
+{{- end -}}
+{{- if $ref -}}
+{{- $parts := splitList "/" $ref -}}
+{{- $ns := index $parts 0 -}}
+{{- $name := index $parts 1 -}}
+{{- $names := default list (get $out $ns) -}}
+{{- if not (has $name $names) -}}
+{{- $_ := set $out $ns (append $names $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
