@@ -1,0 +1,338 @@
+// Package chart_test checks what charts/image-pin-webhook renders: every
+// object decoded strictly into its typed struct, and the invariants the
+// contract and the chart's docs promise. test/envtest applies the same
+// objects to a real API server.
+package chart_test
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	certmanagerv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/test/cluster"
+)
+
+const ns = "image-pin-system"
+
+func render(t *testing.T, values map[string]any) []client.Object {
+	t.Helper()
+	objs, err := cluster.Render("image-pin-webhook", ns, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func seedValues(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("testdata/seed-values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func find[T client.Object](t *testing.T, objs []client.Object, name string) T {
+	t.Helper()
+	for _, o := range objs {
+		if typed, ok := o.(T); ok && (name == "" || o.GetName() == name) {
+			return typed
+		}
+	}
+	var zero T
+	t.Fatalf("no %T named %q rendered", zero, name)
+	return zero
+}
+
+func all[T client.Object](objs []client.Object) []T {
+	var out []T
+	for _, o := range objs {
+		if typed, ok := o.(T); ok {
+			out = append(out, typed)
+		}
+	}
+	return out
+}
+
+func TestTheSeedsValuesWorkAsWritten(t *testing.T) {
+	objs := render(t, seedValues(t))
+	cm := find[*corev1.ConfigMap](t, objs, "image-pin-webhook")
+	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]))
+	if err != nil {
+		t.Fatalf("the rendered config does not load: %v\n%s", err, cm.Data["config.yaml"])
+	}
+	clients := cfg.Registries.Clients()
+	if len(clients) != 2 {
+		t.Fatalf("%d registries in the rendered config, want 2", len(clients))
+	}
+	for _, c := range clients {
+		if !c.Entry.Ping {
+			t.Errorf("%s: ping: yes did not come through as true", c.Entry.Name)
+		}
+	}
+	scripts := find[*corev1.ConfigMap](t, objs, "image-pin-webhook-scripts")
+	if !strings.Contains(scripts.Data["login.sh"], "aws ecr --region") {
+		t.Errorf("login.sh = %q", scripts.Data["login.sh"])
+	}
+	dep := find[*appsv1.Deployment](t, objs, "")
+	var mode int32
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == "image-pin-webhook-scripts" && v.ConfigMap.DefaultMode != nil {
+			mode = *v.ConfigMap.DefaultMode
+		}
+	}
+	if mode&0o111 == 0 {
+		t.Errorf("the scripts are mounted without the execute bit (mode %o)", mode)
+	}
+	mounted := false
+	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounted = mounted || m.MountPath == "/scripts"
+	}
+	if !mounted {
+		t.Error("the scripts are not mounted at /scripts")
+	}
+}
+
+func TestRBACIsGetOnExactlyTheNamedSecrets(t *testing.T) {
+	values := seedValues(t)
+	values["registries"] = append(values["registries"].([]any),
+		map[string]any{"name": "hub", "api_url": "https://registry-1.docker.io", "prefix": "docker.io", "credentials": "pullsecret:ci/hub-pull"},
+		map[string]any{"name": "quay", "api_url": "https://quay.io", "prefix": "quay.io", "credentials": "secret:argocd/quay#creds"},
+		map[string]any{"name": "env", "api_url": "https://x.io", "prefix": "x.io", "credentials": "env:X_CREDS"})
+	objs := render(t, values)
+	if n := len(all[*rbacv1.ClusterRole](objs)) + len(all[*rbacv1.ClusterRoleBinding](objs)); n != 0 {
+		t.Errorf("%d cluster-wide RBAC objects, want none", n)
+	}
+	roles := all[*rbacv1.Role](objs)
+	want := map[string][]string{"argocd": {"ghcr-secret", "quay"}, "ci": {"hub-pull"}}
+	if len(roles) != len(want) {
+		t.Fatalf("%d Roles, want %d", len(roles), len(want))
+	}
+	for _, r := range roles {
+		if len(r.Rules) != 1 {
+			t.Fatalf("%s/%s has %d rules", r.Namespace, r.Name, len(r.Rules))
+		}
+		rule := r.Rules[0]
+		if !slices.Equal(rule.Verbs, []string{"get"}) || !slices.Equal(rule.Resources, []string{"secrets"}) || !slices.Equal(rule.APIGroups, []string{""}) {
+			t.Errorf("%s: rule %+v, want get on secrets only", r.Namespace, rule)
+		}
+		if !slices.Equal(rule.ResourceNames, want[r.Namespace]) {
+			t.Errorf("%s: resourceNames %v, want %v", r.Namespace, rule.ResourceNames, want[r.Namespace])
+		}
+	}
+	for _, b := range all[*rbacv1.RoleBinding](objs) {
+		if len(b.Subjects) != 1 || b.Subjects[0].Name != "image-pin-webhook" || b.Subjects[0].Namespace != ns || b.RoleRef.Kind != "Role" {
+			t.Errorf("%s/%s binds %+v to %+v", b.Namespace, b.Name, b.Subjects, b.RoleRef)
+		}
+	}
+}
+
+func TestTheWebhookConfigurationFollowsTheContract(t *testing.T) {
+	mwc := find[*admissionregistrationv1.MutatingWebhookConfiguration](t, render(t, nil), "")
+	if len(mwc.Webhooks) != 1 {
+		t.Fatalf("%d webhooks", len(mwc.Webhooks))
+	}
+	w := mwc.Webhooks[0]
+	if *w.FailurePolicy != admissionregistrationv1.Ignore || *w.TimeoutSeconds != 10 || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy ||
+		*w.SideEffects != admissionregistrationv1.SideEffectClassNone || !slices.Equal(w.AdmissionReviewVersions, []string{"v1"}) {
+		t.Errorf("webhook settings %+v", w)
+	}
+	if w.ClientConfig.Service == nil || *w.ClientConfig.Service.Path != "/mutate" {
+		t.Errorf("clientConfig %+v", w.ClientConfig)
+	}
+	if w.NamespaceSelector.MatchLabels["image-pin.io/enabled"] != "true" {
+		t.Errorf("namespaceSelector %+v is not opt-in", w.NamespaceSelector)
+	}
+	excluded := w.NamespaceSelector.MatchExpressions[0]
+	if excluded.Key != "kubernetes.io/metadata.name" || excluded.Operator != "NotIn" || !slices.Equal(excluded.Values, []string{ns, "kube-system"}) {
+		t.Errorf("namespaceSelector does not exclude its own namespace and kube-system: %+v", excluded)
+	}
+	if e := w.ObjectSelector.MatchExpressions[0]; e.Key != "image-pin.io/skip" || e.Operator != "NotIn" {
+		t.Errorf("objectSelector %+v", w.ObjectSelector)
+	}
+	var resources []string
+	for _, r := range w.Rules {
+		if !slices.Equal(r.Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) {
+			t.Errorf("rule operations %v", r.Operations)
+		}
+		resources = append(resources, r.Resources...)
+	}
+	for _, want := range []string{"pods", "pods/ephemeralcontainers", "podtemplates", "replicationcontrollers", "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs"} {
+		if !slices.Contains(resources, want) {
+			t.Errorf("rules lack %s", want)
+		}
+	}
+	if mwc.Annotations["cert-manager.io/inject-ca-from"] != ns+"/image-pin-webhook-serving" {
+		t.Errorf("annotations %v", mwc.Annotations)
+	}
+	cm := find[*corev1.ConfigMap](t, render(t, nil), "image-pin-webhook")
+	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.ResolveTimeout.Seconds() != 8 {
+		t.Errorf("resolve_timeout %s, want 8s", cfg.Policy.ResolveTimeout)
+	}
+}
+
+func TestTheEndToEndSuiteRegistersTheChartsWebhook(t *testing.T) {
+	mwc, err := cluster.LoopbackWebhook(render(t, nil), "https://127.0.0.1:1/mutate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mwc.Webhooks[0].ClientConfig.URL == nil || mwc.Webhooks[0].ClientConfig.Service != nil {
+		t.Errorf("clientConfig %+v", mwc.Webhooks[0].ClientConfig)
+	}
+}
+
+func TestThePodIsHardened(t *testing.T) {
+	objs := render(t, map[string]any{"priorityClassName": "system-cluster-critical",
+		"extraEnv": []any{map[string]any{"name": "HUB_CREDS", "value": "x"}}})
+	dep := find[*appsv1.Deployment](t, objs, "")
+	spec := dep.Spec.Template.Spec
+	if *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas %d, want 2", *dep.Spec.Replicas)
+	}
+	if psc := spec.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext %+v", spec.SecurityContext)
+	}
+	c := spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("container securityContext %+v", sc)
+	}
+	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources %+v", c.Resources)
+	}
+	var home, podNS, extra bool
+	for _, e := range c.Env {
+		home = home || (e.Name == "HOME" && e.Value == "/tmp")
+		podNS = podNS || (e.Name == "POD_NAMESPACE" && e.ValueFrom != nil)
+		extra = extra || e.Name == "HUB_CREDS"
+	}
+	if !home || !podNS || !extra {
+		t.Errorf("env %+v lacks HOME=/tmp, POD_NAMESPACE or extraEnv", c.Env)
+	}
+	tmp := false
+	for _, v := range spec.Volumes {
+		tmp = tmp || (v.Name == "tmp" && v.EmptyDir != nil)
+	}
+	if !tmp {
+		t.Error("no emptyDir for /tmp")
+	}
+	if spec.PriorityClassName != "system-cluster-critical" {
+		t.Errorf("priorityClassName %q", spec.PriorityClassName)
+	}
+	if len(spec.TopologySpreadConstraints) == 0 || spec.TopologySpreadConstraints[0].TopologyKey != "kubernetes.io/hostname" {
+		t.Errorf("replicas are not spread across nodes: %+v", spec.TopologySpreadConstraints)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Error("probes are not /readyz and /healthz")
+	}
+	find[*policyv1.PodDisruptionBudget](t, objs, "")
+}
+
+func TestCertManagerIssuesTheServingCertificateThroughAnOwnCA(t *testing.T) {
+	objs := render(t, nil)
+	serving := find[*certmanagerv1.Certificate](t, objs, "image-pin-webhook-serving")
+	caCert := find[*certmanagerv1.Certificate](t, objs, "image-pin-webhook-ca")
+	caIssuer := find[*certmanagerv1.Issuer](t, objs, "image-pin-webhook-ca")
+	self := find[*certmanagerv1.Issuer](t, objs, "image-pin-webhook-selfsigned")
+	if self.Spec.SelfSigned == nil || caCert.Spec.IssuerRef.Name != self.Name || !caCert.Spec.IsCA {
+		t.Error("the CA certificate is not issued by the self-signed Issuer")
+	}
+	if caIssuer.Spec.CA == nil || caIssuer.Spec.CA.SecretName != caCert.Spec.SecretName {
+		t.Error("the CA Issuer does not use the CA certificate")
+	}
+	if serving.Spec.IssuerRef.Name != caIssuer.Name || !slices.Contains(serving.Spec.DNSNames, "image-pin-webhook."+ns+".svc") {
+		t.Errorf("serving certificate %+v", serving.Spec)
+	}
+	dep := find[*appsv1.Deployment](t, objs, "")
+	found := false
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		found = found || (v.Secret != nil && v.Secret.SecretName == serving.Spec.SecretName)
+	}
+	if !found {
+		t.Error("the Deployment does not mount the serving certificate's Secret")
+	}
+}
+
+func TestWithoutCertManagerTheChartMakesItsOwnCA(t *testing.T) {
+	objs := render(t, map[string]any{"certManager": map[string]any{"enabled": false}})
+	if len(all[*certmanagerv1.Certificate](objs)) != 0 {
+		t.Error("cert-manager objects rendered with certManager.enabled=false")
+	}
+	secret := find[*corev1.Secret](t, objs, "image-pin-webhook-tls")
+	mwc := find[*admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "")
+	if string(mwc.Webhooks[0].ClientConfig.CABundle) != string(secret.Data["ca.crt"]) {
+		t.Fatal("the caBundle is not the CA in the Secret")
+	}
+	block, _ := pem.Decode(secret.Data["tls.crt"])
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(secret.Data["ca.crt"])
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "image-pin-webhook." + ns + ".svc"}); err != nil {
+		t.Errorf("the serving certificate does not verify for the Service: %v", err)
+	}
+}
+
+func TestTheSchemaRejectsTypos(t *testing.T) {
+	reg := func(k string, v any) map[string]any {
+		return map[string]any{"registries": []any{map[string]any{"name": "r", "api_url": "https://r.io", "prefix": "r.io", k: v}}}
+	}
+	tests := []struct {
+		name   string
+		values map[string]any
+	}{
+		{"a misspelt registry key", reg("pingg", true)},
+		{"ping as a string", reg("ping", "yes")},
+		{"insecure as a string", reg("insecure", "no")},
+		{"default as a string", reg("default", "true")},
+		{"a credentials source of no known kind", reg("credentials", "user:password")},
+		{"a misspelt top-level key", map[string]any{"registry": []any{}}},
+		{"a misspelt policy key", map[string]any{"policy": map[string]any{"cachettl": "5m"}}},
+		{"an unknown strategy", map[string]any{"policy": map[string]any{"strategy": "latest"}}},
+		{"a failurePolicy that is neither Ignore nor Fail", map[string]any{"webhook": map[string]any{"failurePolicy": "ignore"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := cluster.Render("image-pin-webhook", ns, tc.values); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+func TestHelmLintIsClean(t *testing.T) {
+	for _, values := range []map[string]any{nil, seedValues(t), {"certManager": map[string]any{"enabled": false}}} {
+		res := lint.AllWithKubeVersion(cluster.ChartDir(), values, ns, nil)
+		for _, m := range res.Messages {
+			if m.Severity >= support.WarningSev {
+				t.Errorf("helm lint: %s", m)
+			}
+		}
+	}
+}
