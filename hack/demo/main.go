@@ -126,7 +126,15 @@ policy:
 		return err
 	}
 	ctx := context.Background()
-	if err := c.Create(ctx, cluster.WebhookConfiguration(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), authority.CertPEM, "image-pin-system")); err != nil {
+	rendered, err := cluster.Render("image-pin-webhook", "image-pin-system", nil)
+	if err != nil {
+		return err
+	}
+	mwc, err := cluster.LoopbackWebhook(rendered, fmt.Sprintf("https://127.0.0.1:%d/mutate", port), authority.CertPEM)
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, mwc); err != nil {
 		return err
 	}
 	step("labelling namespace demo with image-pin.io/enabled=true (namespace other is not opted in)")

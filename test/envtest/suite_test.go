@@ -76,7 +76,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "end-to-end tests need KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN: run `make e2e`")
 		os.Exit(1)
 	}
-	env := &envtest.Environment{}
+	crds, err := cluster.CertManagerCRDs()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		os.Exit(1)
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
 	code, err := run(m, env)
 	_ = env.Stop()
 	if err != nil {
@@ -314,7 +319,14 @@ func (s *suite) startWebhook() error {
 	if err != nil {
 		return err
 	}
-	mwc := cluster.WebhookConfiguration(fmt.Sprintf("https://127.0.0.1:%d/mutate", port), s.authority.CertPEM, ownNamespace)
+	rendered, err := cluster.Render("image-pin-webhook", ownNamespace, nil)
+	if err != nil {
+		return err
+	}
+	mwc, err := cluster.LoopbackWebhook(rendered, fmt.Sprintf("https://127.0.0.1:%d/mutate", port), s.authority.CertPEM)
+	if err != nil {
+		return err
+	}
 	if err := c.Create(context.Background(), mwc); err != nil {
 		return err
 	}
