@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1
+# Build: a static, stripped binary with its version stamped.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/image-pin-webhook ./cmd/webhook
+
+# Runtime: /bin/sh and the AWS CLI, so ext: login scripts such as the ECR
+# example of Argo CD Image Updater's docs run unchanged (its image does the same).
+FROM alpine:3.22
+RUN apk add --no-cache ca-certificates aws-cli \
+ && adduser -D -H -u 65532 -s /sbin/nologin image-pin
+COPY --from=build /out/image-pin-webhook /usr/local/bin/image-pin-webhook
+USER 65532:65532
+ENV HOME=/tmp
+ENTRYPOINT ["/usr/local/bin/image-pin-webhook"]
