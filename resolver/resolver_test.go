@@ -28,8 +28,14 @@ func TestMain(m *testing.M) {
 	)
 }
 
+// setupB lifts the rate limit, which would otherwise be what a cold
+// benchmark measures (20 requests/s by default).
+func setupB(b *testing.B, srv *registrytest.Server, repo string) registries.Target {
+	return setup(b, srv, repo, "  limit: 100000\n")
+}
+
 // setup returns a target for repo on srv, with the given extra entry YAML.
-func setup(t *testing.T, srv *registrytest.Server, repo, extra string, env ...string) registries.Target {
+func setup(t testing.TB, srv *registrytest.Server, repo, extra string, env ...string) registries.Target {
 	t.Helper()
 	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s", srv.URL, srv.Host, extra)
 	creds := registries.NewCredentials(registries.WithEnvironment(env))

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 
@@ -22,6 +24,7 @@ import (
 
 // Handler is the admission handler served at /mutate.
 type Handler struct {
+	images    *lru.Cache[string, parsedImage] // parsing a reference costs more than the rest of a warm admission
 	config    func() *config.Config
 	resolver  *resolver.Resolver
 	protected map[string]bool
@@ -51,6 +54,7 @@ func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
 // called once per admission so a whole admission sees one snapshot.
 func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
 	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard()}
+	h.images, _ = lru.New[string, parsedImage](4096)
 	for _, o := range opts {
 		o(h)
 	}
@@ -64,9 +68,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	start := time.Now()
 	resp, outcome := h.handle(ctx, req)
 	h.metrics.admission(req.Kind.Kind, string(req.Operation), outcome)
-	h.log.V(1).Info("admission", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
-		"operation", req.Operation, "subresource", req.SubResource, "outcome", outcome,
-		"patches", len(resp.Patches), "warnings", len(resp.Warnings), "duration", time.Since(start).String())
+	if log := h.log.V(1); log.Enabled() {
+		log.Info("admission", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+			"operation", req.Operation, "subresource", req.SubResource, "outcome", outcome,
+			"patches", len(resp.Patches), "warnings", len(resp.Warnings), "duration", time.Since(start).String())
+	}
 	return resp
 }
 
@@ -118,7 +124,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		old, _ = decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.OldObject.Raw)
 	}
 	cfg := h.config()
-	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, warnings: ov.warnings}
+	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings}
 	if err := p.build(ctrs); err != nil {
 		return admission.Denied(err.Error()), outcomeDenied
 	}
@@ -148,6 +154,7 @@ type plan struct {
 	req      admission.Request
 	obj, old *object
 	ov       overrides
+	ctrs     []container
 	tasks    []*task
 	warnings []string
 }
@@ -178,7 +185,7 @@ func (p *plan) build(ctrs []container) error {
 				continue
 			}
 		}
-		img, err := registries.ParseImage(original)
+		img, err := p.h.parseImage(original)
 		if err != nil {
 			p.warnings = append(p.warnings, fmt.Sprintf("container %q: %v; left as it is", c.name, err))
 			continue
@@ -290,12 +297,8 @@ func (p *plan) respond() (admission.Response, string) {
 // annotationPatch writes original-images when it differs from what the
 // object carries, keeping only containers the object has.
 func (p *plan) annotationPatch(recorded map[string]string) (jsonpatch.JsonPatchOperation, bool) {
-	names := map[string]bool{}
-	for _, c := range p.obj.containers() {
-		names[c.name] = true
-	}
 	for n := range recorded {
-		if !names[n] {
+		if !slices.ContainsFunc(p.ctrs, func(c container) bool { return c.name == n }) {
 			delete(recorded, n)
 		}
 	}
@@ -315,6 +318,21 @@ func (p *plan) annotationPatch(recorded map[string]string) (jsonpatch.JsonPatchO
 		op = "replace"
 	}
 	return jsonpatch.NewOperation(op, "/metadata/annotations/"+strings.ReplaceAll(OriginalImagesKey, "/", "~1"), string(b)), true
+}
+
+type parsedImage struct {
+	img registries.Image
+	err error
+}
+
+// parseImage parses ref once per distinct reference.
+func (h *Handler) parseImage(ref string) (registries.Image, error) {
+	if p, ok := h.images.Get(ref); ok {
+		return p.img, p.err
+	}
+	img, err := registries.ParseImage(ref)
+	h.images.Add(ref, parsedImage{img, err})
+	return img, err
 }
 
 // originals reads original-images; a malformed value counts as absent.

@@ -168,7 +168,7 @@ func TestKubectlDebugEphemeralContainersArePinned(t *testing.T) {
 }
 
 // review wraps objects in an AdmissionReview as the API server sends it.
-func review(t *testing.T, op admissionv1.Operation, ns string, obj, old any) []byte {
+func review(t testing.TB, op admissionv1.Operation, ns string, obj, old any) []byte {
 	t.Helper()
 	raw := func(o any) runtimeRaw {
 		if o == nil {
@@ -206,6 +206,7 @@ func review(t *testing.T, op admissionv1.Operation, ns string, obj, old any) []b
 type runtimeRaw = json.RawMessage
 
 func deployment(ann map[string]string, images ...string) *appsv1.Deployment {
+	names := []string{"app", "side", "third"}
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: "team-a", Annotations: ann},
@@ -214,7 +215,7 @@ func deployment(ann map[string]string, images ...string) *appsv1.Deployment {
 		}},
 	}
 	for i, img := range images {
-		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: []string{"app", "side", "third"}[i], Image: img})
+		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: containerName(names, i), Image: img})
 	}
 	return d
 }
@@ -477,3 +478,10 @@ func TestAnAdmissionIsAnsweredWithinResolveTimeout(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 var _ = context.Background
+
+func containerName(names []string, i int) string {
+	if i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("c%d", i)
+}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -113,13 +114,13 @@ func (o *object) containers() []container {
 	s := o.spec
 	out := make([]container, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers))
 	for i, c := range s.InitContainers {
-		out = append(out, container{c.Name, c.Image, fmt.Sprintf("%s/initContainers/%d/image", o.specPath, i)})
+		out = append(out, container{c.Name, c.Image, o.specPath + "/initContainers/" + strconv.Itoa(i) + "/image"})
 	}
 	for i, c := range s.Containers {
-		out = append(out, container{c.Name, c.Image, fmt.Sprintf("%s/containers/%d/image", o.specPath, i)})
+		out = append(out, container{c.Name, c.Image, o.specPath + "/containers/" + strconv.Itoa(i) + "/image"})
 	}
 	for i, c := range s.EphemeralContainers {
-		out = append(out, container{c.Name, c.Image, fmt.Sprintf("%s/ephemeralContainers/%d/image", o.specPath, i)})
+		out = append(out, container{c.Name, c.Image, o.specPath + "/ephemeralContainers/" + strconv.Itoa(i) + "/image"})
 	}
 	return out
 }
