@@ -39,8 +39,10 @@ fuzz: ## each fuzzer for FUZZTIME (make fuzz FUZZTIME=2m for a long run)
 		done; \
 	done
 
-bench: ## benchmarks (not part of make test)
+bench: assets build ## Go benchmarks, then the load generator against the built binary (not part of make test)
 	$(GO) test -run '^$$' -bench . -benchmem ./resolver/ ./webhook/
+	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
+		$(GO) run ./hack/loadgen $(LOADGEN_FLAGS)
 
 demo: assets build ## run API server, registry, webhook and sample workloads locally
 	./hack/demo.sh

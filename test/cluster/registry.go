@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -290,4 +291,38 @@ func (t *TokenServer) sign(claims map[string]any) (string, error) {
 	rr.FillBytes(sig[:32])
 	ss.FillBytes(sig[32:])
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// Ref names repo:tag on this registry.
+func (r *Registry) Ref(repoTag string) (name.Reference, error) { return r.ref(repoTag) }
+
+// Get fetches the manifest of repo:tag.
+func (r *Registry) Get(repoTag string) (*remote.Descriptor, error) {
+	ref, err := r.ref(repoTag)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Get(ref, r.opts()...)
+}
+
+// PutManifest tags an existing manifest as repo:tag with one PUT.
+func (r *Registry) PutManifest(repoTag string, desc *remote.Descriptor) error {
+	repo, tag, _ := strings.Cut(repoTag, ":")
+	req, err := http.NewRequest(http.MethodPut, fmt.Sprintf("%s/v2/%s/manifests/%s", r.URL, repo, tag), bytes.NewReader(desc.Manifest))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", string(desc.MediaType))
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.pass)
+	}
+	resp, err := (&http.Client{Transport: r.rt}).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT %s: %s", repoTag, resp.Status)
+	}
+	return nil
 }

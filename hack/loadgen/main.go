@@ -1,0 +1,411 @@
+// Command loadgen measures the built webhook binary from outside: it starts
+// a distribution registry behind a counting proxy and the webhook, posts real
+// AdmissionReviews over HTTPS with keep-alive from N concurrent clients, and
+// prints admissions/s, latency percentiles, registry requests per 1,000
+// admissions and the webhook's resident memory. `make bench` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/image-pin/image-pin-webhook/test/cluster"
+)
+
+func main() {
+	quick := flag.Bool("quick", false, "fewer admissions per workload, for a smoke run")
+	flag.Parse()
+	if err := run(*quick); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type env struct {
+	dir, bin, certDir, kubeconfig string
+	reg                           *cluster.Registry
+	proxy                         *countingProxy
+	proxyURL                      string
+	authority                     *cluster.CA
+}
+
+func run(quick bool) error {
+	assets, bin := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("IMAGE_PIN_WEBHOOK_BIN")
+	if assets == "" || bin == "" {
+		return fmt.Errorf("run it with `make bench`, which sets KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN")
+	}
+	dir, err := os.MkdirTemp("", "image-pin-loadgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	e := &env{dir: dir, bin: bin}
+	if e.authority, err = cluster.NewCA(); err != nil {
+		return err
+	}
+	e.certDir = filepath.Join(dir, "certs")
+	if err := e.authority.Issue(e.certDir); err != nil {
+		return err
+	}
+	// The webhook needs a kubeconfig; no Secret is read here, so an API server
+	// that does not answer is enough (and shows it is not needed).
+	e.kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(e.kubeconfig, []byte(unreachableKubeconfig), 0o600); err != nil {
+		return err
+	}
+	if e.reg, err = cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", ""); err != nil {
+		return err
+	}
+	defer e.reg.Stop()
+	if e.proxyURL, e.proxy, err = startProxy(e.reg.URL); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "pushing sample images")
+	for i := range 20 {
+		if _, err := e.reg.Push(fmt.Sprintf("bench/app%d:1", i)); err != nil {
+			return err
+		}
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("# image-pin-webhook load test\n\nmachine: %s, %d CPUs (%s), %s; webhook and load generator share the machine\n\n", host, numCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"))
+
+	n := func(full, small int) int {
+		if quick {
+			return small
+		}
+		return full
+	}
+	fmt.Println("| workload | cache_ttl | clients | admissions | admissions/s | p50 | p90 | p99 | registry requests / 1,000 admissions |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for _, ttl := range []string{"5m", "0"} {
+		for _, containers := range []int{1, 5, 20} {
+			for _, clients := range []int{50, 8} {
+				count := n(10000, 1000)
+				if ttl == "0" {
+					count = n(2000, 300)
+				}
+				if err := e.workload(fmt.Sprintf("Deployment, %d containers, %s", containers, map[string]string{"5m": "warm", "0": "no cache"}[ttl]), ttl, containers, clients, count, ttl != "0"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := e.workload("same 5 images, starting cold", "5m", 5, 50, 1000, false); err != nil {
+		return err
+	}
+	fmt.Println()
+	if err := e.coldLatency(); err != nil {
+		return err
+	}
+	return e.memory(n(10000, 1000))
+}
+
+const unreachableKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+`
+
+type webhookProc struct {
+	cmd  *exec.Cmd
+	url  string
+	http *http.Client
+}
+
+func (e *env) startWebhook(cacheTTL string, clients int) (*webhookProc, error) {
+	cfg := filepath.Join(e.dir, "config.yaml")
+	doc := fmt.Sprintf("registries:\n- name: bench\n  api_url: %s\n  prefix: bench.local\n  limit: 100000\npolicy:\n  cache_ttl: %s\n", e.proxyURL, cacheTTL)
+	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
+		return nil, err
+	}
+	port, _ := cluster.FreePort()
+	probe, _ := cluster.FreePort()
+	cmd := exec.Command(e.bin, "--config", cfg, "--cert-dir", e.certDir, "--port", fmt.Sprint(port), "--kubeconfig", e.kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	log, _ := os.Create(filepath.Join(e.dir, "webhook.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the webhook did not become ready")
+		}
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.authority.Pool()}, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	return &webhookProc{cmd: cmd, url: fmt.Sprintf("https://127.0.0.1:%d/mutate", port), http: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
+}
+
+func (w *webhookProc) stop() {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	_ = w.cmd.Wait()
+}
+
+func (w *webhookProc) rssKiB() int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kib int
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &kib)
+			return kib
+		}
+	}
+	return 0
+}
+
+// review is an AdmissionReview of a Deployment with the given images.
+func review(uid int, images []string) []byte {
+	var ctrs []map[string]string
+	for i, img := range images {
+		ctrs = append(ctrs, map[string]string{"name": fmt.Sprintf("c%d", i), "image": img})
+	}
+	obj := map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "bench", "namespace": "team-a"},
+		"spec": map[string]any{"selector": map[string]any{"matchLabels": map[string]string{"app": "b"}},
+			"template": map[string]any{"metadata": map[string]any{"labels": map[string]string{"app": "b"}}, "spec": map[string]any{"containers": ctrs}}}}
+	b, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
+		"uid": fmt.Sprintf("00000000-0000-0000-0000-%012d", uid), "kind": map[string]string{"group": "apps", "version": "v1", "kind": "Deployment"},
+		"resource": map[string]string{"group": "apps", "version": "v1", "resource": "deployments"}, "namespace": "team-a", "name": "bench",
+		"operation": "CREATE", "object": obj}})
+	return b
+}
+
+func images(n int) []string {
+	out := make([]string, n)
+	for i := range n {
+		out[i] = fmt.Sprintf("bench.local/bench/app%d:1", i)
+	}
+	return out
+}
+
+// post sends one admission and checks the answer is a patch.
+func (w *webhookProc) post(body []byte) error {
+	resp, err := w.http.Post(w.url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(b, []byte(`"allowed":true`)) || !bytes.Contains(b, []byte(`"patch"`)) {
+		return fmt.Errorf("not pinned: %s", b)
+	}
+	return nil
+}
+
+// workload runs count admissions from clients goroutines and prints a row.
+func (e *env) workload(name, ttl string, containers, clients, count int, warm bool) error {
+	w, err := e.startWebhook(ttl, clients)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	body := review(1, images(containers))
+	if warm {
+		if err := w.post(body); err != nil {
+			return err
+		}
+	}
+	e.proxy.reset()
+	lat := make([]time.Duration, count)
+	var next atomic.Int64
+	var failures atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(count) {
+					return
+				}
+				t0 := time.Now()
+				if err := w.post(body); err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if f := failures.Load(); f > 0 {
+		return fmt.Errorf("%s: %d of %d admissions failed: %v", name, f, count, firstErr.Load())
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) string { return fmtDur(lat[int(float64(count-1)*p)]) }
+	fmt.Printf("| %s | %s | %d | %d | %.0f | %s | %s | %s | %.1f |\n", name, ttl, clients, count, float64(count)/elapsed.Seconds(),
+		pct(0.5), pct(0.9), pct(0.99), float64(e.proxy.total())*1000/float64(count))
+	return nil
+}
+
+// coldLatency compares one cold admission (cache off, one image) with the
+// registry round trip it needs, measured from here.
+func (e *env) coldLatency() error {
+	w, err := e.startWebhook("0", 1)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	body := review(1, images(1))
+	_ = w.post(body) // connections and transport warm, as in a running webhook
+	// The same request the webhook sends, through the same proxy, on a kept-alive connection.
+	head, _ := http.NewRequest(http.MethodHead, e.proxyURL+"/v2/bench/app0/manifests/1", nil)
+	head.Header.Set("Accept", "application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json")
+	client := &http.Client{Transport: &http.Transport{}}
+	var adm, rtt []time.Duration
+	for range 200 {
+		t0 := time.Now()
+		if err := w.post(body); err != nil {
+			return err
+		}
+		adm = append(adm, time.Since(t0))
+		t1 := time.Now()
+		resp, err := client.Do(head)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		rtt = append(rtt, time.Since(t1))
+	}
+	sort.Slice(adm, func(i, j int) bool { return adm[i] < adm[j] })
+	sort.Slice(rtt, func(i, j int) bool { return rtt[i] < rtt[j] })
+	fmt.Printf("cold admission (cache_ttl 0, 1 image, sequential): median %s; one manifest HEAD from the load generator: median %s; overhead %s\n\n",
+		fmtDur(adm[100]), fmtDur(rtt[100]), fmtDur(adm[100]-rtt[100]))
+	return nil
+}
+
+// memory fills the cache with distinct tags and reads the webhook's RSS.
+func (e *env) memory(tags int) error {
+	fmt.Fprintf(os.Stderr, "tagging %d images\n", tags)
+	desc, err := e.reg.Get("bench/app0:1")
+	if err != nil {
+		return err
+	}
+	for i := range tags {
+		if err := e.reg.PutManifest(fmt.Sprintf("bench/app0:t%d", i), desc); err != nil {
+			return err
+		}
+	}
+	w, err := e.startWebhook("1h", 8)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	before := w.rssKiB()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	var firstErr atomic.Value
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(5) - 5)
+				if i >= tags {
+					return
+				}
+				var imgs []string
+				for j := i; j < i+5 && j < tags; j++ {
+					imgs = append(imgs, fmt.Sprintf("bench.local/bench/app0:t%d", j))
+				}
+				if err := w.post(review(i, imgs)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		return err.(error)
+	}
+	fmt.Printf("resident memory: %.1f MiB at start, %.1f MiB with %d tags cached\n", float64(before)/1024, float64(w.rssKiB())/1024, tags)
+	return nil
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	default:
+		return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+	}
+}
+
+// countingProxy counts the requests that reach the registry.
+type countingProxy struct{ n atomic.Int64 }
+
+func (p *countingProxy) reset()       { p.n.Store(0) }
+func (p *countingProxy) total() int64 { return p.n.Load() }
+
+func startProxy(target string) (string, *countingProxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", nil, err
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
+	p := &countingProxy{}
+	port, err := cluster.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.n.Add(1); rp.ServeHTTP(w, r) })}
+	go func() { _ = srv.ListenAndServe() }()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/", port)); err == nil {
+			resp.Body.Close()
+			return fmt.Sprintf("http://127.0.0.1:%d", port), p, nil
+		}
+	}
+	return "", nil, fmt.Errorf("proxy did not start")
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			return strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+		}
+	}
+	return "unknown CPU"
+}
+
+var _ = context.Background
