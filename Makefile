@@ -21,12 +21,12 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 unit: ## unit tests, race detector on, plus a few seconds of each fuzzer
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/envtest)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
-e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registry
+e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registry, and the fault matrix
 	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
-		$(GO) test -count=1 -timeout 20m ./test/envtest/...
+		$(GO) test -count=1 -timeout 20m ./test/envtest/... ./test/faults/...
 
 test: lint unit e2e ## every test: lint, unit (with race detector and short fuzzing) and end-to-end
 

@@ -128,7 +128,8 @@ func (w *Watcher) Reload() bool {
 		return false
 	}
 	w.raw = raw
-	w.current.Store(c)
+	old := w.current.Swap(c)
+	old.Registries.CloseIdleConnections()
 	if w.reloads != nil {
 		w.reloads.WithLabelValues("success").Inc()
 	}

@@ -29,7 +29,10 @@ type Client struct {
 
 	flight     singleflight.Group
 	transports *lru.Cache[string, http.RoundTripper]
+	pool       *http.Transport
 }
+
+func (c *Client) closeIdle() { c.pool.CloseIdleConnections() }
 
 // maxRepoTransports bounds the authenticated transports kept per entry.
 const maxRepoTransports = 1024
@@ -44,7 +47,7 @@ func newClient(e *Entry, o setOptions) (*Client, error) {
 	rt = &limitTransport{limiter: rate.NewLimiter(rate.Limit(e.Limit), e.Limit), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
 	cache, _ := lru.New[string, http.RoundTripper](maxRepoTransports)
-	return &Client{Entry: e, creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache}, nil
+	return &Client{Entry: e, creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
 
 // Repository names repo at the entry's api_url host.

@@ -107,3 +107,11 @@ func (i Image) repository(e *Entry) string {
 	}
 	return i.path
 }
+
+// CloseIdleConnections closes the idle connections of every entry's pool,
+// when a config reload replaces this Set (in-flight requests finish).
+func (s *Set) CloseIdleConnections() {
+	for _, c := range s.byLength {
+		c.closeIdle()
+	}
+}

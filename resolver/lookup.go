@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -76,7 +77,7 @@ func (r *Resolver) digest(ctx context.Context, c *registries.Client, ref name.Ta
 			// Content-Type): the body gives the digest.
 			var g *remote.Descriptor
 			if g, err = remote.Get(ref, remote.WithTransport(rt), remote.WithContext(ctx)); err == nil {
-				d = &g.Descriptor
+				d, err = &g.Descriptor, checkManifest(g.Manifest)
 			}
 		}
 		desc = d
@@ -190,4 +191,19 @@ func (r *Resolver) newestBuild(ctx context.Context, c *registries.Client, repo n
 		}
 	}
 	return "", fmt.Errorf("no tag's build date could be read: %w", out[0].err)
+}
+
+// checkManifest refuses a body that is not a manifest, so a garbage or
+// truncated answer is never hashed into a digest to pin.
+func checkManifest(b []byte) error {
+	var m struct {
+		SchemaVersion int `json:"schemaVersion"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("the manifest is not valid JSON (%d bytes): %v", len(b), err)
+	}
+	if m.SchemaVersion != 2 {
+		return fmt.Errorf("the manifest has schemaVersion %d, want 2", m.SchemaVersion)
+	}
+	return nil
 }

@@ -24,8 +24,8 @@ func TestTheRegistryRequestBudget(t *testing.T) {
 		wg.Wait()
 	}
 	tests := []struct {
-		name                   string
-		admit                  func()
+		name                  string
+		admit                 func()
 		heads, gets, listings int
 	}{
 		{"digest: fifty concurrent cold admissions of one tag make one HEAD", func() { admitN(50, deployment(nil, host+"/app:1")) }, 1, 0, 0},

@@ -4,10 +4,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -34,6 +38,7 @@ func main() {
 		port        = flag.Int("port", 9443, "HTTPS port of the admission endpoint")
 		metricsAddr = flag.String("metrics-bind-address", ":8080", "address of Prometheus /metrics; 0 turns it off")
 		probeAddr   = flag.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+		drain       = flag.Duration("shutdown-delay", 5*time.Second, "on SIGTERM, how long /readyz reports not ready before the server stops accepting, so endpoints drop this replica first")
 	)
 	opts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	opts.BindFlags(flag.CommandLine)
@@ -41,14 +46,14 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("image-pin-webhook")
 
-	if err := run(*configPath, *certDir, *port, *metricsAddr, *probeAddr); err != nil {
+	if err := run(*configPath, *certDir, *port, *metricsAddr, *probeAddr, *drain); err != nil {
 		log.Error(err, "exiting")
 		fmt.Fprintln(os.Stderr, "image-pin-webhook:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath, certDir string, port int, metricsAddr, probeAddr string) error {
+func run(configPath, certDir string, port int, metricsAddr, probeAddr string, drain time.Duration) error {
 	log := ctrl.Log.WithName("image-pin-webhook")
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -108,11 +113,31 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string) er
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+	// On SIGTERM readiness goes false first, so the Service stops sending
+	// admissions here; then the server stops accepting and finishes the
+	// admissions in flight before the process exits.
+	var draining atomic.Bool
+	started := mgr.GetWebhookServer().StartedChecker()
+	if err := mgr.AddReadyzCheck("webhook", func(r *http.Request) error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return started(r)
+	}); err != nil {
 		return err
 	}
+	signals := ctrl.SetupSignalHandler()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		<-signals.Done()
+		draining.Store(true)
+		log.Info("shutting down: not ready, then draining", "delay", drain.String())
+		time.Sleep(drain)
+		stop()
+	}()
 	log.Info("starting", "version", version, "config", configPath, "port", port)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }
 
 func ptr[T any](v T) *T { return &v }

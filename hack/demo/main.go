@@ -110,7 +110,7 @@ policy:
 		return err
 	}
 	wh := exec.Command(bin, "--config", configPath, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metrics), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
+		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metrics), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe), "--shutdown-delay", "0s")
 	wh.Env = append(os.Environ(), "POD_NAMESPACE=image-pin-system")
 	wh.Stdout, wh.Stderr = logFile, logFile
 	if err := wh.Start(); err != nil {

@@ -140,7 +140,7 @@ func (e *env) startWebhook(cacheTTL string, clients int) (*webhookProc, error) {
 	port, _ := cluster.FreePort()
 	probe, _ := cluster.FreePort()
 	cmd := exec.Command(e.bin, "--config", cfg, "--cert-dir", e.certDir, "--port", fmt.Sprint(port), "--kubeconfig", e.kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe))
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe), "--shutdown-delay", "0s")
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	log, _ := os.Create(filepath.Join(e.dir, "webhook.log"))
 	cmd.Stdout, cmd.Stderr = log, log

@@ -290,7 +290,7 @@ func (s *suite) startWebhook() error {
 	s.metrics = fmt.Sprintf("127.0.0.1:%d", mport)
 	s.webhook = exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"),
 		"--config", s.config, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", s.metrics, "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", pport), "--zap-log-level", "debug")
+		"--metrics-bind-address", s.metrics, "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", pport), "--zap-log-level", "debug", "--shutdown-delay", "1s")
 	s.webhook.Env = append(os.Environ(), "POD_NAMESPACE="+ownNamespace,
 		"E2E_REGISTRY_CREDS="+regUser+":"+regPass, "E2E_WRONG_CREDS="+regUser+":"+wrongPass,
 		"E2E_EXT_USER="+regUser, "E2E_EXT_PASS="+regPass)
