@@ -37,13 +37,12 @@ func ParseImage(ref string) (Image, error) {
 		return Image{}, fmt.Errorf("image reference is empty")
 	}
 	if len(ref) > 4096 {
-		return Image{}, fmt.Errorf("image reference is %d bytes long, more than 4096", len(ref))
+		return Image{}, fmt.Errorf("image reference %s is %d bytes long, more than 4096", short(ref), len(ref))
 	}
-	if _, err := name.ParseReference(ref, name.StrictValidation); err != nil {
-		// StrictValidation refuses a missing tag; accept that form too.
-		if _, err2 := name.ParseReference(ref); err2 != nil {
-			return Image{}, fmt.Errorf("image reference %q: %v", ref, err2)
-		}
+	if _, err := name.ParseReference(ref); err != nil {
+		// go-containerregistry's message repeats the whole reference.
+		msg := strings.ReplaceAll(err.Error(), ref, "it")
+		return Image{}, fmt.Errorf("image reference %s: %s", short(ref), short(msg))
 	}
 	img := Image{Written: ref, Repo: ref}
 	if i := strings.IndexByte(img.Repo, '@'); i >= 0 {
@@ -120,4 +119,12 @@ func CanonicalPrefix(p string) string {
 		return dockerHub + "/library/" + p
 	}
 	return dockerHub + "/" + p
+}
+
+// short quotes s, cut to a length a warning can carry.
+func short(s string) string {
+	if len(s) > 100 {
+		return fmt.Sprintf("%q… (%d bytes)", s[:80], len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }
