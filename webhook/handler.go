@@ -128,7 +128,10 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if err := p.build(ctrs); err != nil {
 		return admission.Denied(err.Error()), outcomeDenied
 	}
-	rctx, cancel := context.WithTimeout(ctx, cfg.Policy.ResolveTimeout)
+	// Detached from the request's cancellation: controller-runtime cancels
+	// every request context when the server shuts down, and an admission in
+	// flight should still be answered. resolve_timeout bounds it either way.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Policy.ResolveTimeout)
 	defer cancel()
 	p.resolve(rctx)
 	return p.respond()

@@ -1,0 +1,204 @@
+package envtest
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/image-pin/image-pin-webhook/test/cluster"
+)
+
+// process is a webhook process of a test's own, apart from the shared one.
+type process struct {
+	cmd         *exec.Cmd
+	port, probe int
+	client      *http.Client
+	out         *lockedBuffer
+}
+
+// startOwn starts a webhook with a one-entry config for apiURL (prefix
+// bench.local) and kubeconfig.
+func startOwn(t *testing.T, apiURL, kubeconfig string, extraArgs ...string) *process {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("registries:\n- name: own\n  api_url: %s\n  prefix: bench.local\n", apiURL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.authority.Issue(filepath.Join(dir, "certs")); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{out: &lockedBuffer{}}
+	p.port, _ = cluster.FreePort()
+	p.probe, _ = cluster.FreePort()
+	args := append([]string{"--config", cfg, "--cert-dir", filepath.Join(dir, "certs"), "--port", fmt.Sprint(p.port), "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", p.probe)}, extraArgs...)
+	p.cmd = exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		_, _ = p.cmd.Process.Wait()
+	})
+	p.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.authority.Pool()}}}
+	for deadline := time.Now().Add(20 * time.Second); p.ready() != http.StatusOK; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook did not become ready:\n%s", p.out.String())
+		}
+	}
+	return p
+}
+
+func (p *process) ready() int {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.probe))
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func admissionBody(image string) []byte {
+	return []byte(fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"version":"v1","kind":"Pod"},"resource":{"version":"v1","resource":"pods"},"operation":"CREATE","namespace":"team-a","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"app","image":"%s"}]}}}}`, image))
+}
+
+func (p *process) admit(t *testing.T, image string) string {
+	t.Helper()
+	resp, err := p.client.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate", p.port), "application/json", bytes.NewReader(admissionBody(image)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+const unreachableKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+`
+
+func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
+	repo := uniq(t, "noapi")
+	digest := push(t, s.plain, repo+":1")
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(unreachableKubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startOwn(t, "http://"+s.plain.Host, kc)
+	var rev admissionv1.AdmissionReview
+	if err := json.Unmarshal([]byte(p.admit(t, "bench.local/"+repo+":1")), &rev); err != nil || rev.Response == nil {
+		t.Fatalf("not an AdmissionReview: %v", err)
+	}
+	if want := "bench.local/" + repo + ":1@" + digest; !strings.Contains(string(rev.Response.Patch), want) {
+		t.Fatalf("patch %s does not pin to %s", rev.Response.Patch, want)
+	}
+}
+
+func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
+	p := startOwn(t, "http://"+s.plain.Host, filepath.Join(s.dir, "kubeconfig"))
+	addr := fmt.Sprintf("127.0.0.1:%d", p.port)
+	t.Run("plain HTTP is refused", func(t *testing.T) {
+		resp, err := http.Post("http://"+addr+"/mutate", "application/json", bytes.NewReader(admissionBody("x")))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Contains(string(body), "AdmissionReview") {
+				t.Fatal("an admission was answered over plain HTTP")
+			}
+		}
+	})
+	t.Run("TLS 1.1 is refused", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: s.authority.Pool(), MaxVersion: tls.VersionTLS11})
+		if err == nil {
+			conn.Close()
+			t.Fatal("a TLS 1.1 handshake succeeded")
+		}
+	})
+	t.Run("TLS 1.2 is served", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: s.authority.Pool(), MaxVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	})
+}
+
+func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) {
+	repo := uniq(t, "drain")
+	push(t, s.plain, repo+":1")
+	// A registry that takes 2s per manifest: an admission is in flight when SIGTERM comes.
+	target, _ := url.Parse("http://" + s.plain.Host)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			time.Sleep(2 * time.Second)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	p := startOwn(t, slow.URL, filepath.Join(s.dir, "kubeconfig"), "--shutdown-delay", "1s")
+	result := make(chan string, 1)
+	go func() {
+		resp, err := p.client.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate", p.port), "application/json", bytes.NewReader(admissionBody("bench.local/"+repo+":1")))
+		if err != nil {
+			result <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		result <- string(b)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	notReady := false
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if code := p.ready(); code != http.StatusOK {
+			notReady = true
+			break
+		}
+	}
+	if !notReady {
+		t.Error("readiness did not go false after SIGTERM")
+	}
+	select {
+	case out := <-result:
+		if !strings.Contains(out, `"patch"`) {
+			t.Fatalf("the in-flight admission did not complete: %s", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the in-flight admission never completed")
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, p.out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the webhook did not exit")
+	}
+}
