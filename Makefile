@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 3s
 
-.PHONY: all build test unit e2e lint fuzz bench demo assets clean
+.PHONY: all build test unit e2e lint fuzz bench soak demo assets clean
 
 all: build
 
@@ -43,6 +43,10 @@ bench: assets build ## Go benchmarks, then the load generator against the built 
 	$(GO) test -run '^$$' -bench . -benchmem ./resolver/ ./webhook/
 	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
 		$(GO) run ./hack/loadgen $(LOADGEN_FLAGS)
+
+soak: assets build ## 20,000 admissions over HTTPS while the registry flaps (not part of make test)
+	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
+		$(GO) run ./hack/loadgen -soak $${SOAK_ADMISSIONS:-20000}
 
 demo: assets build ## run API server, registry, webhook and sample workloads locally
 	./hack/demo.sh

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -31,8 +32,9 @@ import (
 
 func main() {
 	quick := flag.Bool("quick", false, "fewer admissions per workload, for a smoke run")
+	soak := flag.Int("soak", 0, "instead of the benchmarks, post this many admissions while the registry flaps between up and down")
 	flag.Parse()
-	if err := run(*quick); err != nil {
+	if err := run(*quick, *soak); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -46,7 +48,7 @@ type env struct {
 	authority                     *cluster.CA
 }
 
-func run(quick bool) error {
+func run(quick bool, soak int) error {
 	assets, bin := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("IMAGE_PIN_WEBHOOK_BIN")
 	if assets == "" || bin == "" {
 		return fmt.Errorf("run it with `make bench`, which sets KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN")
@@ -82,6 +84,9 @@ func run(quick bool) error {
 		if _, err := e.reg.Push(fmt.Sprintf("bench/app%d:1", i)); err != nil {
 			return err
 		}
+	}
+	if soak > 0 {
+		return e.soak(soak)
 	}
 	host, _ := os.Hostname()
 	fmt.Printf("# image-pin-webhook load test\n\nmachine: %s, %d CPUs (%s), %s; webhook and load generator share the machine\n\n", host, numCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02"))
@@ -363,8 +368,12 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-// countingProxy counts the requests that reach the registry.
-type countingProxy struct{ n atomic.Int64 }
+// countingProxy counts the requests that reach the registry; while down it
+// answers 503 without passing them on.
+type countingProxy struct {
+	n    atomic.Int64
+	down atomic.Bool
+}
 
 func (p *countingProxy) reset()       { p.n.Store(0) }
 func (p *countingProxy) total() int64 { return p.n.Load() }
@@ -382,7 +391,14 @@ func startProxy(target string) (string, *countingProxy, error) {
 		return "", nil, err
 	}
 	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.n.Add(1); rp.ServeHTTP(w, r) })}
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.n.Add(1)
+			if p.down.Load() {
+				http.Error(w, "registry down", http.StatusServiceUnavailable)
+				return
+			}
+			rp.ServeHTTP(w, r)
+		})}
 	go func() { _ = srv.ListenAndServe() }()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/", port)); err == nil {
@@ -409,3 +425,118 @@ func cpuModel() string {
 }
 
 var _ = context.Background
+
+// soak posts count admissions of 5 images from 50 clients while the
+// registry flaps every 250ms, with cache_ttl 1s so the last known good
+// digests carry the admissions through the outages.
+func (e *env) soak(count int) error {
+	w, err := e.startWebhook("1s", 50)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	imgs := images(5)
+	body := review(1, imgs)
+	first, err := w.postRaw(body)
+	if err != nil {
+		return err
+	}
+	digests := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAllString(first, -1)
+	if len(digests) != 5 {
+		return fmt.Errorf("the first admission pinned %d images, want 5", len(digests))
+	}
+	stop := make(chan struct{})
+	var flaps atomic.Int64
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				e.proxy.down.Store(false)
+				return
+			case <-t.C:
+				e.proxy.down.Store(!e.proxy.down.Load())
+				flaps.Add(1)
+			}
+		}
+	}()
+	rssStart := w.rssKiB()
+	var next, pinnedSame, unpinned, other, failures, denied atomic.Int64
+	var maxRSS atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(count) {
+					return
+				}
+				out, err := w.postRaw(body)
+				switch {
+				case err != nil:
+					failures.Add(1)
+				case !strings.Contains(out, `"allowed":true`):
+					denied.Add(1)
+				case !strings.Contains(out, `"patch"`):
+					unpinned.Add(1)
+				default:
+					got := regexp.MustCompile(`sha256:[0-9a-f]{64}`).FindAllString(out, -1)
+					if strings.Join(got, ",") == strings.Join(digests, ",") {
+						pinnedSame.Add(1)
+					} else {
+						other.Add(1)
+					}
+				}
+				if i%1000 == 0 {
+					if r := int64(w.rssKiB()); r > maxRSS.Load() {
+						maxRSS.Store(r)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	elapsed := time.Since(start)
+	fmt.Printf("soak: %d admissions in %s (%.0f/s) over HTTPS from 50 clients while the registry flapped %d times (250ms up, 250ms down), cache_ttl 1s, on_error ignore\n",
+		count, elapsed.Round(time.Millisecond), float64(count)/elapsed.Seconds(), flaps.Load())
+	fmt.Printf("  pinned to the first digests: %d; pinned to other digests: %d; admitted unpinned: %d; denied: %d; transport errors: %d\n",
+		pinnedSame.Load(), other.Load(), unpinned.Load(), denied.Load(), failures.Load())
+	fmt.Printf("  registry requests: %d; resident memory: %.1f MiB at start, %.1f MiB at most during the run\n",
+		e.proxy.total(), float64(rssStart)/1024, float64(maxRSS.Load())/1024)
+	if w.cmd.ProcessState != nil {
+		return fmt.Errorf("the webhook exited during the soak")
+	}
+	if failures.Load() > 0 || denied.Load() > 0 || other.Load() > 0 || unpinned.Load() > 0 {
+		return fmt.Errorf("the soak saw outcomes the policy does not allow")
+	}
+	return nil
+}
+
+// postRaw sends one admission and returns the response body.
+func (w *webhookProc) postRaw(body []byte) (string, error) {
+	resp, err := w.http.Post(w.url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	// The patch is base64 in the AdmissionReview: decode it for the caller.
+	var rev struct {
+		Response struct {
+			Allowed bool   `json:"allowed"`
+			Patch   []byte `json:"patch"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(b, &rev); err != nil {
+		return "", err
+	}
+	return string(b) + string(rev.Response.Patch), nil
+}
