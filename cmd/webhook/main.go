@@ -59,7 +59,14 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	tlsMin := func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }
+	tlsMin := func(c *tls.Config) {
+		c.MinVersion = tls.VersionTLS12
+		c.CipherSuites = []uint16{ // TLS 1.2: forward-secret AEAD only (TLS 1.3 suites are not configurable)
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		}
+	}
 	mgr, err := ctrl.NewManager(restCfg, manager.Options{
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr, TLSOpts: []func(*tls.Config){tlsMin}},
 		HealthProbeBindAddress:  probeAddr,
