@@ -9,7 +9,7 @@ import (
 // config reload builds a new one.
 type Set struct {
 	byLength []*Client // longest prefix first
-	dflt     *Entry
+	dflt     *Client   // the default: true entry, if any
 }
 
 // SetOption configures NewSet.
@@ -46,15 +46,15 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 			return nil, fmt.Errorf("registry %q: prefix: %q is also the prefix of registry %q", e.Name, e.Prefix, other)
 		}
 		seen[e.Prefix] = e.Name
-		if e.Default {
-			if s.dflt != nil {
-				return nil, fmt.Errorf("registry %q: default: registry %q is already the default", e.Name, s.dflt.Name)
-			}
-			s.dflt = e
+		if e.Default && s.dflt != nil {
+			return nil, fmt.Errorf("registry %q: default: registry %q is already the default", e.Name, s.dflt.Entry.Name)
 		}
 		c, err := newClient(e, o)
 		if err != nil {
 			return nil, fmt.Errorf("registry %q: %w", e.Name, err)
+		}
+		if e.Default {
+			s.dflt = c
 		}
 		s.byLength = append(s.byLength, c)
 	}
@@ -77,12 +77,8 @@ type Target struct {
 // Docker Hub images without a matching entry fall back to the default entry.
 func (s *Set) Match(img Image, ns string) (Target, bool) {
 	c := img.canonical()
-	var dflt *Client
 	for _, cl := range s.byLength {
 		e := cl.Entry
-		if e.Default {
-			dflt = cl
-		}
 		if !e.AllowsNamespace(ns) {
 			continue
 		}
@@ -94,8 +90,8 @@ func (s *Set) Match(img Image, ns string) (Target, bool) {
 			return Target{Client: cl, Repository: img.repository(e)}, true
 		}
 	}
-	if img.DockerHub() && dflt != nil && dflt.Entry.AllowsNamespace(ns) {
-		return Target{Client: dflt, Repository: img.repository(dflt.Entry)}, true
+	if img.DockerHub() && s.dflt != nil && s.dflt.Entry.AllowsNamespace(ns) {
+		return Target{Client: s.dflt, Repository: img.repository(s.dflt.Entry)}, true
 	}
 	return Target{}, false
 }

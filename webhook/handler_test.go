@@ -486,4 +486,6 @@ func containerName(names []string, i int) string {
 	return fmt.Sprintf("c%d", i)
 }
 
-func container(name, image string) corev1.Container { return corev1.Container{Name: name, Image: image} }
+func container(name, image string) corev1.Container {
+	return corev1.Container{Name: name, Image: image}
+}

@@ -69,7 +69,7 @@ func run(quick bool, soak int) error {
 	// The webhook needs a kubeconfig; no Secret is read here, so an API server
 	// that does not answer is enough (and shows it is not needed).
 	e.kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(e.kubeconfig, []byte(unreachableKubeconfig), 0o600); err != nil {
+	if err := os.WriteFile(e.kubeconfig, []byte(cluster.UnreachableKubeconfig), 0o600); err != nil {
 		return err
 	}
 	if e.reg, err = cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", ""); err != nil {
@@ -121,14 +121,6 @@ func run(quick bool, soak int) error {
 	}
 	return e.memory(n(10000, 1000))
 }
-
-const unreachableKubeconfig = `apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-`
 
 type webhookProc struct {
 	cmd  *exec.Cmd

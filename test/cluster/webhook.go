@@ -30,3 +30,13 @@ func CertManagerCRDs() (string, error) {
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds"), nil
 }
+
+// UnreachableKubeconfig points at an API server that never answers: enough
+// for the webhook to start when no Secret is to be read.
+const UnreachableKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+`

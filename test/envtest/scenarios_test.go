@@ -228,11 +228,6 @@ func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
 	jobTmpl := tmpl()
 	jobTmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
 	jobTmpl.Labels = nil
-	tests := []struct {
-		name  string
-		obj   client.Object
-		image func() string
-	}{}
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sts"}, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: tmpl()}}
 	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ds"}, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: tmpl()}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "job"}, Spec: batchv1.JobSpec{Template: jobTmpl}}
@@ -240,38 +235,18 @@ func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
 	rcTmpl := tmpl()
 	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rc"}, Spec: corev1.ReplicationControllerSpec{Selector: map[string]string{"app": "k"}, Template: &rcTmpl}}
 	pt := &corev1.PodTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pt"}, Template: tmpl()}
-	tests = append(tests,
-		struct {
-			name  string
-			obj   client.Object
-			image func() string
-		}{"StatefulSet", sts, func() string { return sts.Spec.Template.Spec.Containers[0].Image }},
-		struct {
-			name  string
-			obj   client.Object
-			image func() string
-		}{"DaemonSet", ds, func() string { return ds.Spec.Template.Spec.Containers[0].Image }},
-		struct {
-			name  string
-			obj   client.Object
-			image func() string
-		}{"Job", job, func() string { return job.Spec.Template.Spec.Containers[0].Image }},
-		struct {
-			name  string
-			obj   client.Object
-			image func() string
-		}{"ReplicaSet", rs, func() string { return rs.Spec.Template.Spec.Containers[0].Image }},
-		struct {
-			name  string
-			obj   client.Object
-			image func() string
-		}{"ReplicationController", rc, func() string { return rc.Spec.Template.Spec.Containers[0].Image }},
-		struct {
-			name  string
-			obj   client.Object
-			image func() string
-		}{"PodTemplate", pt, func() string { return pt.Template.Spec.Containers[0].Image }},
-	)
+	tests := []struct {
+		name  string
+		obj   client.Object
+		image func() string
+	}{
+		{"StatefulSet", sts, func() string { return sts.Spec.Template.Spec.Containers[0].Image }},
+		{"DaemonSet", ds, func() string { return ds.Spec.Template.Spec.Containers[0].Image }},
+		{"Job", job, func() string { return job.Spec.Template.Spec.Containers[0].Image }},
+		{"ReplicaSet", rs, func() string { return rs.Spec.Template.Spec.Containers[0].Image }},
+		{"ReplicationController", rc, func() string { return rc.Spec.Template.Spec.Containers[0].Image }},
+		{"PodTemplate", pt, func() string { return pt.Template.Spec.Containers[0].Image }},
+	}
 	c, _ := kube(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

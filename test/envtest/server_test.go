@@ -90,19 +90,11 @@ func (p *process) admit(t *testing.T, image string) string {
 	return string(b)
 }
 
-const unreachableKubeconfig = `apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-`
-
 func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
 	repo := uniq(t, "noapi")
 	digest := push(t, s.plain, repo+":1")
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kc, []byte(unreachableKubeconfig), 0o600); err != nil {
+	if err := os.WriteFile(kc, []byte(cluster.UnreachableKubeconfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := startOwn(t, "http://"+s.plain.Host, kc)

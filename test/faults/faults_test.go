@@ -226,7 +226,9 @@ func faultMatrix() []struct {
 		want   outcome
 	}{
 		{"connection refused", nil, false, false, failed},
-		{"connection reset once mid-body", f(once(onManifest(func(w http.ResponseWriter, r *http.Request) { hijack(w, "HTTP/1.1 200 OK\r\nContent-Length: 900\r\n\r\n{\"sch") }))), false, false, pinned},
+		{"connection reset once mid-body", f(once(onManifest(func(w http.ResponseWriter, r *http.Request) {
+			hijack(w, "HTTP/1.1 200 OK\r\nContent-Length: 900\r\n\r\n{\"sch")
+		}))), false, false, pinned},
 		{"connection reset on every request", f(onManifest(func(w http.ResponseWriter, r *http.Request) { hijack(w, "") })), false, false, failed},
 		{"headers slower than the deadline", f(onManifest(waitForClient)), false, false, failed},
 		{"429 with Retry-After, once", f(once(onManifest(status(429, "Retry-After", "1")))), false, false, pinned},
@@ -334,4 +336,3 @@ func TestTheFaultMatrix(t *testing.T) {
 		}
 	}
 }
-
