@@ -142,10 +142,32 @@ func (c *Client) Ping(ctx context.Context) error {
 	}
 	auth, err := c.authenticator(ctx)
 	if err == nil {
-		_, err = transport.NewWithContext(ctx, reg, auth, c.base, nil)
+		err = c.pingWith(ctx, reg, auth)
 	}
 	c.metrics.setUp(c.Entry.Name, err == nil)
 	return err
+}
+
+// pingWith sends GET /v2/ with the credentials: the handshake alone does
+// not prove Basic credentials, which are only sent with a request.
+func (c *Client) pingWith(ctx context.Context, reg name.Registry, auth authn.Authenticator) error {
+	rt, err := transport.NewWithContext(ctx, reg, auth, c.base, nil)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Entry.APIURL.String()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/v2/: %s", c.Entry.APIURL, resp.Status)
+	}
+	return nil
 }
 
 func (c *Client) registryOpts() []name.Option {

@@ -47,6 +47,7 @@ type Server struct {
 
 	auth       Auth
 	user, pass string
+	tls        bool
 
 	mu       sync.Mutex
 	counts   map[string]int // "METHOD kind" → n, kind: ping, token, manifest, blob, tags
@@ -70,7 +71,11 @@ func WithBearer(user, pass string) Option {
 	return func(s *Server) { s.auth, s.user, s.pass = Bearer, user, pass }
 }
 
-// New starts a plain-HTTP server; it stops when the test ends.
+// WithTLS serves HTTPS with httptest's self-signed certificate
+// (Server.Certificate), which clients do not trust unless told to.
+func WithTLS() Option { return func(s *Server) { s.tls = true } }
+
+// New starts a server, plain HTTP unless WithTLS; it stops when the test ends.
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{counts: map[string]int{}, tokens: map[string]time.Time{},
@@ -78,8 +83,12 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.Server = httptest.NewServer(s)
-	s.Host = strings.TrimPrefix(s.URL, "http://")
+	if s.tls {
+		s.Server = httptest.NewTLSServer(s)
+	} else {
+		s.Server = httptest.NewServer(s)
+	}
+	s.Host = strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
 	t.Cleanup(s.Close)
 	return s
 }
@@ -235,7 +244,11 @@ func (s *Server) paginate(w http.ResponseWriter, r *http.Request) {
 // Ref names repo:tag on this server.
 func (s *Server) Ref(t testing.TB, repoTag string) name.Reference {
 	t.Helper()
-	ref, err := name.ParseReference(s.Host+"/"+repoTag, name.Insecure)
+	var opts []name.Option
+	if !s.tls {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(s.Host+"/"+repoTag, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,10 +256,11 @@ func (s *Server) Ref(t testing.TB, repoTag string) name.Reference {
 }
 
 func (s *Server) writeOpts() []remote.Option {
-	if s.auth == Anonymous {
-		return nil
+	opts := []remote.Option{remote.WithTransport(s.Client().Transport)}
+	if s.auth != Anonymous {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: s.user, Password: s.pass}))
 	}
-	return []remote.Option{remote.WithAuth(&authn.Basic{Username: s.user, Password: s.pass})}
+	return opts
 }
 
 // PushImage pushes a random image as repo:tag and returns its digest.

@@ -1,0 +1,95 @@
+package registries_test
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/test/registrytest"
+)
+
+func TestTLSSettingsOfAnEntryDecideWhomItTrusts(t *testing.T) {
+	srv := registrytest.New(t, registrytest.WithTLS())
+	srv.PushImage(t, "app:1")
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte(caPEM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	indent := "    " + strings.ReplaceAll(strings.TrimSpace(caPEM), "\n", "\n    ")
+	tests := []struct {
+		name, extra string
+		ok          bool
+	}{
+		{"an unknown CA is refused", "", false},
+		{"insecure: true skips verification", "  insecure: true\n", true},
+		{"ca_file adds the CA", "  ca_file: " + caFile + "\n", true},
+		{"ca_data adds the CA", "  ca_data: |\n" + indent + "\n", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := fmt.Sprintf("registries:\n- name: tls\n  api_url: %s\n  prefix: %s\n%s", srv.URL, srv.Host, tc.extra)
+			cfg, err := config.Parse([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, _ := registries.ParseImage(srv.Host + "/app:1")
+			tgt, _ := cfg.Registries.Match(img, "default")
+			repo, _ := tgt.Client.Repository(tgt.Repository)
+			err = tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+				_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt))
+				return err
+			})
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestAPingMarksTheRegistryUpOrDown(t *testing.T) {
+	srv := registrytest.New(t, registrytest.WithBasic("u", "p"))
+	reg := prometheus.NewRegistry()
+	m := registries.NewMetrics(reg)
+	doc := fmt.Sprintf("registries:\n- name: good\n  api_url: %s\n  prefix: %s/good\n  ping: yes\n  credentials: env:GOOD\n- name: bad\n  api_url: %s\n  prefix: %s/bad\n  ping: yes\n  credentials: env:BAD\n- name: quiet\n  api_url: %s\n  prefix: %s/quiet\n",
+		srv.URL, srv.Host, srv.URL, srv.Host, srv.URL, srv.Host)
+	creds := registries.NewCredentials(registries.WithEnvironment([]string{"GOOD=u:p", "BAD=u:wrong"}))
+	cfg, err := config.Parse([]byte(doc), registries.WithCredentials(creds), registries.WithMetrics(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &registries.Pinger{Set: func() *registries.Set { return cfg.Registries }, Interval: time.Hour}
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Start(c); close(done) }()
+	defer func() { cancel(); <-done }()
+	want := `
+# HELP image_pin_registry_up 1 when the last ping of the registry (GET /v2/ with its credentials) succeeded, else 0.
+# TYPE image_pin_registry_up gauge
+image_pin_registry_up{registry="bad"} 0
+image_pin_registry_up{registry="good"} 1
+`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := testutil.GatherAndCompare(reg, strings.NewReader(want), "image_pin_registry_up")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
