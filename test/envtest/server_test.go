@@ -27,6 +27,7 @@ import (
 type process struct {
 	cmd         *exec.Cmd
 	port, probe int
+	certDir     string
 	client      *http.Client
 	out         *lockedBuffer
 }
@@ -43,7 +44,7 @@ func startOwn(t *testing.T, apiURL, kubeconfig string, extraArgs ...string) *pro
 	if err := s.authority.Issue(filepath.Join(dir, "certs")); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{out: &lockedBuffer{}}
+	p := &process{out: &lockedBuffer{}, certDir: filepath.Join(dir, "certs")}
 	p.port, _ = cluster.FreePort()
 	p.probe, _ = cluster.FreePort()
 	args := append([]string{"--config", cfg, "--cert-dir", filepath.Join(dir, "certs"), "--port", fmt.Sprint(p.port), "--kubeconfig", kubeconfig,
