@@ -45,6 +45,9 @@ func WithReloadMetrics(reg prometheus.Registerer) WatcherOption {
 			Help: "Config reloads by result (success, failure).",
 		}, []string{"result"})
 		reg.MustRegister(w.reloads)
+		// Both series exist from the start, so an alert on failures sees a zero.
+		w.reloads.WithLabelValues("success")
+		w.reloads.WithLabelValues("failure")
 	}
 }
 

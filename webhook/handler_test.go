@@ -15,6 +15,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -187,6 +188,9 @@ func review(t testing.TB, op admissionv1.Operation, ns string, obj, old any) []b
 	if _, ok := obj.(*appsv1.ReplicaSet); ok {
 		gvk.Kind = "ReplicaSet"
 	}
+	if _, ok := obj.(*batchv1.Job); ok {
+		gvk = metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}
+	}
 	body := map[string]any{
 		"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
 		"request": map[string]any{
@@ -228,6 +232,11 @@ func TestObjectsThatMustNotChangeGetNoPatch(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "demo-abc", Namespace: "team-a", OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "demo", UID: "u", Controller: ptr(true)}}},
 		Spec:       appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: host + "/app:1"}}}}},
 	}
+	ownedJob := &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly-29000", Namespace: "team-a", OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: "nightly", UID: "u", Controller: ptr(true)}}},
+		Spec:       batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: host + "/app:1"}}}}},
+	}
 	skipped := deployment(nil, host+"/app:1")
 	skipped.Labels = map[string]string{"image-pin.io/skip": "true"}
 	tests := []struct {
@@ -240,6 +249,7 @@ func TestObjectsThatMustNotChangeGetNoPatch(t *testing.T) {
 		{"an object in kube-system", review(t, admissionv1.Create, "kube-system", deployment(nil, host+"/app:1"), nil)},
 		{"an object in the webhook's own namespace", review(t, admissionv1.Create, "image-pin-system", deployment(nil, host+"/app:1"), nil)},
 		{"a ReplicaSet owned by a Deployment", review(t, admissionv1.Create, "team-a", owned, nil)},
+		{"a Job owned by a CronJob", review(t, admissionv1.Create, "team-a", ownedJob, nil)},
 		{"a container with strategy skip", review(t, admissionv1.Create, "team-a", deployment(map[string]string{"image-pin.io/strategy.app": "skip"}, host+"/app:1"), nil)},
 	}
 	for _, tc := range tests {

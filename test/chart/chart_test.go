@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -334,5 +335,31 @@ func TestHelmLintIsClean(t *testing.T) {
 				t.Errorf("helm lint: %s", m)
 			}
 		}
+	}
+}
+
+func TestAServiceMonitorSelectsTheMetricsService(t *testing.T) {
+	objs := render(t, map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}}}})
+	var sm *unstructured.Unstructured
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok && u.GetKind() == "ServiceMonitor" {
+			sm = u
+		}
+	}
+	if sm == nil {
+		t.Fatal("no ServiceMonitor rendered")
+	}
+	if sm.GetLabels()["release"] != "prom" {
+		t.Errorf("labels %v", sm.GetLabels())
+	}
+	sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	svc := find[*corev1.Service](t, objs, "image-pin-webhook-metrics")
+	for k, v := range sel {
+		if svc.Labels[k] != v {
+			t.Errorf("the ServiceMonitor selects %s=%s; the metrics Service has %v", k, v, svc.Labels)
+		}
+	}
+	if len(all[*unstructured.Unstructured](render(t, nil))) != 0 {
+		t.Error("a ServiceMonitor is rendered by default")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -81,6 +82,14 @@ func DecodeStrict(scheme *k8sruntime.Scheme, doc []byte) (client.Object, error) 
 	}
 	gvk := gv.WithKind(tm.Kind)
 	typed, err := scheme.New(gvk)
+	if err != nil && gvk.Group == "monitoring.coreos.com" {
+		// The Prometheus Operator's types are not a dependency: read it as is.
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", gvk, err)
 	}
