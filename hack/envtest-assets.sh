@@ -17,11 +17,22 @@ log() { echo "envtest-assets: $*" >&2; }
 
 have() { [ -x "$assets/kube-apiserver" ] && [ -x "$assets/etcd" ]; }
 
+# hack/tools/*/go.mod must build the versions named above.
+check() { # check <tools dir> <module> <version>
+  grep -q "^[[:space:]]*$2 $3\b" "$root/hack/tools/$1/go.mod" && return
+  grep -q "^require $2 $3\b" "$root/hack/tools/$1/go.mod" && return
+  echo "envtest-assets: hack/tools/$1/go.mod does not require $2 $3 (hack/versions.env)" >&2
+  exit 1
+}
+check kube-apiserver k8s.io/kubernetes "$KUBE_VERSION"
+check kube-apiserver k8s.io/api "=> k8s.io/api $KUBE_STAGING_VERSION"
+check etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
+check registry github.com/distribution/distribution/v3 "$REGISTRY_VERSION"
+
 if ! have && [ "${SKIP_SETUP_ENVTEST:-}" != 1 ]; then
   if [ ! -x "$bin/setup-envtest" ]; then
     log "building setup-envtest"
-    GOBIN="$bin" go install "sigs.k8s.io/controller-runtime/tools/setup-envtest@release-${CONTROLLER_RUNTIME_VERSION%.*}" >&2 2>&1 \
-      || GOBIN="$bin" go install "sigs.k8s.io/controller-runtime/tools/setup-envtest@latest" >&2 2>&1 || true
+    GOBIN="$bin" timeout 300 go install "sigs.k8s.io/controller-runtime/tools/setup-envtest@${SETUP_ENVTEST_VERSION}" >&2 2>&1 || true
   fi
   if [ -x "$bin/setup-envtest" ]; then
     log "trying setup-envtest use $ENVTEST_K8S_VERSION (20s)"
