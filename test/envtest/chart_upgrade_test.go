@@ -12,7 +12,6 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,11 +22,9 @@ import (
 // certManager.enabled=false, upgrades it, and checks that the CA bundle did
 // not change under running pods (the chart reuses its Secret via lookup).
 func TestAnUpgradeWithoutCertManagerKeepsTheCA(t *testing.T) {
-	const ns, release = "lookup-check", "lookup-check"
+	ns := namespace(t, false)
+	release := uniq(t, "lookup")
 	c, _ := kube(t)
-	if err := c.Create(ctx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
 	kubeconfig := filepath.Join(s.dir, "kubeconfig")
 	flags := genericclioptions.NewConfigFlags(false)
 	flags.KubeConfig, flags.Namespace = &kubeconfig, ptr(ns)

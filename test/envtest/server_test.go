@@ -36,9 +36,15 @@ type process struct {
 // bench.local) and kubeconfig.
 func startOwn(t *testing.T, apiURL, kubeconfig string, extraArgs ...string) *process {
 	t.Helper()
+	return startWithConfig(t, fmt.Sprintf("registries:\n- name: own\n  api_url: %s\n  prefix: bench.local\n", apiURL), kubeconfig, extraArgs...)
+}
+
+// startWithConfig starts a webhook with the config document doc.
+func startWithConfig(t *testing.T, doc, kubeconfig string, extraArgs ...string) *process {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("registries:\n- name: own\n  api_url: %s\n  prefix: bench.local\n", apiURL)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.authority.Issue(filepath.Join(dir, "certs")); err != nil {
@@ -193,5 +199,51 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the webhook did not exit")
+	}
+}
+
+// The seed's registries (ECR through a login script, GHCR through a Secret)
+// are unreachable from here: the webhook must start and become ready anyway.
+const seedConfig = `registries:
+  - name: ECR
+    api_url: https://000000000000.dkr.ecr.eu-west-1.amazonaws.com
+    prefix: 000000000000.dkr.ecr.eu-west-1.amazonaws.com
+    ping: yes
+    insecure: false
+    credentials: ext:/scripts/login.sh
+    credsexpire: 10h
+  - name: GitHub Container Registry
+    api_url: https://ghcr.io
+
+    prefix: ghcr.io
+
+    ping: yes
+
+    credentials: secret:argocd/ghcr-secret#token
+`
+
+func TestTheSeedsConfigStartsWithItsRegistriesUnreachable(t *testing.T) {
+	p := startWithConfig(t, seedConfig, filepath.Join(s.dir, "kubeconfig"))
+	if code := p.ready(); code != http.StatusOK {
+		t.Fatalf("readyz %d", code)
+	}
+}
+
+func TestAnInvalidConfigAtStartExitsNamingTheField(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("registries:\n- name: ECR\n  api_url: https://x.example\n  prefix: x.example\n  credsexpire: 10 hours\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port, _ := cluster.FreePort()
+	cmd := exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), "--config", cfg, "--kubeconfig", filepath.Join(s.dir, "kubeconfig"),
+		"--port", fmt.Sprint(port), "--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("started with an invalid config")
+	}
+	for _, want := range []string{cfg, `registries[0] "ECR"`, "credsexpire"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not name %s:\n%s", want, out)
+		}
 	}
 }

@@ -16,11 +16,13 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
@@ -76,6 +78,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "end-to-end tests need KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN: run `make e2e`")
 		os.Exit(1)
 	}
+	ctrllog.SetLogger(logr.Discard()) // envtest and helm log through controller-runtime
 	crds, err := cluster.CertManagerCRDs()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
