@@ -93,3 +93,31 @@ image_pin_registry_up{registry="good"} 1
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestTheRateLimitCoversTokenRequestsToo(t *testing.T) {
+	srv := registrytest.New(t, registrytest.WithBearer("u", "p"))
+	srv.PushImage(t, "app:1")
+	doc := fmt.Sprintf("registries:\n- name: slow\n  api_url: %s\n  prefix: %s\n  limit: 1\n  credentials: env:CREDS\n", srv.URL, srv.Host)
+	cfg, err := config.Parse([]byte(doc), registries.WithCredentials(registries.NewCredentials(registries.WithEnvironment([]string{"CREDS=u:p"}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := registries.ParseImage(srv.Host + "/app:1")
+	tgt, _ := cfg.Registries.Match(img, "default")
+	repo, _ := tgt.Client.Repository(tgt.Repository)
+	srv.Reset()
+	// One request a second: the ping passes, the token request must wait a
+	// second, which a 300ms deadline does not allow.
+	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = tgt.Client.Do(c, repo, func(rt http.RoundTripper) error {
+		_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(c))
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "rate limit") {
+		t.Fatalf("err = %v, want the rate limit to stop the token request", err)
+	}
+	if got := srv.Received(); len(got) != 1 || !strings.HasPrefix(got[0], "GET /v2/") {
+		t.Errorf("the registry saw %v, want only the ping", got)
+	}
+}
