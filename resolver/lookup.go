@@ -169,7 +169,7 @@ func (r *Resolver) newestBuild(ctx context.Context, c *registries.Client, repo n
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			desc, err := r.digest(ctx, c, repo.Tag(tag))
+			desc, err := r.tagDescriptor(ctx, c, repo.Tag(tag), p)
 			if err != nil {
 				out[i] = dated{tag: tag, err: err}
 				return
@@ -206,4 +206,19 @@ func checkManifest(b []byte) error {
 		return fmt.Errorf("the manifest has schemaVersion %d, want 2", m.SchemaVersion)
 	}
 	return nil
+}
+
+// tagDescriptor is digest with a cache per tag for cache_ttl, so that
+// newest-build does not HEAD every candidate tag at every lookup.
+func (r *Resolver) tagDescriptor(ctx context.Context, c *registries.Client, ref name.Tag, p Policy) (*v1.Descriptor, error) {
+	key := ref.String()
+	if td, ok := r.descs.Get(key); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
+		return &td.desc, nil
+	}
+	desc, err := r.digest(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	r.descs.Add(key, tagDesc{desc: *desc, at: time.Now()})
+	return desc, nil
 }

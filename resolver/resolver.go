@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
@@ -32,6 +33,7 @@ type Resolver struct {
 	answers  *lru.Cache[string, answer]   // kept past their TTL as last known good
 	tags     *lru.Cache[string, tagList]  // repository → tags
 	meta     *lru.Cache[string, metadata] // digest → immutable metadata
+	descs    *lru.Cache[string, tagDesc]  // repository:tag → descriptor, for newest-build
 	failures *lru.Cache[string, failure]  // recent failures, so a dead registry is not hammered
 	flight   singleflight.Group
 }
@@ -46,6 +48,12 @@ type answer struct {
 type failure struct {
 	err error
 	at  time.Time
+}
+
+// tagDesc is what a manifest HEAD said about a tag, when.
+type tagDesc struct {
+	desc v1.Descriptor
+	at   time.Time
 }
 
 type tagList struct {
@@ -83,6 +91,7 @@ func New(opts ...Option) *Resolver {
 	r.answers, _ = lru.New[string, answer](o.answers)
 	r.tags, _ = lru.New[string, tagList](o.tags)
 	r.meta, _ = lru.New[string, metadata](o.metas)
+	r.descs, _ = lru.New[string, tagDesc](o.answers)
 	r.failures, _ = lru.New[string, failure](o.answers)
 	return r
 }

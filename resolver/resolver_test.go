@@ -520,3 +520,26 @@ func TestACallerDeadlineIsNotCachedAsAFailure(t *testing.T) {
 		t.Fatalf("after a caller's deadline: %+v, %v", res, err)
 	}
 }
+
+func TestNewestBuildAgainWithinTheTTLMakesOnlyTheChosenTagsHEAD(t *testing.T) {
+	srv := registrytest.New(t)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, tag := range []string{"a", "b", "c"} {
+		srv.PushImageCreated(t, "app:"+tag, base.Add(time.Duration(i)*time.Hour))
+	}
+	tgt := setup(t, srv, "app", "")
+	r := resolver.New()
+	p := resolver.Policy{Strategy: resolver.NewestBuild, CacheTTL: time.Minute}
+	if res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", p); err != nil || res.Tag != "c" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	// Another filter is another answer, but the tag list, the tags' digests and their build dates are known.
+	p.IgnoreTags = []string{"c"}
+	srv.Reset()
+	if res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", p); err != nil || res.Tag != "b" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if n := srv.Count("HEAD", "manifest") + srv.Count("GET", "manifest") + srv.Count("GET", "blob"); n != 1 {
+		t.Errorf("%d manifest and blob requests, want 1 (the chosen tag's HEAD): %v", n, srv.Received())
+	}
+}
