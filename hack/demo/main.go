@@ -168,7 +168,7 @@ policy:
 	if os.Getenv("DEMO_ONCE") == "1" {
 		return nil
 	}
-	fmt.Printf("\nEverything keeps running. Try your own:\n  export KUBECONFIG=%s\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo annotate deployment mine image-pin.io/constraint='~1.4'\nWebhook log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, r, logPath)
+	fmt.Printf("\nEverything keeps running. Try your own with kubectl:\n  export KUBECONFIG=%s\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo get deployment mine -o jsonpath='{.spec.template.spec.containers[0].image}'\n  kubectl -n demo rollout restart deployment mine   # re-pins to the tag's current digest\nWebhook log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, r, logPath)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
