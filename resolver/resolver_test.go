@@ -472,15 +472,18 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 	srv.Reset()
 	r := resolver.New()
 	off := resolver.Policy{Strategy: resolver.Digest}
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Done()
 			_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", off)
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	started.Wait()
+	time.Sleep(200 * time.Millisecond) // from started to joining the lookup is a few instructions
 	close(release)
 	wg.Wait()
 	if n := srv.Count("HEAD", "manifest"); n != 1 {
