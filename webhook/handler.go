@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -95,6 +96,12 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Allowed("subresource " + req.SubResource + " is not mutated"), outcomeUnchanged
 	}
 	obj, err := decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.Object.Raw)
+	var unsupported unsupportedKind
+	if errors.As(err, &unsupported) {
+		resp := admission.Allowed("")
+		resp.Warnings = []string{"image-pin: " + err.Error() + "; left as it is"}
+		return resp, outcomeUnchanged
+	}
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
 	}

@@ -440,19 +440,24 @@ func TestBadInputGetsAWellFormedAnswerNamingIt(t *testing.T) {
 		return []byte(fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":%s,"resource":{"version":"v1","resource":"x"},"operation":"CREATE","namespace":"team-a","object":%s}}`, kind, obj))
 	}
 	tests := []struct {
-		name string
-		body []byte
-		want string
+		name    string
+		body    []byte
+		allowed bool
+		want    string
 	}{
-		{"an object that does not match its kind", mk(`{"version":"v1","kind":"Pod"}`, pod), "not a valid Pod"},
-		{"an unknown kind", mk(`{"group":"example.com","version":"v1","kind":"Widget"}`, `{}`), "not supported"},
-		{"a wrong API version of a known kind", mk(`{"group":"apps","version":"v1beta1","kind":"Deployment"}`, `{}`), "not supported"},
+		{"an object that does not match its kind is refused", mk(`{"version":"v1","kind":"Pod"}`, pod), false, "not a valid Pod"},
+		{"an unknown kind is admitted unchanged with a warning", mk(`{"group":"example.com","version":"v1","kind":"Widget"}`, `{}`), true, "not supported"},
+		{"a wrong API version of a known kind is admitted unchanged with a warning", mk(`{"group":"apps","version":"v1beta1","kind":"Deployment"}`, `{}`), true, "not supported"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.admit(t, tc.body)
-			if r.Allowed || !strings.Contains(r.Result.Message, tc.want) {
-				t.Errorf("allowed=%v message=%q, want %q", r.Allowed, r.Result.Message, tc.want)
+			msg := strings.Join(r.Warnings, "\n")
+			if r.Result != nil {
+				msg += r.Result.Message
+			}
+			if r.Allowed != tc.allowed || !strings.Contains(msg, tc.want) || len(r.Patch) != 0 {
+				t.Errorf("allowed=%v message=%q patch=%s, want allowed=%v and %q", r.Allowed, msg, r.Patch, tc.allowed, tc.want)
 			}
 		})
 	}

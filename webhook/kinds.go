@@ -92,7 +92,16 @@ func decode(group, version, kind string, raw []byte) (*object, error) {
 		t := &o.Spec.JobTemplate.Spec.Template
 		return &object{meta: &o.ObjectMeta, tmplMeta: &t.ObjectMeta, spec: &t.Spec, specPath: "/spec/jobTemplate/spec/template/spec"}, nil
 	}
-	return nil, fmt.Errorf("kind %s is not supported (Pod, PodTemplate, ReplicationController, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)", gk)
+	return nil, unsupportedKind{gk}
+}
+
+// unsupportedKind is a kind the webhook does not handle: sent by a webhook
+// configuration that asks for more than the chart's. Such objects are
+// admitted unchanged with a warning rather than blocked.
+type unsupportedKind struct{ gvk string }
+
+func (u unsupportedKind) Error() string {
+	return fmt.Sprintf("kind %s is not supported (Pod, PodTemplate, ReplicationController, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob; core, apps and batch v1)", u.gvk)
 }
 
 func templated(meta *metav1.ObjectMeta, t *corev1.PodTemplateSpec) *object {
