@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -62,18 +64,32 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 // Do runs f with the authenticated transport of repo. When the registry
 // refuses the credentials (401 or 403), the cached credentials and transport
 // are dropped once and f runs again with fresh ones.
+//
+// A connection that broke in the middle of an answer (a reset, a truncated
+// body) is also tried once more: the transport retries failures before the
+// answer's headers, but not a body that was cut off after them.
 func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
 	for attempt := 0; ; attempt++ {
 		rt, err := c.transport(ctx, repo)
 		if err == nil {
 			err = f(rt)
 		}
-		if err == nil || attempt > 0 || !refused(err) || c.Entry.Source() == nil {
+		if err == nil || attempt > 0 || ctx.Err() != nil {
 			return err
 		}
-		c.transports.Remove(repo.String())
-		c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host())
+		switch {
+		case refused(err) && c.Entry.Source() != nil:
+			c.transports.Remove(repo.String())
+			c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host())
+		case broken(err):
+		default:
+			return err
+		}
 	}
+}
+
+func broken(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func refused(err error) bool {
