@@ -31,9 +31,6 @@ func (s Source) String() string {
 	return ""
 }
 
-// NeedsAPIServer reports whether fetching the credentials reads a Secret.
-func (s Source) NeedsAPIServer() bool { return s.Kind == "secret" || s.Kind == "pullsecret" }
-
 // ParseSource parses a credentials field. Errors quote the field only up to
 // its kind: a mistyped source may hold a secret pasted in by mistake.
 func ParseSource(v string) (*Source, error) {

@@ -65,18 +65,13 @@ type tagList struct {
 type Option func(*options)
 
 type options struct {
-	ttl, failureTTL      time.Duration
+	failureTTL           time.Duration
 	answers, tags, metas int
 	metrics              *Metrics
 }
 
 // WithFailureTTL sets how long a failed lookup is answered from memory.
 func WithFailureTTL(d time.Duration) Option { return func(o *options) { o.failureTTL = d } }
-
-// WithCacheSizes bounds the caches: answers, tag lists, and digest metadata.
-func WithCacheSizes(answers, tags, metas int) Option {
-	return func(o *options) { o.answers, o.tags, o.metas = answers, tags, metas }
-}
 
 // WithMetrics sets where resolutions are recorded.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
@@ -194,12 +189,4 @@ func (r *Resolver) failed(registry string, s Strategy, start time.Time, old answ
 	}
 	r.metrics.resolved(registry, s, "error", start)
 	return Result{}, err
-}
-
-// Forget drops everything cached about every repository, for tests and
-// for an operator who wants a cold start without a restart.
-func (r *Resolver) Forget() {
-	r.answers.Purge()
-	r.tags.Purge()
-	r.failures.Purge()
 }
