@@ -132,7 +132,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	cfg := h.config()
 	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings}
-	if err := p.build(ctrs); err != nil {
+	if err := p.build(); err != nil {
 		return admission.Denied(err.Error()), outcomeDenied
 	}
 	// Detached from the request's cancellation: controller-runtime cancels
@@ -170,7 +170,7 @@ type plan struct {
 }
 
 // build decides per container, following the UPDATE rules of the contract.
-func (p *plan) build(ctrs []container) error {
+func (p *plan) build() error {
 	var oldImages, oldOriginals map[string]string
 	restart := false
 	if p.old != nil {
@@ -179,9 +179,9 @@ func (p *plan) build(ctrs []container) error {
 			oldImages[c.name] = c.image
 		}
 		oldOriginals = originals(p.old.meta.Annotations)
-		restart = restarted(p.old, p.obj) && sameImages(ctrs, oldImages)
+		restart = restarted(p.old, p.obj) && sameImages(p.ctrs, oldImages)
 	}
-	for _, c := range ctrs {
+	for _, c := range p.ctrs {
 		original := c.image
 		fresh := false
 		if oldImg, ok := oldImages[c.name]; ok {
