@@ -4,7 +4,9 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-FUZZTIME ?= 3s
+# How long each fuzzer runs: FUZZTIME in `make fuzz`, UNIT_FUZZTIME in `make test`.
+FUZZTIME ?= 1m
+UNIT_FUZZTIME ?= 3s
 
 .PHONY: all build test unit e2e lint fuzz bench soak demo assets clean
 
@@ -22,7 +24,7 @@ lint: ## gofmt and go vet
 
 unit: ## unit tests, race detector on, plus a few seconds of each fuzzer
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults)
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(UNIT_FUZZTIME)
 
 e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registry, and the fault matrix
 	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
@@ -30,7 +32,7 @@ e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registr
 
 test: lint unit e2e ## every test: lint, unit (with race detector and short fuzzing) and end-to-end
 
-fuzz: ## each fuzzer for FUZZTIME (make fuzz FUZZTIME=2m for a long run)
+fuzz: ## each fuzzer for FUZZTIME (1m; make fuzz FUZZTIME=10m for a longer run)
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
 		pkg=$$(dirname $$spec); \
 		for f in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$spec | cut -d' ' -f2); do \
