@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -98,28 +97,17 @@ policy:
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return err
 	}
-	port, err := cluster.FreePort()
-	if err != nil {
-		return err
-	}
-	probe, _ := cluster.FreePort()
-	metrics, _ := cluster.FreePort()
 	logPath := filepath.Join(os.TempDir(), "image-pin-demo-webhook.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
-	wh := exec.Command(bin, "--config", configPath, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metrics), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe), "--shutdown-delay", "0s")
-	wh.Env = append(os.Environ(), "POD_NAMESPACE=image-pin-system")
-	wh.Stdout, wh.Stderr = logFile, logFile
-	if err := wh.Start(); err != nil {
-		return err
+	wh, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: bin, Config: configPath, CertDir: certDir, Kubeconfig: kubeconfig,
+		Metrics: true, Args: []string{"--shutdown-delay", "0s"}, Env: []string{"POD_NAMESPACE=image-pin-system"}, Output: logFile})
+	if err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
-	defer func() {
-		_ = wh.Process.Signal(syscall.SIGTERM)
-		_ = wh.Wait()
-	}()
+	defer wh.Stop(time.Minute)
 
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
@@ -130,7 +118,7 @@ policy:
 	if err != nil {
 		return err
 	}
-	mwc, err := cluster.LoopbackWebhook(rendered, fmt.Sprintf("https://127.0.0.1:%d/mutate", port), authority.CertPEM)
+	mwc, err := cluster.LoopbackWebhook(rendered, wh.URL(), authority.CertPEM)
 	if err != nil {
 		return err
 	}
@@ -145,9 +133,6 @@ policy:
 		if err := c.Create(ctx, ns); err != nil {
 			return err
 		}
-	}
-	if err := waitReady(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
 	time.Sleep(time.Second) // the API server picks the new webhook configuration up
 
@@ -174,15 +159,6 @@ policy:
 	<-sig
 	step("stopping")
 	return nil
-}
-
-func waitReady(url string) error {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if code, err := httpGet(url); err == nil && code == 200 {
-			return nil
-		}
-	}
-	return fmt.Errorf("the webhook did not become ready")
 }
 
 func shorten(image string) string {

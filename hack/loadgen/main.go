@@ -17,14 +17,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/image-pin/image-pin-webhook/test/cluster"
@@ -123,8 +121,7 @@ func run(quick bool, soak int) error {
 }
 
 type webhookProc struct {
-	cmd  *exec.Cmd
-	url  string
+	*cluster.Webhook
 	http *http.Client
 }
 
@@ -134,38 +131,23 @@ func (e *env) startWebhook(cacheTTL string, clients int) (*webhookProc, error) {
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		return nil, err
 	}
-	port, _ := cluster.FreePort()
-	probe, _ := cluster.FreePort()
-	cmd := exec.Command(e.bin, "--config", cfg, "--cert-dir", e.certDir, "--port", fmt.Sprint(port), "--kubeconfig", e.kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", probe), "--shutdown-delay", "0s")
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
-	log, _ := os.Create(filepath.Join(e.dir, "webhook.log"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
+	log, err := os.Create(filepath.Join(e.dir, "webhook.log"))
+	if err != nil {
 		return nil, err
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the webhook did not become ready")
-		}
+	w, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: e.bin, Config: cfg, CertDir: e.certDir, Kubeconfig: e.kubeconfig,
+		Args: []string{"--shutdown-delay", "0s"}, Env: []string{"GOMAXPROCS=2"}, Output: log})
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.authority.Pool()}, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	return &webhookProc{cmd: cmd, url: fmt.Sprintf("https://127.0.0.1:%d/mutate", port), http: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
+	return &webhookProc{Webhook: w, http: &http.Client{Transport: tr, Timeout: 15 * time.Second}}, nil
 }
 
-func (w *webhookProc) stop() {
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	_ = w.cmd.Wait()
-}
+func (w *webhookProc) stop() { w.Stop(time.Minute) }
 
 func (w *webhookProc) rssKiB() int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.Cmd.Process.Pid))
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "VmRSS:") {
 			var kib int
@@ -202,12 +184,7 @@ func images(n int) []string {
 
 // post sends one admission and checks the answer is a patch.
 func (w *webhookProc) post(body []byte) error {
-	resp, err := w.http.Post(w.url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := w.send(body)
 	if err != nil {
 		return err
 	}
@@ -215,6 +192,16 @@ func (w *webhookProc) post(body []byte) error {
 		return fmt.Errorf("not pinned: %s", b)
 	}
 	return nil
+}
+
+// send posts one admission and returns the response body.
+func (w *webhookProc) send(body []byte) ([]byte, error) {
+	resp, err := w.http.Post(w.URL(), "application/json", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }
 
 // workload runs count admissions from clients goroutines and prints a row.
@@ -500,7 +487,7 @@ func (e *env) soak(count int) error {
 		pinnedSame.Load(), other.Load(), unpinned.Load(), denied.Load(), failures.Load())
 	fmt.Printf("  registry requests: %d; resident memory: %.1f MiB at start, %.1f MiB at most during the run\n",
 		e.proxy.total(), float64(rssStart)/1024, float64(maxRSS.Load())/1024)
-	if w.cmd.ProcessState != nil {
+	if w.Cmd.ProcessState != nil {
 		return fmt.Errorf("the webhook exited during the soak")
 	}
 	if failures.Load() > 0 || denied.Load() > 0 || other.Load() > 0 || unpinned.Load() > 0 {
@@ -509,22 +496,16 @@ func (e *env) soak(count int) error {
 	return nil
 }
 
-// postRaw sends one admission and returns the response body.
+// postRaw sends one admission and returns the response body with its
+// patch decoded (it is base64 in the AdmissionReview).
 func (w *webhookProc) postRaw(body []byte) (string, error) {
-	resp, err := w.http.Post(w.url, "application/json", bytes.NewReader(body))
+	b, err := w.send(body)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	// The patch is base64 in the AdmissionReview: decode it for the caller.
 	var rev struct {
 		Response struct {
-			Allowed bool   `json:"allowed"`
-			Patch   []byte `json:"patch"`
+			Patch []byte `json:"patch"`
 		} `json:"response"`
 	}
 	if err := json.Unmarshal(b, &rev); err != nil {

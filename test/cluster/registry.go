@@ -293,9 +293,6 @@ func (t *TokenServer) sign(claims map[string]any) (string, error) {
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
-// Ref names repo:tag on this registry.
-func (r *Registry) Ref(repoTag string) (name.Reference, error) { return r.ref(repoTag) }
-
 // Get fetches the manifest of repo:tag.
 func (r *Registry) Get(repoTag string) (*remote.Descriptor, error) {
 	ref, err := r.ref(repoTag)

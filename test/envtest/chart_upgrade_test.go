@@ -72,7 +72,7 @@ func TestAnUpgradeWithoutCertManagerKeepsTheCA(t *testing.T) {
 func TestARotatedServingCertificateIsServedWithoutARestart(t *testing.T) {
 	p := startOwn(t, "http://"+s.plain.Host, filepath.Join(s.dir, "kubeconfig"))
 	serial := func() string {
-		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), &tls.Config{RootCAs: s.authority.Pool()})
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port), &tls.Config{RootCAs: s.authority.Pool()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,11 +25,10 @@ import (
 
 // process is a webhook process of a test's own, apart from the shared one.
 type process struct {
-	cmd         *exec.Cmd
-	port, probe int
-	certDir     string
-	client      *http.Client
-	out         *lockedBuffer
+	*cluster.Webhook
+	certDir string
+	client  *http.Client
+	out     *lockedBuffer
 }
 
 // startOwn starts a webhook with a one-entry config for apiURL (prefix
@@ -47,39 +46,22 @@ func startWithConfig(t *testing.T, doc, kubeconfig string, extraArgs ...string) 
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.authority.Issue(filepath.Join(dir, "certs")); err != nil {
-		t.Fatal(err)
-	}
 	p := &process{out: &lockedBuffer{}, certDir: filepath.Join(dir, "certs")}
-	p.port, _ = cluster.FreePort()
-	p.probe, _ = cluster.FreePort()
-	args := append([]string{"--config", cfg, "--cert-dir", filepath.Join(dir, "certs"), "--port", fmt.Sprint(p.port), "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", p.probe)}, extraArgs...)
-	p.cmd = exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
+	if err := s.authority.Issue(p.certDir); err != nil {
 		t.Fatal(err)
 	}
+	w, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: cfg, CertDir: p.certDir,
+		Kubeconfig: kubeconfig, Args: extraArgs, Output: p.out})
+	if err != nil {
+		t.Fatalf("%v; it printed:\n%s", err, p.out.String())
+	}
+	p.Webhook = w
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		_, _ = p.cmd.Process.Wait()
+		w.Kill()
+		_, _ = w.Cmd.Process.Wait()
 	})
 	p.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.authority.Pool()}}}
-	for deadline := time.Now().Add(20 * time.Second); p.ready() != http.StatusOK; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the webhook did not become ready:\n%s", p.out.String())
-		}
-	}
 	return p
-}
-
-func (p *process) ready() int {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.probe))
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 func admissionBody(image string) []byte {
@@ -88,7 +70,7 @@ func admissionBody(image string) []byte {
 
 func (p *process) admit(t *testing.T, image string) string {
 	t.Helper()
-	resp, err := p.client.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate", p.port), "application/json", bytes.NewReader(admissionBody(image)))
+	resp, err := p.client.Post(p.URL(), "application/json", bytes.NewReader(admissionBody(image)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +98,7 @@ func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
 
 func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
 	p := startOwn(t, "http://"+s.plain.Host, filepath.Join(s.dir, "kubeconfig"))
-	addr := fmt.Sprintf("127.0.0.1:%d", p.port)
+	addr := fmt.Sprintf("127.0.0.1:%d", p.Port)
 	t.Run("plain HTTP is refused", func(t *testing.T) {
 		resp, err := http.Post("http://"+addr+"/mutate", "application/json", bytes.NewReader(admissionBody("x")))
 		if err == nil {
@@ -159,7 +141,7 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 	p := startOwn(t, slow.URL, filepath.Join(s.dir, "kubeconfig"), "--shutdown-delay", "1s")
 	result := make(chan string, 1)
 	go func() {
-		resp, err := p.client.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate", p.port), "application/json", bytes.NewReader(admissionBody("bench.local/"+repo+":1")))
+		resp, err := p.client.Post(p.URL(), "application/json", bytes.NewReader(admissionBody("bench.local/"+repo+":1")))
 		if err != nil {
 			result <- "error: " + err.Error()
 			return
@@ -169,12 +151,12 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		result <- string(b)
 	}()
 	time.Sleep(300 * time.Millisecond)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	notReady := false
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if code := p.ready(); code != http.StatusOK {
+		if code := p.Ready(); code != http.StatusOK {
 			notReady = true
 			break
 		}
@@ -191,7 +173,7 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		t.Fatal("the in-flight admission never completed")
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
+	go func() { done <- p.Cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -224,7 +206,7 @@ const seedConfig = `registries:
 
 func TestTheSeedsConfigStartsWithItsRegistriesUnreachable(t *testing.T) {
 	p := startWithConfig(t, seedConfig, filepath.Join(s.dir, "kubeconfig"))
-	if code := p.ready(); code != http.StatusOK {
+	if code := p.Ready(); code != http.StatusOK {
 		t.Fatalf("readyz %d", code)
 	}
 }

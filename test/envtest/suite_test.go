@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,7 +45,7 @@ type suite struct {
 	authority *cluster.CA
 	config    string // the webhook's config file
 	extRuns   string // the ext: script appends a line here per run
-	webhook   *exec.Cmd
+	webhook   *cluster.Webhook
 	output    *lockedBuffer // everything the webhook printed
 	metrics   string
 	mu        sync.Mutex // serialises config rewrites
@@ -283,40 +281,22 @@ func (s *suite) startWebhook() error {
 	if err := cluster.WriteKubeconfig(s.restCfg, kubeconfig); err != nil {
 		return err
 	}
-	port, err := cluster.FreePort()
-	if err != nil {
-		return err
-	}
-	mport, _ := cluster.FreePort()
-	pport, _ := cluster.FreePort()
-	s.metrics = fmt.Sprintf("127.0.0.1:%d", mport)
-	s.webhook = exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"),
-		"--config", s.config, "--cert-dir", certDir, "--port", fmt.Sprint(port), "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", s.metrics, "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", pport), "--zap-log-level", "debug", "--shutdown-delay", "1s")
-	s.webhook.Env = append(os.Environ(), "POD_NAMESPACE="+ownNamespace,
-		"E2E_REGISTRY_CREDS="+regUser+":"+regPass, "E2E_WRONG_CREDS="+regUser+":"+wrongPass,
-		"E2E_EXT_USER="+regUser, "E2E_EXT_PASS="+regPass)
 	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
 	if err != nil {
 		return err
 	}
-	s.webhook.Stdout = io.MultiWriter(s.output, logFile)
-	s.webhook.Stderr = io.MultiWriter(s.output, logFile)
-	if err := s.webhook.Start(); err != nil {
-		return err
+	s.webhook, err = cluster.StartWebhook(cluster.WebhookOptions{
+		Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: s.config, CertDir: certDir, Kubeconfig: kubeconfig, Metrics: true,
+		Args: []string{"--zap-log-level", "debug", "--shutdown-delay", "1s"},
+		Env: []string{"POD_NAMESPACE=" + ownNamespace,
+			"E2E_REGISTRY_CREDS=" + regUser + ":" + regPass, "E2E_WRONG_CREDS=" + regUser + ":" + wrongPass,
+			"E2E_EXT_USER=" + regUser, "E2E_EXT_PASS=" + regPass},
+		Output: io.MultiWriter(s.output, logFile),
+	})
+	if err != nil {
+		return fmt.Errorf("%w; it printed:\n%s", err, s.output.String())
 	}
-	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", pport)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the webhook did not become ready; it printed:\n%s", s.output.String())
-		}
-	}
+	s.metrics = fmt.Sprintf("127.0.0.1:%d", s.webhook.Metrics)
 	c, err := s.client()
 	if err != nil {
 		return err
@@ -325,7 +305,7 @@ func (s *suite) startWebhook() error {
 	if err != nil {
 		return err
 	}
-	mwc, err := cluster.LoopbackWebhook(rendered, fmt.Sprintf("https://127.0.0.1:%d/mutate", port), s.authority.CertPEM)
+	mwc, err := cluster.LoopbackWebhook(rendered, s.webhook.URL(), s.authority.CertPEM)
 	if err != nil {
 		return err
 	}
@@ -360,15 +340,8 @@ func (s *suite) waitForWebhook(c client.Client) error {
 }
 
 func (s *suite) stopWebhook() {
-	if s.webhook != nil && s.webhook.Process != nil {
-		_ = s.webhook.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = s.webhook.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = s.webhook.Process.Kill()
-		}
+	if s.webhook != nil {
+		s.webhook.Stop(20 * time.Second)
 	}
 }
 
