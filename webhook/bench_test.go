@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 	"github.com/image-pin/image-pin-webhook/webhook"
@@ -29,11 +28,7 @@ func BenchmarkWarmAdmission(b *testing.B) {
 				srv.PushImage(b, fmt.Sprintf("app%d:1", i))
 				images[i] = fmt.Sprintf("%s/app%d:1", srv.Host, i)
 			}
-			cfg, err := config.Parse([]byte(fmt.Sprintf("registries:\n- name: b\n  api_url: %s\n  prefix: %s\n", srv.URL, srv.Host)),
-				registries.WithCredentials(registries.NewCredentials()))
-			if err != nil {
-				b.Fatal(err)
-			}
+			cfg := configFor(b, srv, "", "")
 			h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
 			body := review(b, admissionv1.Create, "team-a", deployment(nil, images...), nil)
 			post := func() *httptest.ResponseRecorder {

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 	"github.com/image-pin/image-pin-webhook/webhook"
@@ -36,11 +35,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	}
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"request":{"uid":"x","kind":{"version":"v1","kind":"Pod"},"object":{"metadata":{"annotations":{"image-pin.io/constraint":"~1"}},"spec":{"containers":[{"name":"a","image":"docker.io/app:1"}]}}}}`))
-	cfg, err := config.Parse([]byte("registries:\n- name: test\n  api_url: "+srv.URL+"\n  prefix: "+srv.Host+"\npolicy:\n  resolve_timeout: 500ms\n"),
-		registries.WithCredentials(registries.NewCredentials()))
-	if err != nil {
-		f.Fatal(err)
-	}
+	cfg := configFor(f, srv, "", "policy:\n  resolve_timeout: 500ms\n")
 	h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()

@@ -54,12 +54,19 @@ func newEnv(t *testing.T, extra, policy string) *env {
 
 func (e *env) setConfig(t *testing.T, extra, policy string) {
 	t.Helper()
-	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s%s", e.srv.URL, e.srv.Host, extra, policy)
+	e.cfg.Store(configFor(t, e.srv, extra, policy))
+}
+
+// configFor is a config with one registry entry, test, for srv; extra is
+// appended to the entry and policy is the policy block.
+func configFor(tb testing.TB, srv *registrytest.Server, extra, policy string) *config.Config {
+	tb.Helper()
+	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s%s", srv.URL, srv.Host, extra, policy)
 	c, err := config.Parse([]byte(doc), registries.WithCredentials(registries.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	e.cfg.Store(c)
+	return c
 }
 
 // pinned is how the handler writes repo:tag pinned on this registry.
