@@ -46,6 +46,8 @@ type suite struct {
 	config    string // the webhook's config file
 	extRuns   string // the ext: script appends a line here per run
 	webhook   *cluster.Webhook
+	kcm       *cluster.ControllerManager
+	kubecfg   string        // the admin kubeconfig kubectl and the webhook use
 	output    *lockedBuffer // everything the webhook printed
 	metrics   string
 	mu        sync.Mutex // serialises config rewrites
@@ -112,6 +114,11 @@ func run(m *testing.M, env *envtest.Environment) (int, error) {
 		return 0, err
 	}
 	defer s.stopWebhook()
+	// After the webhook, so that everything the controllers create is admitted through it.
+	if err := s.startControllers(env); err != nil {
+		return 0, err
+	}
+	defer s.kcm.Stop(20 * time.Second)
 	code := m.Run()
 	if leaked := s.leakedCredentials(); leaked != "" {
 		fmt.Fprintf(os.Stderr, "FAIL: the webhook printed a credential (%s)\n", leaked)
@@ -281,6 +288,7 @@ func (s *suite) startWebhook() error {
 	if err := cluster.WriteKubeconfig(s.restCfg, kubeconfig); err != nil {
 		return err
 	}
+	s.kubecfg = kubeconfig
 	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
 	if err != nil {
 		return err
@@ -313,6 +321,29 @@ func (s *suite) startWebhook() error {
 		return err
 	}
 	return s.waitForWebhook(c)
+}
+
+// startControllers runs kube-controller-manager beside envtest's API server,
+// with the service account signing key envtest generated for it.
+func (s *suite) startControllers(env *envtest.Environment) error {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-kube-controller-manager.log"))
+	if err != nil {
+		return err
+	}
+	certDir := env.ControlPlane.APIServer.CertDir
+	caFile := filepath.Join(s.dir, "apiserver-ca.pem")
+	if err := os.WriteFile(caFile, s.restCfg.CAData, 0o644); err != nil {
+		return err
+	}
+	s.kcm, err = cluster.StartControllerManager(cluster.ControllerManagerOptions{
+		Binary: filepath.Join(assets, "kube-controller-manager"), Kubeconfig: s.kubecfg,
+		ServiceAccountKey: filepath.Join(certDir, "sa-signer.key"), RootCA: caFile, Output: logFile,
+	})
+	if err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logFile.Name())
+	}
+	return nil
 }
 
 // waitForWebhook creates a probe Pod until the API server calls the webhook
