@@ -1,15 +1,19 @@
 // Command demo runs image-pin-webhook locally: a real kube-apiserver and
-// etcd (envtest), a distribution registry with sample images, and the
-// webhook; then it applies sample workloads and prints each image as written
-// and as stored. `make demo` runs it; DEMO_ONCE=1 exits after the table.
+// etcd (envtest), kube-controller-manager, a distribution registry with
+// sample images, and the webhook; then it applies sample workloads, prints
+// each image as written and as stored, and shows with kubectl the
+// ReplicaSets, Jobs and Pods the controllers made from them. `make demo`
+// runs it; DEMO_ONCE=1 exits after the tables.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -56,6 +60,25 @@ func run() error {
 	if err := cluster.WriteKubeconfig(cfg, kubeconfig); err != nil {
 		return err
 	}
+
+	step("starting kube-controller-manager (no scheduler or kubelet: Pods stay Pending)")
+	kcmLog := filepath.Join(os.TempDir(), "image-pin-demo-kube-controller-manager.log")
+	kcmOut, err := os.Create(kcmLog)
+	if err != nil {
+		return err
+	}
+	caFile := filepath.Join(dir, "apiserver-ca.pem")
+	if err := os.WriteFile(caFile, cfg.CAData, 0o644); err != nil {
+		return err
+	}
+	kcm, err := cluster.StartControllerManager(cluster.ControllerManagerOptions{
+		Binary: filepath.Join(assets, "kube-controller-manager"), Kubeconfig: kubeconfig,
+		ServiceAccountKey: filepath.Join(env.ControlPlane.APIServer.CertDir, "sa-signer.key"), RootCA: caFile, Output: kcmOut,
+	})
+	if err != nil {
+		return fmt.Errorf("%w (log: %s)", err, kcmLog)
+	}
+	defer kcm.Stop(20 * time.Second)
 
 	step("starting a registry and pushing sample images")
 	reg, err := cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", "")
@@ -150,15 +173,86 @@ policy:
 	}
 	_ = tw.Flush()
 	fmt.Printf("\n$REGISTRY is %s; digests are shortened here, stored in full.\n", r)
+
+	kubectl := func(args ...string) (string, error) {
+		cmd := exec.Command(filepath.Join(assets, "kubectl"), args...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+	fmt.Println()
+	step("kubectl -n demo create job nightly-now --from=cronjob/nightly")
+	if _, err := kubectl("-n", "demo", "create", "job", "nightly-now", "--from=cronjob/nightly"); err != nil {
+		return err
+	}
+	step("waiting for the controllers' ReplicaSets, Jobs and Pods")
+	if err := waitForPods(ctx, c); err != nil {
+		return err
+	}
+	for _, q := range [][]string{
+		{"get", "replicasets,jobs", "-o", "custom-columns=KIND:.kind,NAME:.metadata.name,OWNER:.metadata.ownerReferences[0].name,IMAGES:.spec.template.spec.containers[*].image"},
+		{"get", "pods", "-o", "custom-columns=POD:.metadata.name,OWNER:.metadata.ownerReferences[0].name,STATUS:.status.phase,IMAGES:.spec.containers[*].image"},
+	} {
+		fmt.Printf("\n$ kubectl -n demo %s\n", strings.Join(q[:2], " "))
+		out, err := kubectl(append([]string{"-n", "demo"}, q...)...)
+		if err != nil {
+			return err
+		}
+		fmt.Print(shortenAll(strings.ReplaceAll(out, r, "$REGISTRY")))
+	}
 	if os.Getenv("DEMO_ONCE") == "1" {
 		return nil
 	}
-	fmt.Printf("\nEverything keeps running. Try your own with kubectl:\n  export KUBECONFIG=%s\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo get deployment mine -o jsonpath='{.spec.template.spec.containers[0].image}'\n  kubectl -n demo rollout restart deployment mine   # re-pins to the tag's current digest\nWebhook log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, r, logPath)
+	fmt.Printf("\nEverything keeps running. Try your own with the same kubectl:\n  export KUBECONFIG=%s PATH=%s:$PATH\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo get replicasets,pods -l app=mine -o wide\n  kubectl -n demo rollout restart deployment mine   # re-pins to the tag's current digest, in a new ReplicaSet\n  kubectl -n demo rollout undo deployment mine      # the previous pin, in the previous ReplicaSet\n  kubectl -n demo diff --server-side -f <(kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0 --dry-run=client -o yaml)   # no drift\nWebhook log: %s\nkube-controller-manager log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, assets, r, r, logPath, kcmLog)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
 	step("stopping")
 	return nil
+}
+
+var digest = regexp.MustCompile(`@sha256:([0-9a-f]{12})[0-9a-f]{52}`)
+
+// shortenAll shortens every digest in kubectl's output.
+func shortenAll(out string) string { return digest.ReplaceAllString(out, "@sha256:$1…") }
+
+// waitForPods waits until the controllers have made a Pod for every
+// Deployment, StatefulSet and Job in namespace demo that should have one.
+func waitForPods(ctx context.Context, c client.Client) error {
+	want := map[string]bool{"web": true, "api": true, "skipped": true, "multi-arch": true, "nightly-now": true}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var pods corev1.PodList
+		if err := c.List(ctx, &pods, client.InNamespace("demo")); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, p := range pods.Items {
+			for _, ref := range p.OwnerReferences {
+				name := ref.Name
+				if ref.Kind == "ReplicaSet" {
+					name = name[:strings.LastIndex(name, "-")] // deployment name-hash
+				}
+				seen[name] = true
+			}
+		}
+		missing := []string{}
+		for w := range want {
+			if !seen[w] {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after 60s the controllers have made no Pod for %s", strings.Join(missing, ", "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func shorten(image string) string {
@@ -171,24 +265,25 @@ func shorten(image string) string {
 // apply creates the sample workloads and returns, per container, the image
 // as written and as the API server stored it.
 func apply(ctx context.Context, c client.Client, r string) ([][4]string, error) {
-	tmpl := func(containers ...corev1.Container) corev1.PodTemplateSpec {
-		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "demo"}}, Spec: corev1.PodSpec{Containers: containers}}
+	// Each workload its own app label, so that no controller adopts another's Pods.
+	tmpl := func(app string, containers ...corev1.Container) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: corev1.PodSpec{Containers: containers}}
 	}
-	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "demo"}}
+	sel := func(app string) *metav1.LabelSelector { return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}} }
 	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "web"},
-		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "web", Image: r + "/demo/web"})}}
+		Spec: appsv1.DeploymentSpec{Selector: sel("web"), Template: tmpl("web", corev1.Container{Name: "web", Image: r + "/demo/web"})}}
 	api := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "api", Annotations: map[string]string{"image-pin.io/constraint": "~1.4"}},
-		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "api", Image: r + "/demo/api:1.4.0"})}}
+		Spec: appsv1.DeploymentSpec{Selector: sel("api"), Template: tmpl("api", corev1.Container{Name: "api", Image: r + "/demo/api:1.4.0"})}}
 	multi := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "multi-arch"},
-		Spec: appsv1.StatefulSetSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "db", Image: r + "/demo/multi:1"})}}
-	jobTmpl := tmpl(corev1.Container{Name: "report", Image: r + "/demo/api:1.5.0"})
+		Spec: appsv1.StatefulSetSpec{Selector: sel("multi-arch"), Template: tmpl("multi-arch", corev1.Container{Name: "db", Image: r + "/demo/multi:1"})}}
+	jobTmpl := tmpl("nightly", corev1.Container{Name: "report", Image: r + "/demo/api:1.5.0"})
 	jobTmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
 	jobTmpl.Spec.InitContainers = []corev1.Container{{Name: "init", Image: r + "/demo/init:1"}}
 	jobTmpl.Labels = nil
 	cron := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "nightly"},
 		Spec: batchv1.CronJobSpec{Schedule: "0 2 * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}}}
 	skipped := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "skipped", Labels: map[string]string{"image-pin.io/skip": "true"}},
-		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl(corev1.Container{Name: "nginx", Image: r + "/demo/nginx:1.27"})}}
+		Spec: appsv1.DeploymentSpec{Selector: sel("skipped"), Template: tmpl("skipped", corev1.Container{Name: "nginx", Image: r + "/demo/nginx:1.27"})}}
 	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "not-opted-in"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "nginx", Image: r + "/demo/nginx:1.27"}}}}
 	external := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "unconfigured-registry"},
