@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -145,23 +147,44 @@ func TestADryRunAdmissionAnswersAsTheRealOneAndLeavesNothingBehind(t *testing.T)
 	}
 	for _, u := range updates {
 		t.Run(u.name, func(t *testing.T) {
-			if err := c.Get(ctx(t), client.ObjectKeyFromObject(live), live); err != nil {
+			var dry, real admitted
+			// The deployment controller keeps writing the status and its
+			// revision annotation: on a conflict, start again from the
+			// object as it now is.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				if err := c.Get(ctx(t), client.ObjectKeyFromObject(live), live); err != nil {
+					return err
+				}
+				gen, ann := live.Generation, live.Annotations["image-pin.io/original-images"]
+				dryObj, realObj := live.DeepCopy(), live.DeepCopy()
+				u.change(dryObj)
+				u.change(realObj)
+				w.reset()
+				if err := c.Update(ctx(t), dryObj, client.DryRunAll); apierrors.IsConflict(err) {
+					return err
+				} else {
+					dry = of(dryObj, err)
+				}
+				// The spec's generation and the webhook's annotation say
+				// whether the dry run stored anything.
+				if err := c.Get(ctx(t), client.ObjectKeyFromObject(live), live); err != nil {
+					return err
+				}
+				if live.Generation != gen || live.Annotations["image-pin.io/original-images"] != ann {
+					t.Fatalf("the dry run changed the live object (generation %d → %d, original-images %s → %s)",
+						gen, live.Generation, ann, live.Annotations["image-pin.io/original-images"])
+				}
+				w.reset()
+				if err := c.Update(ctx(t), realObj); apierrors.IsConflict(err) {
+					return err
+				} else {
+					real = of(realObj, err)
+				}
+				return nil
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
-			rv := live.ResourceVersion
-			dryObj, realObj := live.DeepCopy(), live.DeepCopy()
-			u.change(dryObj)
-			u.change(realObj)
-			w.reset()
-			dry := of(dryObj, c.Update(ctx(t), dryObj, client.DryRunAll))
-			if err := c.Get(ctx(t), client.ObjectKeyFromObject(live), live); err != nil {
-				t.Fatal(err)
-			}
-			if live.ResourceVersion != rv {
-				t.Fatalf("the dry run changed the live object (resourceVersion %s → %s)", rv, live.ResourceVersion)
-			}
-			w.reset()
-			real := of(realObj, c.Update(ctx(t), realObj))
 			if dry != real {
 				t.Errorf("the dry run answered\n%+v\nthe real update\n%+v", dry, real)
 			}

@@ -256,10 +256,10 @@ func TestEverydayKubectlOnADeploymentWhoseTagMoves(t *testing.T) {
 		{"a label change re-applied client-side starts no rollout", func(t *testing.T) {
 			labelled := git
 			labelled.Labels = map[string]string{"team": "a"}
-			kubectlOK(t, "apply", "-f", labelled.file(t))
-		}, func() string { return pinned }, 1, 3},
+			kubectlOK(t, "apply", "-f", labelled.file(t)) // and replicas back to the manifest's 2, as kubectl apply does
+		}, func() string { return pinned }, 1, 2},
 		{"the same manifest re-applied server-side, as Flux and Argo CD do, starts no rollout", func(t *testing.T) {
-			// --force-conflicts as they do: replicas was last set by kubectl scale.
+			// --force-conflicts as they do: fields kubectl scale and client-side apply set change owner.
 			kubectlOK(t, "apply", "--server-side", "--force-conflicts", "-f", git.file(t))
 		}, func() string { return pinned }, 1, 2},
 		{"after the tag moved in the registry, re-applies client-side and server-side start no rollout", func(t *testing.T) {
