@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/image-pin/image-pin-webhook/test/cluster"
@@ -494,21 +495,19 @@ func TestUpdatesNeverStartARolloutUnlessAsked(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)       // past cache_ttl
 
 	t.Run("an unrelated update keeps the pin while the tag moved", func(t *testing.T) {
-		d.Spec.Replicas = ptr(int32(5))
-		d.Labels = map[string]string{"team": "a"}
-		if err := c.Update(ctx(t), d); err != nil {
-			t.Fatal(err)
-		}
+		updateLatest(t, c, d, func() {
+			d.Spec.Replicas = ptr(int32(5))
+			d.Labels = map[string]string{"team": "a"}
+		})
 		if got := stored(t, d); got != pinned {
 			t.Fatalf("stored %q, want %q", got, pinned)
 		}
 	})
 	t.Run("a re-apply of the original manifest keeps the pin", func(t *testing.T) {
-		d.Spec.Template.Spec.Containers[0].Image = image
-		delete(d.Annotations, "image-pin.io/original-images")
-		if err := c.Update(ctx(t), d); err != nil {
-			t.Fatal(err)
-		}
+		updateLatest(t, c, d, func() {
+			d.Spec.Template.Spec.Containers[0].Image = image
+			delete(d.Annotations, "image-pin.io/original-images")
+		})
 		if got := stored(t, d); got != pinned {
 			t.Fatalf("stored %q, want %q", got, pinned)
 		}
@@ -517,24 +516,39 @@ func TestUpdatesNeverStartARolloutUnlessAsked(t *testing.T) {
 		}
 	})
 	t.Run("a rollout restart re-pins to the moved tag", func(t *testing.T) {
-		d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().UTC().Format(time.RFC3339)}
-		if err := c.Update(ctx(t), d); err != nil {
-			t.Fatal(err)
-		}
+		updateLatest(t, c, d, func() {
+			d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().UTC().Format(time.RFC3339)}
+		})
 		if got, want := stored(t, d), image+"@"+moved; got != want {
 			t.Fatalf("stored %q, want %q", got, want)
 		}
 	})
 	t.Run("a rollout undo is left exactly as asked", func(t *testing.T) {
-		d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}
-		d.Spec.Template.Spec.Containers[0].Image = pinned
-		if err := c.Update(ctx(t), d); err != nil {
-			t.Fatal(err)
-		}
+		updateLatest(t, c, d, func() {
+			d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}
+			d.Spec.Template.Spec.Containers[0].Image = pinned
+		})
 		if got := stored(t, d); got != pinned {
 			t.Fatalf("stored %q, want %q", got, pinned)
 		}
 	})
+}
+
+// updateLatest applies change to the latest d and updates it, starting
+// again on a conflict: the deployment controller writes d's status and
+// revision annotation between the test's own writes.
+func updateLatest(t *testing.T, c client.Client, d *appsv1.Deployment, change func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx(t), client.ObjectKeyFromObject(d), d); err != nil {
+			return err
+		}
+		change()
+		return c.Update(ctx(t), d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestTheConfigFileChangedWhileRunning(t *testing.T) {
