@@ -269,7 +269,9 @@ func apply(ctx context.Context, c client.Client, r string) ([][4]string, error) 
 	tmpl := func(app string, containers ...corev1.Container) corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}}, Spec: corev1.PodSpec{Containers: containers}}
 	}
-	sel := func(app string) *metav1.LabelSelector { return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}} }
+	sel := func(app string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
+	}
 	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "web"},
 		Spec: appsv1.DeploymentSpec{Selector: sel("web"), Template: tmpl("web", corev1.Container{Name: "web", Image: r + "/demo/web"})}}
 	api := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "api", Annotations: map[string]string{"image-pin.io/constraint": "~1.4"}},
