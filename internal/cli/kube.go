@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // lazyReader reads Secrets through the kubeconfig, which it loads at the
@@ -25,6 +27,9 @@ func newLazyReader(kubeconfig string) *lazyReader { return &lazyReader{kubeconfi
 
 func (l *lazyReader) get() (client.Reader, error) {
 	l.once.Do(func() {
+		// controller-runtime complains on stderr when its logger is never
+		// set; this process has nothing of it to log.
+		ctrllog.SetLogger(logr.Discard())
 		restCfg, err := ctrl.GetConfig()
 		if l.kubeconfig != "" {
 			restCfg, err = clientcmd.BuildConfigFromFlags("", l.kubeconfig)

@@ -158,12 +158,17 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 		r.Tag = lt.Tag
 	}
 	mu.Unlock()
+	// The admission's messages, without what the report's heading says.
+	tidy := func(msg string) string {
+		msg = strings.TrimPrefix(msg, "image-pin: ")
+		return strings.TrimPrefix(msg, fmt.Sprintf("container %q image %q: ", podContainer, image))
+	}
 	for _, w := range resp.Warnings {
-		r.Warnings = append(r.Warnings, strings.TrimPrefix(w, "image-pin: "))
+		r.Warnings = append(r.Warnings, tidy(w))
 	}
 	switch {
 	case !resp.Allowed:
-		r.Error = strings.TrimPrefix(resp.Result.Message, "image-pin: ")
+		r.Error = tidy(resp.Result.Message)
 	case pinned(resp) != "":
 		r.Pinned = pinned(resp)
 		if _, tag, ok := strings.Cut(strings.TrimPrefix(r.Pinned, img.Repo), ":"); ok && r.Tag == "" {
@@ -204,13 +209,16 @@ func unmatched(cfg *config.Config, img registries.Image, ns string) string {
 	return fmt.Sprintf("no entry of the config matches it (as %s): an admission leaves it as it is", img.Canonical())
 }
 
+// podContainer names the one container of the Pod resolve admits.
+const podContainer = "resolve"
+
 // podAdmission is the CREATE of a one-container Pod, as the API server
 // would send it; a dry run, as kubectl --dry-run=server would be.
 func podAdmission(ns, image string, ann map[string]string) admission.Request {
 	pod := corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "image-pin-resolve", Namespace: ns, Annotations: ann},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "resolve", Image: image}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: podContainer, Image: image}}},
 	}
 	raw, _ := json.Marshal(pod)
 	dry := true
@@ -249,11 +257,11 @@ func printResolve(w io.Writer, rep resolveReport) {
 		if e := r.Entry; e != nil {
 			fmt.Fprintf(w, "  entry:       %s (prefix %s, api_url %s)\n", e.Name, e.Prefix, e.APIURL)
 			if c := e.Credentials; c != nil {
-				id := c.Identity
-				if id == "" {
-					id = "not read"
+				id := "as " + c.Identity
+				if c.Identity == "" {
+					id = "which could not be read"
 				}
-				fmt.Fprintf(w, "  credentials: %s (%s), as %s\n", c.Kind, c.Source, id)
+				fmt.Fprintf(w, "  credentials: %s (%s), %s\n", c.Kind, c.Source, id)
 			} else {
 				fmt.Fprintln(w, "  credentials: none (anonymous)")
 			}
@@ -272,7 +280,7 @@ func printResolve(w io.Writer, rep resolveReport) {
 			}
 			fmt.Fprintln(w, strings.Join(shown, ", "))
 		}
-		if r.Tag != "" {
+		if r.Tag != "" && (r.Error == "" || r.Policy == nil || r.Policy.Strategy != string(resolver.Digest)) {
 			fmt.Fprintf(w, "  chose:       %s\n", r.Tag)
 		}
 		switch {
