@@ -26,12 +26,16 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 	if err != nil {
 		return answer{}, fmt.Errorf("repository %q: %v", t.Repository, err)
 	}
+	tr := startTrace(ctx, repo.String(), p)
+	chosen := ""
+	defer func() { tr.done(chosen) }()
 	if p.Strategy != Digest {
 		tags, err := r.listTags(ctx, t.Client, repo, p)
 		if err != nil {
 			return answer{}, err
 		}
 		cands := p.candidates(tags)
+		tr.tags(tags, cands)
 		if len(cands) == 0 {
 			return answer{}, fmt.Errorf("%s: none of its %d tags passes allow_tags and ignore_tags", repo, len(tags))
 		}
@@ -49,6 +53,7 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 			return answer{}, fmt.Errorf("%s: %w", repo, err)
 		}
 	}
+	chosen = tag
 	desc, err := r.digest(ctx, t.Client, repo.Tag(tag))
 	if err != nil {
 		return answer{}, err
@@ -98,7 +103,7 @@ func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name
 	var tags []string
 	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
 		var err error
-		tags, err = remote.List(repo, remote.WithTransport(rt), remote.WithContext(ctx), remote.WithPageSize(1000))
+		tags, err = c.ListTags(ctx, rt, repo, 1000)
 		return err
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 // Command image-pin-webhook is the admission webhook server: it wires the
 // config watcher, registries, resolver and admission handler into a
-// controller-runtime manager.
+// controller-runtime manager. The subcommands check and resolve
+// (internal/cli) share the binary.
 package main
 
 import (
@@ -11,7 +12,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -24,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/internal/cli"
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	pinhook "github.com/image-pin/image-pin-webhook/webhook"
@@ -32,6 +36,12 @@ import (
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 && cli.IsCommand(os.Args[1]) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	var (
 		configPath  = flag.String("config", "/etc/image-pin-webhook/config.yaml", "the config file; re-read on change without a restart")
 		certDir     = flag.String("cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key; rotated files are picked up without a restart")

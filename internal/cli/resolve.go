@@ -1,0 +1,299 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/resolver"
+	pinhook "github.com/image-pin/image-pin-webhook/webhook"
+)
+
+const resolveUsage = `Usage: image-pin-webhook resolve [--config FILE] [--namespace NS] [--strategy S]
+         [--constraint C] [--allow-tags A] [--ignore-tags G,…] [--kubeconfig FILE] [-o text|json] IMAGE…
+
+Resolves each IMAGE as an admission of a Pod in namespace NS would: the
+entry matched (honouring its namespaces:), the policy rules, and the flags
+as the image-pin.io/ annotations of the same names. Secrets named by the
+config's credentials are read through the kubeconfig, only when needed.
+Prints the entry, the credential kind and identity (never its value), the
+tags considered, the choice and the pinned reference, or the error.
+Exit 0 when every image resolved or was left alone, 1 when one failed.
+`
+
+// resolveReport is what resolve prints with -o json.
+type resolveReport struct {
+	Config    string        `json:"config"`
+	Namespace string        `json:"namespace"`
+	Mode      string        `json:"mode"`
+	Images    []imageReport `json:"images"`
+}
+
+type imageReport struct {
+	Image      string     `json:"image"`
+	Entry      *entryView `json:"entry,omitempty"`
+	Policy     *ruleView  `json:"policy,omitempty"`
+	Listed     *int       `json:"listed,omitempty"`
+	Candidates []string   `json:"candidates,omitempty"`
+	Tag        string     `json:"tag,omitempty"`
+	Pinned     string     `json:"pinned,omitempty"`
+	LeftAlone  string     `json:"left_alone,omitempty"`
+	Warnings   []string   `json:"warnings,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+type resolveFlags struct {
+	config, namespace, kubeconfig, output       string
+	strategy, constraint, allowTags, ignoreTags string
+}
+
+// annotations are the flags as the annotations an app team would set.
+func (f resolveFlags) annotations() map[string]string {
+	ann := map[string]string{}
+	for k, v := range map[string]string{"strategy": f.strategy, "constraint": f.constraint, "allow-tags": f.allowTags, "ignore-tags": f.ignoreTags} {
+		if v != "" {
+			ann["image-pin.io/"+k] = v
+		}
+	}
+	return ann
+}
+
+func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f resolveFlags
+	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, resolveUsage); fs.PrintDefaults() }
+	fs.StringVar(&f.config, "config", DefaultConfig, "the config file")
+	fs.StringVar(&f.namespace, "namespace", "default", "the namespace of the admission")
+	fs.StringVar(&f.namespace, "n", "default", "short for --namespace")
+	fs.StringVar(&f.strategy, "strategy", "", "as the annotation image-pin.io/strategy")
+	fs.StringVar(&f.constraint, "constraint", "", "as the annotation image-pin.io/constraint (implies semver)")
+	fs.StringVar(&f.allowTags, "allow-tags", "", "as the annotation image-pin.io/allow-tags: regexp:<re> or any")
+	fs.StringVar(&f.ignoreTags, "ignore-tags", "", "as the annotation image-pin.io/ignore-tags: comma-separated globs")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig to read Secrets with (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+	fs.StringVar(&f.output, "o", "text", "output format: text or json")
+	images, err := parseInterspersed(fs, args)
+	if err != nil {
+		return ExitUsage
+	}
+	asJSON, err := outputFormat(f.output)
+	if err == nil && len(images) == 0 {
+		err = fmt.Errorf("name at least one image")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
+		return ExitUsage
+	}
+	creds := registries.NewCredentials(registries.WithSecretReader(newLazyReader(f.kubeconfig)))
+	cfg, err := config.Load(f.config, registries.WithCredentials(creds))
+	if err != nil {
+		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
+		return ExitFail
+	}
+	rep := resolveReport{Config: f.config, Namespace: f.namespace, Mode: string(cfg.Policy.Mode)}
+	// Report mode only warns; resolve shows the pin it would have made.
+	pinning := *cfg
+	pinning.Policy.Mode = config.ModePin
+	code := ExitOK
+	for _, image := range images {
+		r := resolveOne(ctx, &pinning, f, image)
+		if r.Error != "" {
+			code = ExitFail
+		}
+		rep.Images = append(rep.Images, r)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		printResolve(stdout, rep)
+	}
+	return code
+}
+
+// resolveOne runs the webhook's own handler on a Pod holding image in the
+// namespace, with a resolver of its own so the trace sees every lookup.
+func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image string) imageReport {
+	r := imageReport{Image: image}
+	img, err := registries.ParseImage(image)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	target, matched := cfg.Registries.Match(img, f.namespace)
+	if matched {
+		ev := viewEntry(target.Client.Entry)
+		r.Entry = &ev
+	}
+	// The lookup may outlive Handle by a moment when the deadline cuts it
+	// short, hence the lock.
+	var mu sync.Mutex
+	var seen *resolver.LookupTrace
+	trace := &resolver.Trace{Lookup: func(lt resolver.LookupTrace) {
+		mu.Lock()
+		seen = &lt
+		mu.Unlock()
+	}}
+	h := pinhook.NewHandler(func() *config.Config { return cfg }, resolver.New())
+	resp := h.Handle(resolver.WithTrace(ctx, trace), podAdmission(f.namespace, image, f.annotations()))
+	mu.Lock()
+	if lt := seen; lt != nil {
+		r.Policy = &ruleView{Strategy: lt.Strategy, Constraint: lt.Constraint, AllowTags: lt.AllowTags, IgnoreTags: lt.IgnoreTags}
+		if lt.Strategy != string(resolver.Digest) {
+			r.Listed, r.Candidates = &lt.Listed, lt.Candidates
+		}
+		r.Tag = lt.Tag
+	}
+	mu.Unlock()
+	// The admission's messages, without what the report's heading says.
+	tidy := func(msg string) string {
+		msg = strings.TrimPrefix(msg, "image-pin: ")
+		return strings.TrimPrefix(msg, fmt.Sprintf("container %q image %q: ", podContainer, image))
+	}
+	for _, w := range resp.Warnings {
+		r.Warnings = append(r.Warnings, tidy(w))
+	}
+	switch {
+	case !resp.Allowed:
+		r.Error = tidy(resp.Result.Message)
+	case pinned(resp) != "":
+		r.Pinned = pinned(resp)
+		if _, tag, ok := strings.Cut(strings.TrimPrefix(r.Pinned, img.Repo), ":"); ok && r.Tag == "" {
+			r.Tag, _, _ = strings.Cut(tag, "@")
+		}
+	case img.Digest != "":
+		r.LeftAlone = "the image already carries a digest"
+	case !matched:
+		r.LeftAlone = unmatched(cfg, img, f.namespace)
+	case len(r.Warnings) > 0:
+		// on_error: ignore admits the object unchanged, with a warning.
+		r.Error, r.Warnings = r.Warnings[0], r.Warnings[1:]
+	default:
+		r.LeftAlone = resp.Result.Message
+		if r.LeftAlone == "" {
+			r.LeftAlone = "the admission changes nothing (strategy skip?)"
+		}
+	}
+	if r.Entry != nil && r.Entry.Credentials != nil {
+		// After the lookup, so the credentials come from its cache.
+		if id, err := target.Client.Identity(ctx); err == nil {
+			r.Entry.Credentials.Identity = id
+		} else if r.Error == "" {
+			r.Error = err.Error()
+		}
+	}
+	return r
+}
+
+// unmatched says why no entry serves img in ns.
+func unmatched(cfg *config.Config, img registries.Image, ns string) string {
+	for _, c := range cfg.Registries.Clients() {
+		if registries.HasPathPrefix(img.Canonical(), c.Entry.Prefix) {
+			return fmt.Sprintf("entry %q has its prefix but admits only the namespaces %s, not %s: an admission leaves it as it is",
+				c.Entry.Name, strings.Join(c.Entry.Namespaces, ", "), ns)
+		}
+	}
+	return fmt.Sprintf("no entry of the config matches it (as %s): an admission leaves it as it is", img.Canonical())
+}
+
+// podContainer names the one container of the Pod resolve admits.
+const podContainer = "resolve"
+
+// podAdmission is the CREATE of a one-container Pod, as the API server
+// would send it; a dry run, as kubectl --dry-run=server would be.
+func podAdmission(ns, image string, ann map[string]string) admission.Request {
+	pod := corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "image-pin-resolve", Namespace: ns, Annotations: ann},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: podContainer, Image: image}}},
+	}
+	raw, _ := json.Marshal(pod)
+	dry := true
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "image-pin-resolve",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Namespace: ns, Name: pod.Name, Operation: admissionv1.Create,
+		Object: runtime.RawExtension{Raw: raw}, DryRun: &dry,
+	}}
+}
+
+// pinned is the image the response's patch writes, "" when none.
+func pinned(resp admission.Response) string {
+	for _, p := range resp.Patches {
+		if p.Path == "/spec/containers/0/image" {
+			if s, ok := p.Value.(string); ok {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// maxShown bounds the candidates listed in text output; -o json lists all.
+const maxShown = 10
+
+func printResolve(w io.Writer, rep resolveReport) {
+	fmt.Fprintf(w, "namespace %s, config %s", rep.Namespace, rep.Config)
+	if rep.Mode == string(config.ModeReport) {
+		fmt.Fprint(w, " (mode: report: the webhook would only warn what it shows here)")
+	}
+	fmt.Fprintln(w)
+	for _, r := range rep.Images {
+		fmt.Fprintf(w, "\n%s\n", r.Image)
+		if e := r.Entry; e != nil {
+			fmt.Fprintf(w, "  entry:       %s (prefix %s, api_url %s)\n", e.Name, e.Prefix, e.APIURL)
+			if c := e.Credentials; c != nil {
+				id := "as " + c.Identity
+				if c.Identity == "" {
+					id = "which could not be read"
+				}
+				fmt.Fprintf(w, "  credentials: %s (%s), %s\n", c.Kind, c.Source, id)
+			} else {
+				fmt.Fprintln(w, "  credentials: none (anonymous)")
+			}
+		}
+		if p := r.Policy; p != nil {
+			fmt.Fprintf(w, "  policy:      %s\n", describeFields(*p))
+		}
+		if r.Listed != nil {
+			fmt.Fprintf(w, "  candidates:  %d of %d listed tags pass allow_tags and ignore_tags", len(r.Candidates), *r.Listed)
+			shown := r.Candidates
+			if len(shown) > maxShown {
+				shown = shown[len(shown)-maxShown:]
+				fmt.Fprintf(w, "; the last %d listed: ", maxShown)
+			} else if len(shown) > 0 {
+				fmt.Fprint(w, ": ")
+			}
+			fmt.Fprintln(w, strings.Join(shown, ", "))
+		}
+		if r.Tag != "" && (r.Error == "" || r.Policy == nil || r.Policy.Strategy != string(resolver.Digest)) {
+			fmt.Fprintf(w, "  chose:       %s\n", r.Tag)
+		}
+		switch {
+		case r.Pinned != "":
+			fmt.Fprintf(w, "  pinned:      %s\n", r.Pinned)
+		case r.LeftAlone != "":
+			fmt.Fprintf(w, "  left alone:  %s\n", r.LeftAlone)
+		}
+		if r.Error != "" {
+			fmt.Fprintf(w, "  error:       %s\n", r.Error)
+		}
+		for _, warn := range r.Warnings {
+			fmt.Fprintf(w, "  warning:     %s\n", warn)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package registries
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// maxTagPages bounds a listing, so a registry whose next-page links never
+// end cannot hold a lookup until its deadline.
+const maxTagPages = 10000
+
+// maxTagPageBytes bounds one page's body: 1,000 tags of 128 characters
+// take 130 kB.
+const maxTagPageBytes = 16 << 20
+
+// ListTags lists every tag of repo through rt (a transport from Do),
+// following the registry's next-page links.
+//
+// It replaces go-containerregistry's remote.List, which checks each link's
+// scheme against name.Registry.Scheme(): that guesses plain HTTP for
+// loopback and RFC 1918 hosts, so an HTTPS registry on 10.x or 127.0.0.1
+// failed at its second page. Here api_url's scheme decides, and a link is
+// only followed to api_url's host.
+func (c *Client) ListTags(ctx context.Context, rt http.RoundTripper, repo name.Repository, pageSize int) ([]string, error) {
+	base := c.Entry.APIURL
+	next := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: "/v2/" + repo.RepositoryStr() + "/tags/list"}
+	if pageSize > 0 {
+		next.RawQuery = fmt.Sprintf("n=%d", pageSize)
+	}
+	client := &http.Client{Transport: rt}
+	seen := map[string]bool{}
+	var tags []string
+	for page := 1; next != nil; page++ {
+		if page > maxTagPages {
+			return nil, fmt.Errorf("the listing has more than %d pages", maxTagPages)
+		}
+		if seen[next.String()] {
+			return nil, fmt.Errorf("page %d: the registry links back to %s, which was already listed", page, next.RequestURI())
+		}
+		seen[next.String()] = true
+		got, link, err := c.tagPage(ctx, client, next)
+		if err != nil {
+			if page > 1 {
+				return nil, fmt.Errorf("page %d (%s): %w", page, next.RequestURI(), err)
+			}
+			return nil, err
+		}
+		tags = append(tags, got...)
+		next = link
+	}
+	return tags, nil
+}
+
+// tagPage fetches one page and returns its tags and the next page's URL,
+// nil after the last.
+func (c *Client) tagPage(ctx context.Context, client *http.Client, u *url.URL) ([]string, *url.URL, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, nil, err
+	}
+	var body struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxTagPageBytes)).Decode(&body); err != nil {
+		return nil, nil, fmt.Errorf("reading the tag list: %w", err)
+	}
+	next, err := c.nextPage(u, resp.Header.Values("Link"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return body.Tags, next, nil
+}
+
+// nextPage resolves the Link header's rel="next" target against the page's
+// URL. The link may only lead to api_url's host (anything else would let a
+// registry send the credentials' token elsewhere), and is followed with
+// api_url's scheme whatever it says: a registry behind a TLS-terminating
+// proxy often writes http:// links.
+func (c *Client) nextPage(page *url.URL, headers []string) (*url.URL, error) {
+	target := nextLink(headers)
+	if target == "" {
+		return nil, nil
+	}
+	ref, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("the registry's next-page link %s: %v", short(target), err)
+	}
+	u := page.ResolveReference(ref)
+	if !strings.EqualFold(u.Host, c.Entry.Host()) {
+		return nil, fmt.Errorf("the registry's next-page link leads to %s, not to api_url's host %s", short(u.Host), c.Entry.Host())
+	}
+	u.Scheme, u.Host = c.Entry.APIURL.Scheme, c.Entry.Host()
+	return u, nil
+}
+
+// nextLink returns the target of the rel="next" link of an RFC 8288 Link
+// header (a lone link without rel counts, as go-containerregistry reads it),
+// or "".
+func nextLink(headers []string) string {
+	var links []struct{ target, params string }
+	for _, h := range headers {
+		for h = strings.TrimSpace(h); strings.HasPrefix(h, "<"); {
+			end := strings.IndexByte(h, '>')
+			if end < 0 {
+				break
+			}
+			target, rest := h[1:end], h[end+1:]
+			params, after, _ := strings.Cut(rest, ",")
+			links = append(links, struct{ target, params string }{target, params})
+			h = strings.TrimSpace(after)
+		}
+	}
+	for _, l := range links {
+		for _, p := range strings.Split(l.params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, "rel") {
+				for _, rel := range strings.Fields(strings.Trim(v, `"`)) {
+					if strings.EqualFold(rel, "next") {
+						return l.target
+					}
+				}
+			}
+		}
+	}
+	if len(links) == 1 && !strings.Contains(strings.ToLower(links[0].params), "rel") {
+		return links[0].target
+	}
+	return ""
+}
