@@ -29,6 +29,7 @@ var cloudKinds = map[string]struct {
 	new     func(opts map[string]string, host string) (cloudLogin, error)
 }{
 	"aws": {options: []string{"region"}, new: newAWSLogin},
+	"gcp": {new: newGCPLogin},
 }
 
 func isCloudKind(kind string) bool { _, ok := cloudKinds[kind]; return ok }
