@@ -28,8 +28,9 @@ var cloudKinds = map[string]struct {
 	options []string
 	new     func(opts map[string]string, host string) (cloudLogin, error)
 }{
-	"aws": {options: []string{"region"}, new: newAWSLogin},
-	"gcp": {new: newGCPLogin},
+	"aws":   {options: []string{"region"}, new: newAWSLogin},
+	"gcp":   {new: newGCPLogin},
+	"azure": {options: []string{"tenant", "client"}, new: newAzureLogin},
 }
 
 func isCloudKind(kind string) bool { _, ok := cloudKinds[kind]; return ok }
