@@ -67,6 +67,9 @@ func cloudOptions(kind, rest string) (map[string]string, error) {
 		for _, o := range known {
 			found = found || o == k
 		}
+		if !found && len(known) == 0 {
+			return nil, fmt.Errorf("%s: takes no options, unknown option %q", kind, k)
+		}
 		if !found {
 			return nil, fmt.Errorf("%s: unknown option %q: must be one of %s", kind, k, strings.Join(known, ", "))
 		}
@@ -85,6 +88,8 @@ func cloudExample(kind string) string {
 	switch kind {
 	case "aws":
 		return "aws:region=eu-west-1"
+	case "azure":
+		return "azure:tenant=TENANT-ID,client=CLIENT-ID"
 	}
 	return kind + ":"
 }

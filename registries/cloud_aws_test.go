@@ -221,7 +221,7 @@ func TestCredsexpireShortensAnECRTokensUse(t *testing.T) {
 	cloudLeaks(t)
 }
 
-func TestAWSSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
+func TestCloudSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
 	for _, tc := range []struct {
 		name, apiURL, creds, wantErr string
 	}{
@@ -234,6 +234,11 @@ func TestAWSSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
 		{"an unknown option is named", "https://mirror.example.com", "aws:regoin=eu-west-1", `unknown option "regoin"`},
 		{"an option without a value", "https://mirror.example.com", "aws:region", "key=value"},
 		{"an option given twice", "https://mirror.example.com", "aws:region=a,region=b", "given twice"},
+		{"gcp: on Artifact Registry", "https://europe-docker.pkg.dev", "gcp:", ""},
+		{"gcp: takes no options", "https://gcr.io", "gcp:project=x", "takes no options"},
+		{"azure: on ACR", "https://pin.azurecr.io", "azure:", ""},
+		{"azure: with tenant and client", "https://pin.azurecr.io", "azure:tenant=t-1,client=c-2", ""},
+		{"azure: with an unknown option", "https://pin.azurecr.io", "azure:secret=x", `unknown option "secret"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := mustURL(t, tc.apiURL)
