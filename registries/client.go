@@ -137,12 +137,16 @@ func (c *Client) authenticator(ctx context.Context) (authn.Authenticator, error)
 	if c.creds == nil {
 		return nil, fmt.Errorf("credentials from %s: no credential store configured", src)
 	}
-	cfg, err := c.creds.Get(ctx, *src, FetchOptions{
+	o := FetchOptions{
 		Host:      c.Entry.Host(),
 		Expire:    c.Entry.CredsExpire,
 		Timeout:   c.Entry.CredsTimeout,
 		HiddenEnv: c.hiddenEnv,
-	})
+	}
+	if isCloudKind(src.Kind) {
+		return c.creds.cloudAuthenticator(ctx, *src, o)
+	}
+	cfg, err := c.creds.Get(ctx, *src, o)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,9 @@ type Credentials struct {
 	flight singleflight.Group
 	mu     sync.Mutex
 	cache  map[string]cachedCreds
+
+	process context.Context // background refreshes of cloud credentials stop with it
+	cloud   *cloudTokens
 }
 
 type cachedCreds struct {
@@ -63,14 +66,24 @@ func WithEnvironment(env []string) CredentialsOption {
 	}
 }
 
+// WithContext ties the background refresh of cloud credentials (aws:,
+// gcp:, azure:) to ctx, the process's; Close stops it too.
+func WithContext(ctx context.Context) CredentialsOption {
+	return func(c *Credentials) { c.process = ctx }
+}
+
 // NewCredentials makes the process-wide credential cache.
 func NewCredentials(opts ...CredentialsOption) *Credentials {
-	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}}
+	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background()}
 	for _, o := range opts {
 		o(c)
 	}
+	c.cloud = newCloudTokens(c.process)
 	return c
 }
+
+// Close stops the background refresh of cloud credentials and waits for it.
+func (c *Credentials) Close() { c.cloud.close() }
 
 // FetchOptions is what a fetch needs to know about the entry that asks.
 type FetchOptions struct {
@@ -91,6 +104,9 @@ func cacheKey(src Source, host string) string {
 // Concurrent calls for one source share one fetch. The fetch runs detached
 // from ctx so that a script's answer is cached even when ctx ends first.
 func (c *Credentials) Get(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+	if isCloudKind(src.Kind) {
+		return c.cloud.get(ctx, src, o)
+	}
 	key := cacheKey(src, o.Host)
 	c.mu.Lock()
 	if cc, ok := c.cache[key]; ok && (cc.expires.IsZero() || time.Now().Before(cc.expires)) {
@@ -141,6 +157,9 @@ func (c *Credentials) Invalidate(src Source, host string) {
 	c.mu.Lock()
 	delete(c.cache, cacheKey(src, host))
 	c.mu.Unlock()
+	if isCloudKind(src.Kind) {
+		c.cloud.invalidate(src, host)
+	}
 }
 
 func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {

@@ -138,6 +138,9 @@ func (e *Entry) Validate() error {
 		if err != nil {
 			return fmt.Errorf("credentials: %w", err)
 		}
+		if err := checkCloudSource(*src, e.APIURL.Host); err != nil {
+			return fmt.Errorf("credentials: %w", err)
+		}
 		e.creds = src
 	}
 	return nil

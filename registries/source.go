@@ -6,15 +6,17 @@ import (
 )
 
 // Source is where an entry's credentials come from, as written in the
-// config: env:VAR, secret:ns/name#key, pullsecret:ns/name or ext:/path.
+// config: env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, or a
+// cloud workload identity: aws:, gcp:, azure: (cloud.go).
 // Its String is the source as written and never holds a secret value.
 type Source struct {
-	Kind      string // env, secret, pullsecret or ext
+	Kind      string // env, secret, pullsecret, ext, aws, gcp or azure
 	Var       string // env
 	Namespace string // secret, pullsecret
 	Name      string // secret, pullsecret
 	Key       string // secret
 	Path      string // ext
+	Cloud     string // aws, gcp, azure: the options after the colon, e.g. region=eu-west-1
 }
 
 func (s Source) String() string {
@@ -28,6 +30,9 @@ func (s Source) String() string {
 	case "ext":
 		return "ext:" + s.Path
 	}
+	if isCloudKind(s.Kind) {
+		return s.Kind + ":" + s.Cloud
+	}
 	return ""
 }
 
@@ -36,7 +41,7 @@ func (s Source) String() string {
 func ParseSource(v string) (*Source, error) {
 	kind, rest, ok := strings.Cut(v, ":")
 	if !ok {
-		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name or ext:/path")
+		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, aws:, gcp: or azure:")
 	}
 	switch kind {
 	case "env":
@@ -63,5 +68,11 @@ func ParseSource(v string) (*Source, error) {
 		}
 		return &Source{Kind: kind, Path: rest}, nil
 	}
-	return nil, fmt.Errorf("unknown kind before the first colon: must be env, secret, pullsecret or ext")
+	if isCloudKind(kind) {
+		if _, err := cloudOptions(kind, rest); err != nil {
+			return nil, err
+		}
+		return &Source{Kind: kind, Cloud: rest}, nil
+	}
+	return nil, fmt.Errorf("unknown kind before the first colon: must be env, secret, pullsecret, ext, aws, gcp or azure")
 }

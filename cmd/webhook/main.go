@@ -91,7 +91,12 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 		return fmt.Errorf("manager: %w", err)
 	}
 
-	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()))
+	// The process context: cancelled after the drain below. Cloud credentials
+	// (aws:, gcp:, azure:) refresh in the background until it ends.
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()), registries.WithContext(ctx))
+	defer creds.Close()
 	regMetrics := registries.NewMetrics(metrics.Registry)
 	changed := make(chan struct{}, 1)
 	res := resolver.New(resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))
@@ -144,8 +149,6 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 		return err
 	}
 	signals := ctrl.SetupSignalHandler()
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
 	go func() {
 		<-signals.Done()
 		draining.Store(true)

@@ -313,6 +313,10 @@ func TestTheSchemaRejectsTypos(t *testing.T) {
 		{"insecure as a string", reg("insecure", "no")},
 		{"default as a string", reg("default", "true")},
 		{"a credentials source of no known kind", reg("credentials", "user:password")},
+		{"an aws: option with a slash", reg("credentials", "aws:region=eu/west")},
+		{"an IRSA role that is not a role ARN", map[string]any{"cloud": map[string]any{"aws": map[string]any{"roleArn": "pin"}}}},
+		{"a misspelt cloud key", map[string]any{"cloud": map[string]any{"aws": map[string]any{"rolearn": "x"}}}},
+		{"an unknown projectToken", map[string]any{"cloud": map[string]any{"aws": map[string]any{"projectToken": "yes"}}}},
 		{"a misspelt top-level key", map[string]any{"registry": []any{}}},
 		{"a misspelt policy key", map[string]any{"policy": map[string]any{"cachettl": "5m"}}},
 		{"an unknown strategy", map[string]any{"policy": map[string]any{"strategy": "latest"}}},
@@ -361,5 +365,97 @@ func TestAServiceMonitorSelectsTheMetricsService(t *testing.T) {
 	}
 	if len(all[*unstructured.Unstructured](render(t, nil))) != 0 {
 		t.Error("a ServiceMonitor is rendered by default")
+	}
+}
+
+func TestCloudIdentityValuesAnnotateTheServiceAccountAndProjectTokens(t *testing.T) {
+	objs := render(t, map[string]any{
+		"serviceAccount": map[string]any{"annotations": map[string]any{"team": "platform"}},
+		"cloud": map[string]any{
+			"aws":   map[string]any{"roleArn": "arn:aws:iam::000000000000:role/pin", "region": "eu-west-1", "projectToken": "irsa"},
+			"gcp":   map[string]any{"serviceAccount": "pin@project.iam.gserviceaccount.com"},
+			"azure": map[string]any{"clientId": "00000000-0000-0000-0000-000000000001", "tenantId": "00000000-0000-0000-0000-000000000002", "projectToken": true},
+		},
+		"registries": []any{map[string]any{"name": "ECR", "api_url": "https://000000000000.dkr.ecr.eu-west-1.amazonaws.com",
+			"prefix": "000000000000.dkr.ecr.eu-west-1.amazonaws.com", "credentials": "aws:"}},
+	})
+	sa := find[*corev1.ServiceAccount](t, objs, "")
+	for k, v := range map[string]string{
+		"team":                              "platform",
+		"eks.amazonaws.com/role-arn":        "arn:aws:iam::000000000000:role/pin",
+		"iam.gke.io/gcp-service-account":    "pin@project.iam.gserviceaccount.com",
+		"azure.workload.identity/client-id": "00000000-0000-0000-0000-000000000001",
+		"azure.workload.identity/tenant-id": "00000000-0000-0000-0000-000000000002",
+	} {
+		if sa.Annotations[k] != v {
+			t.Errorf("ServiceAccount annotation %s = %q, want %q", k, sa.Annotations[k], v)
+		}
+	}
+	dep := find[*appsv1.Deployment](t, objs, "")
+	if dep.Spec.Template.Labels["azure.workload.identity/use"] != "true" {
+		t.Errorf("pod labels %v lack azure.workload.identity/use", dep.Spec.Template.Labels)
+	}
+	env := map[string]string{}
+	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	for k, v := range map[string]string{
+		"AWS_REGION":                  "eu-west-1",
+		"AWS_ROLE_ARN":                "arn:aws:iam::000000000000:role/pin",
+		"AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+		"AZURE_FEDERATED_TOKEN_FILE":  "/var/run/secrets/azure/tokens/azure-identity-token",
+		"AZURE_CLIENT_ID":             "00000000-0000-0000-0000-000000000001",
+	} {
+		if env[k] != v {
+			t.Errorf("env %s = %q, want %q", k, env[k], v)
+		}
+	}
+	audiences := map[string]string{}
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Projected != nil && len(v.Projected.Sources) == 1 && v.Projected.Sources[0].ServiceAccountToken != nil {
+			audiences[v.Name] = v.Projected.Sources[0].ServiceAccountToken.Audience
+		}
+	}
+	if audiences["aws-iam-token"] != "sts.amazonaws.com" || audiences["azure-identity-token"] != "api://AzureADTokenExchange" {
+		t.Errorf("projected token audiences %v", audiences)
+	}
+	mounts := map[string]string{}
+	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounts[m.Name] = m.MountPath
+	}
+	if mounts["aws-iam-token"] != "/var/run/secrets/eks.amazonaws.com/serviceaccount" || mounts["azure-identity-token"] != "/var/run/secrets/azure/tokens" {
+		t.Errorf("mounts %v", mounts)
+	}
+}
+
+func TestEKSPodIdentityGetsItsOwnTokenAndNothingElse(t *testing.T) {
+	objs := render(t, map[string]any{"cloud": map[string]any{"aws": map[string]any{"projectToken": "podIdentity"}}})
+	sa := find[*corev1.ServiceAccount](t, objs, "")
+	if len(sa.Annotations) != 0 {
+		t.Errorf("ServiceAccount annotations %v, want none", sa.Annotations)
+	}
+	dep := find[*appsv1.Deployment](t, objs, "")
+	spec := dep.Spec.Template.Spec
+	var tokenFile string
+	for _, e := range spec.Containers[0].Env {
+		if e.Name == "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" {
+			tokenFile = e.Value
+		}
+		if strings.HasPrefix(e.Name, "AZURE_") || e.Name == "AWS_ROLE_ARN" {
+			t.Errorf("unexpected env %s", e.Name)
+		}
+	}
+	if tokenFile != "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token" {
+		t.Errorf("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE = %q", tokenFile)
+	}
+	found := false
+	for _, v := range spec.Volumes {
+		found = found || (v.Name == "eks-pod-identity-token" && v.Projected.Sources[0].ServiceAccountToken.Audience == "pods.eks.amazonaws.com")
+	}
+	if !found {
+		t.Error("no projected pods.eks.amazonaws.com token")
+	}
+	if _, ok := dep.Spec.Template.Labels["azure.workload.identity/use"]; ok {
+		t.Error("azure label without cloud.azure.clientId")
 	}
 }

@@ -54,3 +54,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
+
+{{/* serviceAccountAnnotations: serviceAccount.annotations plus the workload identity ones of cloud.* */}}
+{{- define "image-pin-webhook.serviceAccountAnnotations" -}}
+{{- $out := deepCopy (default dict .Values.serviceAccount.annotations) -}}
+{{- with .Values.cloud -}}
+{{- if .aws.roleArn -}}
+{{- $_ := set $out "eks.amazonaws.com/role-arn" .aws.roleArn -}}
+{{- end -}}
+{{- if .gcp.serviceAccount -}}
+{{- $_ := set $out "iam.gke.io/gcp-service-account" .gcp.serviceAccount -}}
+{{- end -}}
+{{- if .azure.clientId -}}
+{{- $_ := set $out "azure.workload.identity/client-id" .azure.clientId -}}
+{{- end -}}
+{{- if .azure.tenantId -}}
+{{- $_ := set $out "azure.workload.identity/tenant-id" .azure.tenantId -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

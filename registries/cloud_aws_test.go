@@ -1,0 +1,270 @@
+package registries_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"go.uber.org/goleak"
+
+	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/test/cloudtest"
+	"github.com/image-pin/image-pin-webhook/test/registrytest"
+)
+
+// cloudLeaks checks, once the test's credentials are closed, that no
+// refresher goroutine is left; idle keep-alive connections may stay.
+func cloudLeaks(t *testing.T) {
+	t.Helper()
+	goleak.VerifyNone(t,
+		goleak.IgnoreCurrent(),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// cloudSetup is a registry that accepts only what a cloud's local
+// endpoints issued (guard), with one entry whose credentials are a cloud kind.
+type cloudSetup struct {
+	reg   *registrytest.Server
+	creds *registries.Credentials
+	set   *registries.Set
+}
+
+func newCloud(t *testing.T, credentials string, guard func(http.ResponseWriter, *http.Request) bool, mod ...func(*registries.Entry)) *cloudSetup {
+	t.Helper()
+	s := &cloudSetup{reg: registrytest.New(t)}
+	s.reg.PushImage(t, "team/app:1")
+	s.reg.Reset()
+	s.reg.SetFault(guard)
+	e := entry(t, "cloud", s.reg.URL, s.reg.Host, append([]func(*registries.Entry){func(e *registries.Entry) {
+		e.Credentials = credentials
+		e.Limit = 100000
+	}}, mod...)...)
+	s.creds = registries.NewCredentials()
+	t.Cleanup(s.creds.Close)
+	var err error
+	if s.set, err = registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(s.creds)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *cloudSetup) head(ctx context.Context, t *testing.T) error {
+	t.Helper()
+	img, _ := registries.ParseImage(s.reg.Host + "/team/app:1")
+	tgt, ok := s.set.Match(img, "default")
+	if !ok {
+		t.Fatal("no entry matches")
+	}
+	repo, err := tgt.Client.Repository(tgt.Repository)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tgt.Client.Do(ctx, repo, func(rt http.RoundTripper) error {
+		_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx))
+		return err
+	})
+}
+
+// ecrSetup is an ECR-shaped registry behind local STS and ECR endpoints,
+// with the environment IRSA gives a pod.
+type ecrSetup struct {
+	*cloudSetup
+	aws *cloudtest.AWS
+}
+
+func newECR(t *testing.T, credentials string, mod ...func(*registries.Entry)) *ecrSetup {
+	t.Helper()
+	aws := cloudtest.NewAWS(t)
+	aws.SetEnv(t)
+	return &ecrSetup{cloudSetup: newCloud(t, credentials, aws.Guard, mod...), aws: aws}
+}
+
+func TestOneECRTokenServesAThousandResolutions(t *testing.T) {
+	s := newECR(t, "aws:region=eu-west-1")
+	for i := 0; i < 1000; i++ {
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatalf("resolution %d: %v", i, err)
+		}
+	}
+	if sts, ecr := s.aws.Counts(); sts != 1 || ecr != 1 {
+		t.Errorf("token requests: sts=%d ecr=%d, want 1 and 1", sts, ecr)
+	}
+	if n := s.reg.Count("HEAD", "manifest"); n != 1000 {
+		t.Errorf("registry saw %d manifest requests, want 1000", n)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAnECRTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
+	s := newECR(t, "aws:region=eu-west-1")
+	// A 4s token is used for 3.6s (a tenth of its life as margin) and
+	// refreshed in the background after 2.7s.
+	s.aws.SetLifetimes(time.Hour, 4*time.Second)
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
+	}
+	var slowest time.Duration
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatalf("at %s: %v", time.Until(deadline), err)
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	sts, ecr := s.aws.Counts()
+	if ecr < 2 || ecr > 3 {
+		t.Errorf("GetAuthorizationToken ran %d times in 6s of 4s tokens, want 2 or 3 (one per window)", ecr)
+	}
+	if sts != 1 {
+		t.Errorf("AssumeRoleWithWebIdentity ran %d times, want 1 (the STS credentials last an hour)", sts)
+	}
+	if n := s.reg.Count("HEAD", "manifest"); n < 100 {
+		t.Errorf("only %d resolutions ran", n)
+	}
+	// Every resolution after the first found a token ready: none was
+	// refused (which would show as a second GET of the ping) and none
+	// waited for a login.
+	if slowest > 500*time.Millisecond {
+		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestARefusedWebIdentityIsAnErrorThatHoldsNoSecret(t *testing.T) {
+	s := newECR(t, "aws:region=eu-west-1")
+	s.aws.Refuse(true)
+	err := s.head(ctx(t), t)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"credentials from aws:region=eu-west-1", "AssumeRoleWithWebIdentity", "AccessDenied"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, secret := range s.aws.Secrets() {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error holds a secret: %q", err)
+		}
+	}
+	if n := s.reg.Total(); n != 0 {
+		t.Errorf("the registry saw %d requests without a credential to send", n)
+	}
+	// Once the role trusts the webhook again, the next resolution logs in.
+	s.aws.Refuse(false)
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatalf("after the trust was fixed: %v", err)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAnECRTokenTheRegistryRefusesIsDroppedAndFetchedOnce(t *testing.T) {
+	s := newECR(t, "aws:region=eu-west-1")
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
+	}
+	s.aws.Expire() // the registry no longer accepts it, though its expiry is hours away
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatalf("after the token was revoked: %v", err)
+	}
+	if _, ecr := s.aws.Counts(); ecr != 2 {
+		t.Errorf("GetAuthorizationToken ran %d times, want 2", ecr)
+	}
+	// A registry that refuses every token: an error naming the status, no
+	// token in it, and one more login only.
+	s.reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("WWW-Authenticate", `Basic realm="ecr"`)
+		http.Error(w, `{"errors":[{"code":"DENIED","message":"denied"}]}`, http.StatusUnauthorized)
+		return true
+	})
+	err := s.head(ctx(t), t)
+	if err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(err.Error(), "UNAUTHORIZED") && !strings.Contains(err.Error(), "DENIED") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	for _, secret := range s.aws.Secrets() {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error holds a secret: %q", err)
+		}
+	}
+	if _, ecr := s.aws.Counts(); ecr != 3 {
+		t.Errorf("GetAuthorizationToken ran %d times, want 3", ecr)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestCredsexpireShortensAnECRTokensUse(t *testing.T) {
+	s := newECR(t, "aws:region=eu-west-1", func(e *registries.Entry) { e.CredsExpire = time.Second })
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A 12h token would be fetched once; credsexpire 1s has it refreshed
+	// after 0.75s, and again after 1.5s.
+	if _, ecr := s.aws.Counts(); ecr < 2 || ecr > 3 {
+		t.Errorf("GetAuthorizationToken ran %d times in 1.5s, want 2 or 3 (credsexpire 1s bounds the 12h token)", ecr)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestCloudSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
+	for _, tc := range []struct {
+		name, apiURL, creds, wantErr string
+	}{
+		{"an ECR host gives the region", "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "aws:", ""},
+		{"a FIPS ECR host gives the region", "https://123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", "aws:", ""},
+		{"a China ECR host gives the region", "https://123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "aws:", ""},
+		{"region= overrides the host", "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "aws:region=us-east-1", ""},
+		{"a mirror needs region=", "https://mirror.example.com", "aws:", "name the region"},
+		{"a mirror with region= is fine", "https://mirror.example.com", "aws:region=eu-west-1", ""},
+		{"an unknown option is named", "https://mirror.example.com", "aws:regoin=eu-west-1", `unknown option "regoin"`},
+		{"an option without a value", "https://mirror.example.com", "aws:region", "key=value"},
+		{"an option given twice", "https://mirror.example.com", "aws:region=a,region=b", "given twice"},
+		{"gcp: on Artifact Registry", "https://europe-docker.pkg.dev", "gcp:", ""},
+		{"gcp: takes no options", "https://gcr.io", "gcp:project=x", "takes no options"},
+		{"azure: on ACR", "https://pin.azurecr.io", "azure:", ""},
+		{"azure: with tenant and client", "https://pin.azurecr.io", "azure:tenant=t-1,client=c-2", ""},
+		{"azure: with an unknown option", "https://pin.azurecr.io", "azure:secret=x", `unknown option "secret"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := mustURL(t, tc.apiURL)
+			e := &registries.Entry{Name: "ecr", APIURL: u, Prefix: u.Host, Credentials: tc.creds}
+			err := e.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := e.Source().String(); got != tc.creds {
+					t.Errorf("String = %q, want the source as written %q", got, tc.creds)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

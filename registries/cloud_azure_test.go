@@ -1,0 +1,96 @@
+package registries_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/image-pin/image-pin-webhook/test/cloudtest"
+)
+
+func newACR(t *testing.T) (*cloudSetup, *cloudtest.Azure) {
+	t.Helper()
+	az := cloudtest.NewAzure(t)
+	az.SetEnv(t)
+	return newCloud(t, "azure:", az.Guard), az
+}
+
+func TestOneACRRefreshTokenServesAThousandResolutions(t *testing.T) {
+	s, az := newACR(t)
+	for i := 0; i < 1000; i++ {
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatalf("resolution %d: %v", i, err)
+		}
+	}
+	if aad, ex := az.Counts(); aad != 1 || ex != 1 {
+		t.Errorf("Entra ID token requests %d, exchanges %d, want 1 and 1", aad, ex)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAnACRRefreshTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
+	s, az := newACR(t)
+	az.SetLifetime(4 * time.Second)
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
+	}
+	var slowest time.Duration
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	// JWT exp has whole seconds: a 4s token may be used for 3.x seconds.
+	if _, ex := az.Counts(); ex < 2 || ex > 4 {
+		t.Errorf("%d exchanges in 6s of 4s refresh tokens, want 2 to 4", ex)
+	}
+	if slowest > 500*time.Millisecond {
+		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestARefusedFederatedTokenIsAnErrorThatHoldsNoSecret(t *testing.T) {
+	s, az := newACR(t)
+	az.Refuse(true)
+	err := s.head(ctx(t), t)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{"credentials from azure:", "Entra ID token", "invalid_client", "AADSTS70021"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for _, secret := range az.Secrets() {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error holds a secret: %q", err)
+		}
+	}
+	if _, ex := az.Counts(); ex != 0 {
+		t.Errorf("%d exchanges without an Entra ID token", ex)
+	}
+	az.Refuse(false)
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatalf("after the federated credential was added: %v", err)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAzureWithoutWorkloadIdentityNamesWhatIsMissing(t *testing.T) {
+	s, _ := newACR(t)
+	t.Setenv("AZURE_FEDERATED_TOKEN_FILE", "")
+	err := s.head(ctx(t), t)
+	if err == nil || !strings.Contains(err.Error(), "AZURE_FEDERATED_TOKEN_FILE") {
+		t.Fatalf("want an error naming the missing variable, got %v", err)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}

@@ -1,0 +1,79 @@
+package registries_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/image-pin/image-pin-webhook/test/cloudtest"
+)
+
+func newGCR(t *testing.T) (*cloudSetup, *cloudtest.GCP) {
+	t.Helper()
+	gcp := cloudtest.NewGCP(t)
+	gcp.SetEnv(t)
+	return newCloud(t, "gcp:", gcp.Guard), gcp
+}
+
+func TestOneGoogleTokenServesAThousandResolutions(t *testing.T) {
+	s, gcp := newGCR(t)
+	for i := 0; i < 1000; i++ {
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatalf("resolution %d: %v", i, err)
+		}
+	}
+	if n := gcp.Tokens(); n != 1 {
+		t.Errorf("the metadata server gave %d tokens, want 1", n)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAGoogleTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
+	s, gcp := newGCR(t)
+	gcp.SetLifetime(4 * time.Second)
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
+	}
+	var slowest time.Duration
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := gcp.Tokens(); n < 2 || n > 3 {
+		t.Errorf("%d tokens in 6s of 4s tokens, want 2 or 3", n)
+	}
+	if slowest > 500*time.Millisecond {
+		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAGoogleIdentityThatIsNotBoundIsAnErrorThatHoldsNoSecret(t *testing.T) {
+	s, gcp := newGCR(t)
+	gcp.Refuse(true)
+	err := s.head(ctx(t), t)
+	if err == nil || !strings.Contains(err.Error(), "credentials from gcp:") || !strings.Contains(err.Error(), "Google access token") {
+		t.Fatalf("want an error naming gcp:, got %v", err)
+	}
+	if n := s.reg.Total(); n != 0 {
+		t.Errorf("the registry saw %d requests", n)
+	}
+	gcp.Refuse(false)
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range gcp.Secrets() {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error holds a token: %q", err)
+		}
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
