@@ -108,11 +108,23 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if obj.meta.Labels[SkipLabel] == "true" {
 		return admission.Allowed("label " + SkipLabel + "=true"), outcomeUnchanged
 	}
+	if obj.meta.DeletionTimestamp != nil {
+		// Whatever it carries, an object on its way out must be free to
+		// lose its finalizers.
+		return admission.Allowed("the object is being deleted"), outcomeUnchanged
+	}
 	switch {
 	case req.Kind.Kind == "ReplicaSet" && obj.ownedBy("Deployment"):
 		return admission.Allowed("ReplicaSet of a Deployment: its template comes from the Deployment"), outcomeUnchanged
 	case req.Kind.Kind == "Job" && obj.ownedBy("CronJob"):
 		return admission.Allowed("Job of a CronJob: its template comes from the CronJob"), outcomeUnchanged
+	}
+	ephemeralOnly := false
+	if owner := obj.templateOwner(); req.Kind.Kind == "Pod" && owner != "" {
+		if req.SubResource != "ephemeralcontainers" {
+			return admission.Allowed("Pod of a " + owner + ": its images come from the pod template"), outcomeUnchanged
+		}
+		ephemeralOnly = true // kubectl debug adds them to this Pod only
 	}
 	ctrs := obj.containers()
 	if len(ctrs) == 0 {
@@ -122,16 +134,21 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	for _, c := range ctrs {
 		names[c.name] = true
 	}
-	ov, err := parseAnnotations(obj.meta.Annotations, names)
-	if err != nil {
-		return admission.Denied(err.Error()), outcomeDenied
-	}
 	var old *object
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
 		old, _ = decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.OldObject.Raw)
 	}
+	ov, err := parseAnnotations(obj.meta.Annotations, names)
+	if err != nil {
+		if old != nil && !touchesImages(old, obj) {
+			resp := admission.Allowed("")
+			resp.Warnings = limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})
+			return resp, outcomeUnchanged
+		}
+		return admission.Denied(err.Error()), outcomeDenied
+	}
 	cfg := h.config()
-	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings}
+	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings, ephemeralOnly: ephemeralOnly}
 	if err := p.build(); err != nil {
 		return admission.Denied(err.Error()), outcomeDenied
 	}
@@ -168,6 +185,9 @@ type plan struct {
 	tasks    []*task
 	warnings []string
 	records  map[string]string // original-images after this admission
+	// ephemeralOnly resolves ephemeral containers only (kubectl debug on a
+	// Pod whose other containers come from a template).
+	ephemeralOnly bool
 }
 
 // build decides per container, following the UPDATE rules of the contract,
@@ -188,6 +208,9 @@ func (p *plan) build() error {
 	newRec := originals(p.obj.meta.Annotations)
 	p.records = make(map[string]string, len(p.ctrs))
 	for _, c := range p.ctrs {
+		if p.ephemeralOnly && !c.ephemeral {
+			continue
+		}
 		oldImg, existed := oldImages[c.name]
 		// The old record's entry, only while it still describes the stored image.
 		prior := ""
