@@ -52,20 +52,21 @@ type Policy struct {
 
 // ImageRule is one policy.images entry.
 type ImageRule struct {
-	Prefix string // canonical, as registries.Image.Canonical gives
+	Prefix string // canonical, as registries.CanonicalPrefix gives
 	Fields resolver.Fields
 }
 
 // Rule returns the fields of the longest policy.images prefix that img
 // matches on a path-segment boundary.
 func (p *Policy) Rule(img registries.Image) resolver.Fields {
-	c := img.Canonical()
+	var f resolver.Fields
+	best := -1
 	for _, r := range p.Images {
-		if registries.HasPathPrefix(c, r.Prefix) {
-			return r.Fields
+		if n, ok := img.PrefixMatch(r.Prefix); ok && n > best {
+			f, best = r.Fields, n
 		}
 	}
-	return resolver.Fields{}
+	return f
 }
 
 // Load reads and validates the config file at path.

@@ -94,7 +94,7 @@ func TestInvalidConfigsGiveOneErrorNamingTheEntryAndTheField(t *testing.T) {
 		{"a bad semver constraint", "policy:\n  images:\n  - prefix: x.io/a\n    constraint: '~>banana'\n", []string{"images[0]", "constraint"}},
 		{"semver without a constraint", "policy:\n  images:\n  - prefix: x.io/a\n    strategy: semver\n", []string{"images[0]", "constraint"}},
 		{"a bad ignore_tags glob", "policy:\n  images:\n  - prefix: x.io/a\n    ignore_tags: ['[']\n", []string{"images[0]", "ignore_tags"}},
-		{"a duplicate image rule", "policy:\n  images:\n  - prefix: nginx\n  - prefix: docker.io/library/nginx\n", []string{"images[1]", "prefix"}},
+		{"a duplicate image rule", "policy:\n  images:\n  - prefix: nginx\n  - prefix: index.docker.io/nginx\n", []string{"images[1]", "prefix"}},
 		{"not YAML at all", "registries: [\n", []string{"YAML"}},
 	}
 	for _, tc := range tests {

@@ -94,7 +94,7 @@ func (e *Entry) Validate() error {
 	if e.Prefix == "" {
 		return fmt.Errorf("prefix: must be set")
 	}
-	e.Prefix = NormalizePrefix(e.Prefix)
+	e.Prefix = CanonicalPrefix(e.Prefix)
 	if e.Limit < 0 {
 		return fmt.Errorf("limit: %d must not be negative", e.Limit)
 	}
