@@ -180,9 +180,6 @@ func (pc policyConf) policy() (Policy, error) {
 		if err != nil {
 			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
 		}
-		if _, err := f.Over(defaults).Policy(); err != nil {
-			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
-		}
 		p.Images = append(p.Images, ImageRule{Prefix: prefix, Fields: f})
 	}
 	sort.SliceStable(p.Images, func(i, j int) bool { return len(p.Images[i].Prefix) > len(p.Images[j].Prefix) })

@@ -149,9 +149,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	cfg := h.config()
 	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings, ephemeralOnly: ephemeralOnly}
-	if err := p.build(); err != nil {
-		return admission.Denied(err.Error()), outcomeDenied
-	}
+	p.build()
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
 	// flight should still be answered. resolve_timeout bounds it either way.
@@ -193,7 +191,7 @@ type plan struct {
 // build decides per container, following the UPDATE rules of the contract,
 // and what original-images will say for each container if the webhook leaves
 // its image as the request has it.
-func (p *plan) build() error {
+func (p *plan) build() {
 	var oldImages, oldRec map[string]string
 	restart, restartMoved := false, false
 	if p.old != nil {
@@ -259,19 +257,27 @@ func (p *plan) build() error {
 		if f.Strategy != nil && *f.Strategy == resolver.Skip {
 			continue
 		}
-		pol, err := f.Policy()
-		if err != nil {
-			return fmt.Errorf("container %q: %v (annotations %s)", c.name, err, strings.Join(append(p.ov.keys[c.name], p.ov.keys[""]...), ", "))
-		}
-		pol.Fresh = fresh
-		pol.CacheTTL = p.cfg.Policy.CacheTTL
 		onErr := target.Client.Entry.OnError
 		if onErr == registries.OnErrorUnset {
 			onErr = p.cfg.Policy.OnError
 		}
+		pol, err := f.Policy()
+		if err != nil {
+			// semver without a constraint from any source: this container
+			// cannot be resolved, which on_error decides like any failure.
+			if keys := append(p.ov.keys[c.name], p.ov.keys[""]...); len(keys) > 0 {
+				sort.Strings(keys)
+				err = fmt.Errorf("%v (annotations %s, policy.images rules or policy.strategy)", err, strings.Join(keys, ", "))
+			} else {
+				err = fmt.Errorf("%v (from policy.images rules or policy.strategy)", err)
+			}
+			p.tasks = append(p.tasks, &task{c: c, original: original, onError: onErr, err: err})
+			continue
+		}
+		pol.Fresh = fresh
+		pol.CacheTTL = p.cfg.Policy.CacheTTL
 		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, target: target, policy: pol, onError: onErr})
 	}
-	return nil
 }
 
 // fields merges what steers the choice for one container of img.
@@ -321,6 +327,9 @@ func (p *plan) resolve(ctx context.Context) {
 		if t.fixed != "" {
 			t.out = t.fixed
 			continue
+		}
+		if t.err != nil {
+			continue // failed before any lookup
 		}
 		wg.Add(1)
 		go func() {
