@@ -119,6 +119,11 @@ func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
 }
 
 func (rc registryConf) entry() (*registries.Entry, error) {
+	if hasUserinfo(rc.APIURL) {
+		// Never repeated: it is likely a password. Dropping it silently
+		// would leave the user wondering why lookups are anonymous.
+		return nil, fmt.Errorf("api_url: must not hold a user name or password (user:password@); give them in credentials: (env:, secret:, pullsecret: or ext:) instead")
+	}
 	u, err := url.Parse(strings.TrimSpace(rc.APIURL))
 	if err != nil {
 		return nil, fmt.Errorf("api_url: %q is not a URL", rc.APIURL)
@@ -184,6 +189,19 @@ func (pc policyConf) policy() (Policy, error) {
 	}
 	sort.SliceStable(p.Images, func(i, j int) bool { return len(p.Images[i].Prefix) > len(p.Images[j].Prefix) })
 	return p, nil
+}
+
+// hasUserinfo reports whether a URL names a user before its host, whether or
+// not the rest of it parses.
+func hasUserinfo(raw string) bool {
+	_, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return strings.Contains(rest, "@")
 }
 
 // fields parses one source of policy fields; a constraint without a
