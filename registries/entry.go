@@ -130,9 +130,6 @@ func (e *Entry) Validate() error {
 			return fmt.Errorf("platforms: %q must be os/arch or os/arch/variant", p)
 		}
 	}
-	if e.DefaultNS == "" {
-		e.DefaultNS = "library"
-	}
 	if e.Credentials != "" {
 		src, err := ParseSource(e.Credentials)
 		if err != nil {

@@ -3,6 +3,7 @@ package registries
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Set is the configured entries, ready for matching. It is immutable: a
@@ -96,8 +97,13 @@ func (s *Set) Match(img Image, ns string) (Target, bool) {
 }
 
 // repository is the path to look the image up under at e's api_url.
+// As in Argo CD Image Updater, the entry's defaultns names the namespace of
+// a one-segment path on any registry; Docker Hub's is library unless set.
 func (i Image) repository(e *Entry) string {
-	if i.implicitNS {
+	switch {
+	case i.implicitNS && e.DefaultNS == "":
+		return "library/" + i.path
+	case e.DefaultNS != "" && !strings.Contains(i.path, "/"):
 		return e.DefaultNS + "/" + i.path
 	}
 	return i.path
