@@ -336,7 +336,12 @@ func (p *plan) resolve(ctx context.Context) {
 			defer wg.Done()
 			res, err := p.h.resolver.Resolve(ctx, t.target, t.img.Tag, t.policy)
 			t.err = err
-			if res.Digest != "" && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
+			// The last known digest stands in for a failed lookup, except in
+			// a restart of an image pinned already: this replica's memory may
+			// be older than the stored pin (made by another replica), and a
+			// restart must never roll back.
+			keep := res.Stale && t.policy.Fresh && strings.Contains(t.c.image, "@")
+			if res.Digest != "" && !keep && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}()

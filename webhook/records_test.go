@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -155,3 +156,24 @@ func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
 }
 
 var _ = corev1.Container{}
+
+// A restart while the registry fails must not roll the image back to an older
+// digest this replica happens to remember (another replica may have pinned a
+// newer one): the stored pin of the same original stays.
+func TestARestartDuringAnOutageKeepsTheStoredPin(t *testing.T) {
+	e := newEnv(t, "", "policy:\n  on_error: ignore\n  cache_ttl: 1ms\n")
+	app := e.srv.Host + "/app:1"
+	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil)) // remembers app:1's digest
+	newer := e.srv.PushImage(t, "app:1")
+	e.srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	time.Sleep(5 * time.Millisecond)
+	stored := deployment(recorded("app", app), app+"@"+newer)
+	r := e.admit(t, review(t, admissionv1.Update, "team-a", withRestart(stored.DeepCopy(), "2026-11-26T10:00:00Z"), stored))
+	assertPatch(t, r, nil)
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "503") {
+		t.Errorf("warnings %q do not report the failure", r.Warnings)
+	}
+}
