@@ -6,7 +6,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -256,4 +259,102 @@ func TestRollingBackAndForthRunsWhatEachRevisionAskedFor(t *testing.T) {
 	wantStored(t, d, app+"@"+digest)
 	rolloutRestart(t, d) // a restart follows the moved tag of what the manifest says
 	wantStored(t, d, app+"@"+moved)
+}
+
+// optIn labels an existing namespace image-pin.io/enabled=true, as an admin
+// does after workloads already run there.
+func optIn(t *testing.T, ns string) {
+	t.Helper()
+	c, _ := kube(t)
+	var n corev1.Namespace
+	if err := c.Get(ctx(t), client.ObjectKey{Name: ns}, &n); err != nil {
+		t.Fatal(err)
+	}
+	n.Labels = map[string]string{"image-pin.io/enabled": "true"}
+	if err := c.Update(ctx(t), &n); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the API server's namespace informer catches up
+}
+
+func TestPodsOfAnOptedOutWorkloadRunWhatItsTemplateSays(t *testing.T) {
+	repo := uniq(t, "app")
+	push(t, s.plain, repo+":1")
+	image := s.plain.Host + "/" + repo + ":1"
+	ns := namespace(t, true)
+	c, _ := kube(t)
+	d := deploy(ns, map[string]string{"image-pin.io/strategy.c0": "skip"}, image)
+	if err := c.Create(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	wantStored(t, d, image)
+	// What the Deployment controller creates: a ReplicaSet it owns, and Pods
+	// the ReplicaSet owns.
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-5d8f",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: ptr(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template}}
+	if err := c.Create(ctx(t), rs); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "web-5d8f-", Labels: rs.Spec.Template.Labels,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr(true)}}},
+			Spec: *rs.Spec.Template.Spec.DeepCopy()}
+		// An injected sidecar, in the Pod only.
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "istio-proxy", Image: image})
+		if err := c.Create(ctx(t), pod); err != nil {
+			t.Fatal(err)
+		}
+		for _, ctr := range pod.Spec.Containers {
+			if ctr.Image != image {
+				t.Errorf("pod %s container %s runs %q, want %q as the template says", pod.Name, ctr.Name, ctr.Image, image)
+			}
+		}
+	}
+}
+
+func TestAnExistingWorkloadsTemplateIsNotChangedOnItsNextUpdate(t *testing.T) {
+	repo := uniq(t, "app")
+	push(t, s.plain, repo+":1")
+	image := s.plain.Host + "/" + repo + ":1"
+	ns := namespace(t, false) // created before the namespace opted in
+	c, _ := kube(t)
+	d := deploy(ns, nil, image)
+	if err := c.Create(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	before := d.Spec.Template.DeepCopy()
+	optIn(t, ns)
+	d.Labels = map[string]string{"team": "a"}
+	if err := c.Update(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	got := live(t, d)
+	if !equality.Semantic.DeepEqual(&got.Spec.Template, before) {
+		t.Errorf("the template changed on an unrelated update:\n got %+v\nwant %+v", got.Spec.Template, before)
+	}
+	// Only the record is added (the API server bumps a Deployment's
+	// generation for annotations too, which starts no rollout).
+	if got.Annotations["image-pin.io/original-images"] == "" {
+		t.Error("no original-images record was written")
+	}
+}
+
+func TestAFinalizerComesOffAnObjectWithAMalformedAnnotation(t *testing.T) {
+	ns := namespace(t, false)
+	c, _ := kube(t)
+	d := deploy(ns, map[string]string{"image-pin.io/strategy": "newest"}, s.plain.Host+"/x:1")
+	d.Finalizers = []string{"example.com/cleanup"}
+	if err := c.Create(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	optIn(t, ns)
+	if err := c.Delete(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	rawPatch(t, d, types.JSONPatchType, []map[string]any{{"op": "remove", "path": "/metadata/finalizers"}})
+	err := c.Get(ctx(t), client.ObjectKeyFromObject(d), &appsv1.Deployment{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("the object is still there (%v)", err)
+	}
 }
