@@ -8,7 +8,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/image-pin/image-pin-webhook/webhook"
 )
@@ -155,7 +154,6 @@ func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
 	})
 }
 
-var _ = corev1.Container{}
 
 // A restart while the registry fails must not roll the image back to an older
 // digest this replica happens to remember (another replica may have pinned a
