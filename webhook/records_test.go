@@ -154,7 +154,6 @@ func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
 	})
 }
 
-
 // A restart while the registry fails must not roll the image back to an older
 // digest this replica happens to remember (another replica may have pinned a
 // newer one): the stored pin of the same original stays.
