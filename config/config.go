@@ -52,20 +52,21 @@ type Policy struct {
 
 // ImageRule is one policy.images entry.
 type ImageRule struct {
-	Prefix string // canonical, as registries.Image.Canonical gives
+	Prefix string // canonical, as registries.CanonicalPrefix gives
 	Fields resolver.Fields
 }
 
 // Rule returns the fields of the longest policy.images prefix that img
 // matches on a path-segment boundary.
 func (p *Policy) Rule(img registries.Image) resolver.Fields {
-	c := img.Canonical()
+	var f resolver.Fields
+	best := -1
 	for _, r := range p.Images {
-		if registries.HasPathPrefix(c, r.Prefix) {
-			return r.Fields
+		if n, ok := img.PrefixMatch(r.Prefix); ok && n > best {
+			f, best = r.Fields, n
 		}
 	}
-	return resolver.Fields{}
+	return f
 }
 
 // Load reads and validates the config file at path.
@@ -118,6 +119,11 @@ func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
 }
 
 func (rc registryConf) entry() (*registries.Entry, error) {
+	if hasUserinfo(rc.APIURL) {
+		// Never repeated: it is likely a password. Dropping it silently
+		// would leave the user wondering why lookups are anonymous.
+		return nil, fmt.Errorf("api_url: must not hold a user name or password (user:password@); give them in credentials: (env:, secret:, pullsecret: or ext:) instead")
+	}
 	u, err := url.Parse(strings.TrimSpace(rc.APIURL))
 	if err != nil {
 		return nil, fmt.Errorf("api_url: %q is not a URL", rc.APIURL)
@@ -179,13 +185,23 @@ func (pc policyConf) policy() (Policy, error) {
 		if err != nil {
 			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
 		}
-		if _, err := f.Over(defaults).Policy(); err != nil {
-			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
-		}
 		p.Images = append(p.Images, ImageRule{Prefix: prefix, Fields: f})
 	}
 	sort.SliceStable(p.Images, func(i, j int) bool { return len(p.Images[i].Prefix) > len(p.Images[j].Prefix) })
 	return p, nil
+}
+
+// hasUserinfo reports whether a URL names a user before its host, whether or
+// not the rest of it parses.
+func hasUserinfo(raw string) bool {
+	_, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
+	if !ok {
+		return false
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return strings.Contains(rest, "@")
 }
 
 // fields parses one source of policy fields; a constraint without a

@@ -92,9 +92,8 @@ func TestInvalidConfigsGiveOneErrorNamingTheEntryAndTheField(t *testing.T) {
 		{"a bad allow_tags regexp", "policy:\n  images:\n  - prefix: x.io/a\n    allow_tags: 'regexp:(['\n", []string{"images[0]", "allow_tags", "regexp"}},
 		{"an allow_tags without regexp:", "policy:\n  images:\n  - prefix: x.io/a\n    allow_tags: '^v1'\n", []string{"images[0]", "allow_tags"}},
 		{"a bad semver constraint", "policy:\n  images:\n  - prefix: x.io/a\n    constraint: '~>banana'\n", []string{"images[0]", "constraint"}},
-		{"semver without a constraint", "policy:\n  images:\n  - prefix: x.io/a\n    strategy: semver\n", []string{"images[0]", "constraint"}},
 		{"a bad ignore_tags glob", "policy:\n  images:\n  - prefix: x.io/a\n    ignore_tags: ['[']\n", []string{"images[0]", "ignore_tags"}},
-		{"a duplicate image rule", "policy:\n  images:\n  - prefix: nginx\n  - prefix: docker.io/library/nginx\n", []string{"images[1]", "prefix"}},
+		{"a duplicate image rule", "policy:\n  images:\n  - prefix: nginx\n  - prefix: index.docker.io/nginx\n", []string{"images[1]", "prefix"}},
 		{"not YAML at all", "registries: [\n", []string{"YAML"}},
 	}
 	for _, tc := range tests {

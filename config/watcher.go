@@ -29,6 +29,14 @@ type Watcher struct {
 	reloads  *prometheus.CounterVec
 	onChange func(*Config)
 	poll     time.Duration
+
+	// A reload can fail for a reason outside the file (a ca_file whose
+	// Secret is not mounted yet), so a failed file is tried again with
+	// backoff rather than only when it changes.
+	failedRaw              []byte
+	retryAt                time.Time
+	backoff                time.Duration
+	minBackoff, maxBackoff time.Duration
 }
 
 // WatcherOption configures a Watcher.
@@ -60,7 +68,7 @@ func WithPollInterval(d time.Duration) WatcherOption { return func(w *Watcher) {
 
 // NewWatcher loads path; an invalid config is an error (exit at start).
 func NewWatcher(path string, setOpts []registries.SetOption, opts ...WatcherOption) (*Watcher, error) {
-	w := &Watcher{path: path, opts: setOpts, log: logr.Discard(), poll: 30 * time.Second}
+	w := &Watcher{path: path, opts: setOpts, log: logr.Discard(), poll: 30 * time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Minute}
 	for _, o := range opts {
 		o(w)
 	}
@@ -94,20 +102,23 @@ func (w *Watcher) Start(ctx context.Context) error {
 	}
 	tick := time.NewTicker(w.poll)
 	defer tick.Stop()
-	var debounce <-chan time.Time
+	var debounce, retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-fw.Events:
 			debounce = time.After(100 * time.Millisecond)
+			continue
 		case err := <-fw.Errors:
 			w.log.Error(err, "watching the config file", "path", w.path)
+			continue
 		case <-debounce:
-			w.Reload()
 		case <-tick.C:
-			w.Reload()
+		case <-retry:
 		}
+		w.Reload()
+		retry = w.nextRetry()
 	}
 }
 
@@ -124,13 +135,22 @@ func (w *Watcher) Reload() bool {
 	if bytes.Equal(raw, w.raw) {
 		return false
 	}
+	again := bytes.Equal(raw, w.failedRaw)
+	if again && time.Now().Before(w.retryAt) {
+		return false // reported already; tried again after the backoff
+	}
 	c, err := Parse(raw, w.opts...)
 	if err != nil {
 		w.failed(err)
-		w.raw = raw // report a bad file once, not at every poll
+		if again {
+			w.backoff = min(2*w.backoff, w.maxBackoff)
+		} else {
+			w.backoff = w.minBackoff
+		}
+		w.failedRaw, w.retryAt = raw, time.Now().Add(w.backoff)
 		return false
 	}
-	w.raw = raw
+	w.raw, w.failedRaw = raw, nil
 	old := w.current.Swap(c)
 	old.Registries.CloseIdleConnections()
 	if w.reloads != nil {
@@ -143,9 +163,26 @@ func (w *Watcher) Reload() bool {
 	return true
 }
 
+// nextRetry fires when a failed reload is due to be tried again; nil when
+// none failed.
+func (w *Watcher) nextRetry() <-chan time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failedRaw == nil {
+		return nil
+	}
+	return time.After(time.Until(w.retryAt))
+}
+
 func (w *Watcher) failed(err error) {
 	if w.reloads != nil {
 		w.reloads.WithLabelValues("failure").Inc()
 	}
 	w.log.Error(err, "config reload failed; the last good config stays in force", "path", w.path)
+}
+
+// WithRetryBackoff sets how soon a failed reload is tried again, doubling
+// from min to max (default 1s to 5m).
+func WithRetryBackoff(min, max time.Duration) WatcherOption {
+	return func(w *Watcher) { w.minBackoff, w.maxBackoff = min, max }
 }

@@ -30,7 +30,7 @@ type Client struct {
 	metrics   *Metrics
 
 	flight     singleflight.Group
-	transports *lru.Cache[string, http.RoundTripper]
+	transports *lru.Cache[string, cachedTransport]
 	pool       *http.Transport
 }
 
@@ -48,7 +48,7 @@ func newClient(e *Entry, o setOptions) (*Client, error) {
 	rt = &countTransport{registry: e.Name, metrics: o.metrics, next: rt}
 	rt = &limitTransport{limiter: rate.NewLimiter(rate.Limit(e.Limit), e.Limit), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
-	cache, _ := lru.New[string, http.RoundTripper](maxRepoTransports)
+	cache, _ := lru.New[string, cachedTransport](maxRepoTransports)
 	return &Client{Entry: e, creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
 
@@ -97,17 +97,25 @@ func refused(err error) bool {
 	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
 }
 
+// cachedTransport is an authenticated transport and until when the
+// credentials it holds may be used (zero: until a restart).
+type cachedTransport struct {
+	rt      http.RoundTripper
+	expires time.Time
+}
+
 // transport returns the cached authenticated transport of repo, or makes
-// one (a ping and, for bearer registries, a token request).
+// one (a ping and, for bearer registries, a token request). It is remade
+// when its credentials pass credsexpire, not only when a registry refuses them.
 func (c *Client) transport(ctx context.Context, repo name.Repository) (http.RoundTripper, error) {
 	key := repo.String()
-	if rt, ok := c.transports.Get(key); ok {
-		return rt, nil
+	if ct, ok := c.transports.Get(key); ok && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
+		return ct.rt, nil
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
 		fctx, cancel := Detach(ctx)
 		defer cancel()
-		auth, err := c.authenticator(fctx)
+		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr())
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +123,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 		if err != nil {
 			return nil, err
 		}
-		c.transports.Add(key, rt)
+		c.transports.Add(key, cachedTransport{rt: rt, expires: expires})
 		return rt, nil
 	})
 	select {
@@ -129,28 +137,34 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 	}
 }
 
-func (c *Client) authenticator(ctx context.Context) (authn.Authenticator, error) {
+// authenticator returns the entry's credentials for a repository path and
+// until when they may be used.
+func (c *Client) authenticator(ctx context.Context, repository string) (authn.Authenticator, time.Time, error) {
 	src := c.Entry.Source()
 	if src == nil {
-		return authn.Anonymous, nil
+		return authn.Anonymous, time.Time{}, nil
 	}
 	if c.creds == nil {
-		return nil, fmt.Errorf("credentials from %s: no credential store configured", src)
+		return nil, time.Time{}, fmt.Errorf("credentials from %s: no credential store configured", src)
 	}
 	o := FetchOptions{
-		Host:      c.Entry.Host(),
-		Expire:    c.Entry.CredsExpire,
-		Timeout:   c.Entry.CredsTimeout,
-		HiddenEnv: c.hiddenEnv,
+		Host:       c.Entry.Host(),
+		Repository: repository,
+		Expire:     c.Entry.CredsExpire,
+		Timeout:    c.Entry.CredsTimeout,
+		HiddenEnv:  c.hiddenEnv,
 	}
 	if isCloudKind(src.Kind) {
-		return c.creds.cloudAuthenticator(ctx, *src, o)
+		// The authenticator asks the token cache at every use, so the
+		// transports holding it never outlive a token: no expiry here.
+		a, err := c.creds.cloudAuthenticator(ctx, *src, o)
+		return a, time.Time{}, err
 	}
-	cfg, err := c.creds.Get(ctx, *src, o)
+	cfg, expires, err := c.creds.GetUntil(ctx, *src, o)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	return authn.FromConfig(cfg), nil
+	return authn.FromConfig(cfg), expires, nil
 }
 
 // Ping checks the registry with GET /v2/ and its credentials, which also
@@ -160,7 +174,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auth, err := c.authenticator(ctx)
+	auth, _, err := c.authenticator(ctx, "")
 	if err == nil {
 		err = c.pingWith(ctx, reg, auth)
 	}

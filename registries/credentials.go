@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,7 +40,8 @@ type Credentials struct {
 
 type cachedCreds struct {
 	auth    authn.AuthConfig
-	expires time.Time // zero: until restart
+	scoped  []scopedAuth // a pull secret's entries for the host, most specific first
+	expires time.Time    // zero: until restart
 }
 
 // CredentialsOption configures Credentials.
@@ -87,10 +89,11 @@ func (c *Credentials) Close() { c.cloud.close() }
 
 // FetchOptions is what a fetch needs to know about the entry that asks.
 type FetchOptions struct {
-	Host      string        // the registry host, to pick the right auths entry of a pull secret
-	Expire    time.Duration // credsexpire; 0 caches until restart
-	Timeout   time.Duration // credstimeout, for ext: scripts
-	HiddenEnv []string      // variables named by env: sources, kept from ext: scripts
+	Host       string        // the registry host, to pick the right auths entry of a pull secret
+	Repository string        // the repository path at Host, for path-scoped auths keys
+	Expire     time.Duration // credsexpire; 0 caches until restart
+	Timeout    time.Duration // credstimeout, for ext: scripts
+	HiddenEnv  []string      // variables named by env: sources, kept from ext: scripts
 }
 
 func cacheKey(src Source, host string) string {
@@ -104,40 +107,48 @@ func cacheKey(src Source, host string) string {
 // Concurrent calls for one source share one fetch. The fetch runs detached
 // from ctx so that a script's answer is cached even when ctx ends first.
 func (c *Credentials) Get(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+	auth, _, err := c.GetUntil(ctx, src, o)
+	return auth, err
+}
+
+// GetUntil is Get, also saying until when the credentials may be used
+// (zero: until a restart), so that what holds them can honour credsexpire.
+func (c *Credentials) GetUntil(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, time.Time, error) {
 	if isCloudKind(src.Kind) {
-		return c.cloud.get(ctx, src, o)
+		auth, err := c.cloud.get(ctx, src, o)
+		return auth, time.Time{}, err
 	}
 	key := cacheKey(src, o.Host)
 	c.mu.Lock()
 	if cc, ok := c.cache[key]; ok && (cc.expires.IsZero() || time.Now().Before(cc.expires)) {
 		c.mu.Unlock()
-		return cc.auth, nil
+		return cc.pick(o.Repository), cc.expires, nil
 	}
 	c.mu.Unlock()
 	ch := c.flight.DoChan(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBound(src, o))
 		defer cancel()
-		auth, err := c.fetch(fctx, src, o)
+		cc, err := c.fetch(fctx, src, o)
 		if err != nil {
 			return nil, err
 		}
-		cc := cachedCreds{auth: auth}
 		if o.Expire > 0 {
 			cc.expires = time.Now().Add(o.Expire)
 		}
 		c.mu.Lock()
 		c.cache[key] = cc
 		c.mu.Unlock()
-		return auth, nil
+		return cc, nil
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return authn.AuthConfig{}, r.Err
+			return authn.AuthConfig{}, time.Time{}, r.Err
 		}
-		return r.Val.(authn.AuthConfig), nil
+		cc := r.Val.(cachedCreds)
+		return cc.pick(o.Repository), cc.expires, nil
 	case <-ctx.Done():
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: %w", src, ctx.Err())
+		return authn.AuthConfig{}, time.Time{}, fmt.Errorf("credentials from %s: %w", src, ctx.Err())
 	}
 }
 
@@ -162,7 +173,20 @@ func (c *Credentials) Invalidate(src Source, host string) {
 	}
 }
 
-func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (cachedCreds, error) {
+	if src.Kind == "pullsecret" {
+		s, err := c.secret(ctx, src)
+		if err != nil {
+			return cachedCreds{}, err
+		}
+		scoped, err := pullSecretAuths(s, o.Host, src)
+		return cachedCreds{scoped: scoped}, err
+	}
+	auth, err := c.fetchOne(ctx, src, o)
+	return cachedCreds{auth: auth}, err
+}
+
+func (c *Credentials) fetchOne(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
 	switch src.Kind {
 	case "env":
 		v, ok := c.lookup(src.Var)
@@ -180,12 +204,6 @@ func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (au
 			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the secret has no key %q", src, src.Key)
 		}
 		return parseUserPass(string(v), src)
-	case "pullsecret":
-		s, err := c.secret(ctx, src)
-		if err != nil {
-			return authn.AuthConfig{}, err
-		}
-		return pullSecretAuth(s, o.Host, src)
 	case "ext":
 		return c.runScript(ctx, src, o)
 	}
@@ -237,36 +255,89 @@ type dockerConfig struct {
 	} `json:"auths"`
 }
 
-// pullSecretAuth finds host in a .dockerconfigjson (or legacy .dockercfg),
-// comparing hosts without scheme or path, with every Docker Hub name as one.
-func pullSecretAuth(s *corev1.Secret, host string, src Source) (authn.AuthConfig, error) {
+// scopedAuth is one auths entry of a pull secret for the registry host:
+// path is the repository path it is limited to ("" for the whole host).
+type scopedAuth struct {
+	key  string
+	path string
+	auth authn.AuthConfig
+}
+
+// pick chooses the credentials for a repository path: of a pull secret's
+// entries for the host, the most specific one whose path covers it, as the
+// kubelet does (ghcr.io/org-a before ghcr.io; docker.io and
+// https://index.docker.io/v1/ are one key, the first in order taken).
+func (cc cachedCreds) pick(repository string) authn.AuthConfig {
+	for _, s := range cc.scoped {
+		if s.path == "" || repository == s.path || strings.HasPrefix(repository, s.path+"/") {
+			return s.auth
+		}
+	}
+	if len(cc.scoped) > 0 {
+		return authn.AuthConfig{} // no entry covers it: anonymous
+	}
+	return cc.auth
+}
+
+// pullSecretAuths reads a .dockerconfigjson (or legacy .dockercfg) and keeps
+// the entries for host, comparing hosts without scheme, with every Docker
+// Hub name as one, most specific (longest path) first, then by key.
+func pullSecretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error) {
 	var cfg dockerConfig
 	if b, ok := s.Data[corev1.DockerConfigJsonKey]; ok {
 		if err := json.Unmarshal(b, &cfg); err != nil {
-			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: %s is not valid JSON", src, corev1.DockerConfigJsonKey)
+			return nil, fmt.Errorf("credentials from %s: %s is not valid JSON", src, corev1.DockerConfigJsonKey)
 		}
 	} else if b, ok := s.Data[corev1.DockerConfigKey]; ok {
 		if err := json.Unmarshal(b, &cfg.Auths); err != nil {
-			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: %s is not valid JSON", src, corev1.DockerConfigKey)
+			return nil, fmt.Errorf("credentials from %s: %s is not valid JSON", src, corev1.DockerConfigKey)
 		}
 	} else {
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the secret has no %s", src, corev1.DockerConfigJsonKey)
+		return nil, fmt.Errorf("credentials from %s: the secret has no %s", src, corev1.DockerConfigJsonKey)
 	}
 	want := normalizeHost(host)
+	var out []scopedAuth
 	for k, a := range cfg.Auths {
-		if normalizeHost(k) != want {
+		h, path := splitAuthKey(k)
+		if h != want {
 			continue
 		}
+		sa := scopedAuth{key: k, path: path}
 		if a.Username != "" || a.Password != "" {
-			return authn.AuthConfig{Username: a.Username, Password: a.Password}, nil
+			sa.auth = authn.AuthConfig{Username: a.Username, Password: a.Password}
+		} else {
+			raw, err := base64.StdEncoding.DecodeString(a.Auth)
+			if err != nil {
+				return nil, fmt.Errorf("credentials from %s: the auth of %q is not base64", src, k)
+			}
+			if sa.auth, err = parseUserPass(string(raw), src); err != nil {
+				return nil, err
+			}
 		}
-		raw, err := base64.StdEncoding.DecodeString(a.Auth)
-		if err != nil {
-			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the auth of %q is not base64", src, k)
-		}
-		return parseUserPass(string(raw), src)
+		out = append(out, sa)
 	}
-	return authn.AuthConfig{}, fmt.Errorf("credentials from %s: no auths entry for %q", src, host)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("credentials from %s: no auths entry for %q", src, host)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i].path) != len(out[j].path) {
+			return len(out[i].path) > len(out[j].path)
+		}
+		return out[i].key < out[j].key
+	})
+	return out, nil
+}
+
+// splitAuthKey reads an auths key as host and repository path, without
+// scheme, and without the /v1/ or /v2/ API path docker login writes.
+func splitAuthKey(k string) (host, path string) {
+	k = strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://")
+	host, path, _ = strings.Cut(k, "/")
+	path = strings.Trim(path, "/")
+	if path == "v1" || path == "v2" {
+		path = ""
+	}
+	return normalizeHost(host), path
 }
 
 func normalizeHost(h string) string {

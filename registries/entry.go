@@ -94,7 +94,7 @@ func (e *Entry) Validate() error {
 	if e.Prefix == "" {
 		return fmt.Errorf("prefix: must be set")
 	}
-	e.Prefix = NormalizePrefix(e.Prefix)
+	e.Prefix = CanonicalPrefix(e.Prefix)
 	if e.Limit < 0 {
 		return fmt.Errorf("limit: %d must not be negative", e.Limit)
 	}
@@ -129,9 +129,6 @@ func (e *Entry) Validate() error {
 		if parts := strings.Split(p, "/"); len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
 			return fmt.Errorf("platforms: %q must be os/arch or os/arch/variant", p)
 		}
-	}
-	if e.DefaultNS == "" {
-		e.DefaultNS = "library"
 	}
 	if e.Credentials != "" {
 		src, err := ParseSource(e.Credentials)

@@ -4,12 +4,13 @@ import "context"
 
 // Identity names whom the entry's credentials log in as: the user name,
 // never the password or token. It fetches them as a lookup would (from the
-// cache while fresh), for the resolve command.
-func (c *Client) Identity(ctx context.Context) (string, error) {
+// cache while fresh) for a repository path at the entry, for the resolve
+// command.
+func (c *Client) Identity(ctx context.Context, repository string) (string, error) {
 	if c.Entry.Source() == nil {
 		return "anonymous", nil
 	}
-	auth, err := c.authenticator(ctx)
+	auth, _, err := c.authenticator(ctx, repository)
 	if err != nil {
 		return "", err
 	}

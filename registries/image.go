@@ -107,18 +107,32 @@ func HasPathPrefix(s, prefix string) bool {
 	return s == prefix || strings.HasPrefix(s, prefix+"/")
 }
 
-// CanonicalPrefix normalises a policy.images prefix: one without a registry
-// host (nginx, acme/app) is a Docker Hub repository.
+// CanonicalPrefix normalises a prefix of a registry entry or a policy.images
+// rule, so both name Docker Hub repositories the same way: no scheme, no
+// trailing slash, docker.io for every Docker Hub host, and a prefix without
+// a registry host (nginx, acme/app) is on Docker Hub. Match prefixes against
+// images with Image.PrefixMatch.
 func CanonicalPrefix(p string) string {
 	p = NormalizePrefix(p)
 	first, _, _ := strings.Cut(p, "/")
 	if strings.ContainsAny(first, ".:") || first == "localhost" {
 		return p
 	}
-	if !strings.Contains(p, "/") {
-		return dockerHub + "/library/" + p
-	}
 	return dockerHub + "/" + p
+}
+
+// PrefixMatch reports whether a canonical prefix covers the image on a
+// path-segment boundary, and how specific the match is (longest wins).
+// docker.io/nginx names the official image (docker.io/library/nginx) as well
+// as the nginx/ namespace, as every Docker Hub client reads it.
+func (i Image) PrefixMatch(prefix string) (specificity int, ok bool) {
+	if HasPathPrefix(i.canonical(), prefix) {
+		return len(prefix), true
+	}
+	if i.implicitNS && i.host+"/"+i.path == prefix {
+		return len(prefix) + len("library/"), true
+	}
+	return 0, false
 }
 
 // short quotes s, cut to a length a warning can carry.

@@ -3,6 +3,7 @@ package registries
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Set is the configured entries, ready for matching. It is immutable: a
@@ -76,29 +77,33 @@ type Target struct {
 // longest prefix on a path-segment boundary, among the entries that allow ns.
 // Docker Hub images without a matching entry fall back to the default entry.
 func (s *Set) Match(img Image, ns string) (Target, bool) {
-	c := img.canonical()
+	var best *Client
+	bestLen := -1
 	for _, cl := range s.byLength {
-		e := cl.Entry
-		if !e.AllowsNamespace(ns) {
+		if !cl.Entry.AllowsNamespace(ns) {
 			continue
 		}
-		if HasPathPrefix(c, e.Prefix) {
-			return Target{Client: cl, Repository: img.repository(e)}, true
-		}
-		// An entry for docker.io/library matches nginx too.
-		if img.implicitNS && (img.host+"/"+img.path == e.Prefix) {
-			return Target{Client: cl, Repository: img.repository(e)}, true
+		if n, ok := img.PrefixMatch(cl.Entry.Prefix); ok && n > bestLen {
+			best, bestLen = cl, n
 		}
 	}
-	if img.DockerHub() && s.dflt != nil && s.dflt.Entry.AllowsNamespace(ns) {
-		return Target{Client: s.dflt, Repository: img.repository(s.dflt.Entry)}, true
+	if best == nil && img.DockerHub() && s.dflt != nil && s.dflt.Entry.AllowsNamespace(ns) {
+		best = s.dflt
 	}
-	return Target{}, false
+	if best == nil {
+		return Target{}, false
+	}
+	return Target{Client: best, Repository: img.repository(best.Entry)}, true
 }
 
 // repository is the path to look the image up under at e's api_url.
+// As in Argo CD Image Updater, the entry's defaultns names the namespace of
+// a one-segment path on any registry; Docker Hub's is library unless set.
 func (i Image) repository(e *Entry) string {
-	if i.implicitNS {
+	switch {
+	case i.implicitNS && e.DefaultNS == "":
+		return "library/" + i.path
+	case e.DefaultNS != "" && !strings.Contains(i.path, "/"):
 		return e.DefaultNS + "/" + i.path
 	}
 	return i.path

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -23,15 +24,24 @@ type metadata struct {
 
 // missing lists the wanted platforms an index lacks; a single image is
 // taken to cover what it was asked for, since its platform is in its config.
+// Platforms compare as containerd compares them, normalised: linux/arm64 is
+// linux/arm64/v8 and linux/arm is linux/arm/v7, but a variant written on
+// either side must match (linux/amd64/v2 is not linux/amd64).
 func (m metadata) missing(want []string) []string {
 	if !m.index {
 		return nil
 	}
 	var out []string
 	for _, w := range want {
+		wp, err := platforms.Parse(w)
+		if err != nil {
+			out = append(out, w) // validated at load; never covered if not
+			continue
+		}
+		match := platforms.NewMatcher(wp)
 		found := false
 		for _, have := range m.platforms {
-			if have == w || (len(have) > len(w) && have[:len(w)+1] == w+"/") {
+			if hp, err := platforms.Parse(have); err == nil && match.Match(hp) {
 				found = true
 				break
 			}

@@ -1,12 +1,12 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -108,11 +108,23 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if obj.meta.Labels[SkipLabel] == "true" {
 		return admission.Allowed("label " + SkipLabel + "=true"), outcomeUnchanged
 	}
+	if obj.meta.DeletionTimestamp != nil {
+		// Whatever it carries, an object on its way out must be free to
+		// lose its finalizers.
+		return admission.Allowed("the object is being deleted"), outcomeUnchanged
+	}
 	switch {
 	case req.Kind.Kind == "ReplicaSet" && obj.ownedBy("Deployment"):
 		return admission.Allowed("ReplicaSet of a Deployment: its template comes from the Deployment"), outcomeUnchanged
 	case req.Kind.Kind == "Job" && obj.ownedBy("CronJob"):
 		return admission.Allowed("Job of a CronJob: its template comes from the CronJob"), outcomeUnchanged
+	}
+	ephemeralOnly := false
+	if owner := obj.templateOwner(); req.Kind.Kind == "Pod" && owner != "" {
+		if req.SubResource != "ephemeralcontainers" {
+			return admission.Allowed("Pod of a " + owner + ": its images come from the pod template"), outcomeUnchanged
+		}
+		ephemeralOnly = true // kubectl debug adds them to this Pod only
 	}
 	ctrs := obj.containers()
 	if len(ctrs) == 0 {
@@ -122,19 +134,22 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	for _, c := range ctrs {
 		names[c.name] = true
 	}
-	ov, err := parseAnnotations(obj.meta.Annotations, names)
-	if err != nil {
-		return admission.Denied(err.Error()), outcomeDenied
-	}
 	var old *object
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
 		old, _ = decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.OldObject.Raw)
 	}
-	cfg := h.config()
-	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings}
-	if err := p.build(); err != nil {
+	ov, err := parseAnnotations(obj.meta.Annotations, names)
+	if err != nil {
+		if old != nil && !touchesImages(old, obj) {
+			resp := admission.Allowed("")
+			resp.Warnings = limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})
+			return resp, outcomeUnchanged
+		}
 		return admission.Denied(err.Error()), outcomeDenied
 	}
+	cfg := h.config()
+	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings, ephemeralOnly: ephemeralOnly}
+	p.build()
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
 	// flight should still be answered. resolve_timeout bounds it either way.
@@ -167,32 +182,63 @@ type plan struct {
 	ctrs     []container
 	tasks    []*task
 	warnings []string
+	records  map[string]string // original-images after this admission
+	// ephemeralOnly resolves ephemeral containers only (kubectl debug on a
+	// Pod whose other containers come from a template).
+	ephemeralOnly bool
 }
 
-// build decides per container, following the UPDATE rules of the contract.
-func (p *plan) build() error {
-	var oldImages, oldOriginals map[string]string
-	restart := false
+// build decides per container, following the UPDATE rules of the contract,
+// and what original-images will say for each container if the webhook leaves
+// its image as the request has it.
+func (p *plan) build() {
+	var oldImages, oldRec map[string]string
+	restart, restartMoved := false, false
 	if p.old != nil {
 		oldImages = map[string]string{}
 		for _, c := range p.old.containers() {
 			oldImages[c.name] = c.image
 		}
-		oldOriginals = originals(p.old.meta.Annotations)
+		oldRec = originals(p.old.meta.Annotations)
 		restart = restarted(p.old, p.obj) && sameImages(p.ctrs, oldImages)
+		restartMoved = restartedAt(p.old) != restartedAt(p.obj)
 	}
+	newRec := originals(p.obj.meta.Annotations)
+	p.records = make(map[string]string, len(p.ctrs))
 	for _, c := range p.ctrs {
-		original := c.image
-		fresh := false
-		if oldImg, ok := oldImages[c.name]; ok {
-			switch {
-			case restart && oldOriginals[c.name] != "":
-				original, fresh = oldOriginals[c.name], true
-			case c.image == oldImg:
-				continue // unchanged: never start a rollout
-			case oldOriginals[c.name] != "" && c.image == oldOriginals[c.name] && strings.Contains(oldImg, "@"):
-				p.tasks = append(p.tasks, &task{c: c, original: original, fixed: oldImg})
-				continue
+		if p.ephemeralOnly && !c.ephemeral {
+			continue
+		}
+		oldImg, existed := oldImages[c.name]
+		// The old record's entry, only while it still describes the stored image.
+		prior := ""
+		if existed && p.h.describes(oldRec[c.name], oldImg, p.tagMayMove(c.name, oldRec[c.name])) {
+			prior = oldRec[c.name]
+		}
+		original, fresh := c.image, false
+		switch {
+		case existed && restart:
+			// Every image is looked up again from what was written; one
+			// never pinned (a failure at CREATE) is looked up as it is.
+			original, fresh = cmp.Or(prior, oldImg), true
+			p.records[c.name] = original
+		case existed && c.image == oldImg:
+			p.records[c.name] = cmp.Or(prior, oldImg)
+			continue // unchanged: never start a rollout
+		case existed && prior != "" && c.image == prior && strings.Contains(oldImg, "@") &&
+			!p.steeringChanged(c.name) && !p.skips(c.name, c.image):
+			// A re-apply of the same manifest with the same annotations.
+			p.records[c.name] = prior
+			p.tasks = append(p.tasks, &task{c: c, original: prior, fixed: oldImg})
+			continue
+		default:
+			p.records[c.name] = c.image
+			// The request's own record is trusted only where this request
+			// wrote it: our own output called again (reinvocation, a restart
+			// or an undo changing restartedAt), never a record carried over.
+			if r := newRec[c.name]; r != "" && r != c.image && (p.old == nil || r != oldRec[c.name] || restartMoved) &&
+				p.h.describes(r, c.image, p.tagMayMove(c.name, r)) {
+				p.records[c.name] = r
 			}
 		}
 		img, err := p.h.parseImage(original)
@@ -207,23 +253,71 @@ func (p *plan) build() error {
 		if !ok {
 			continue
 		}
-		f := p.ov.forContainer(c.name, p.cfg.Policy.Rule(img).Over(p.cfg.Policy.Defaults))
+		f := p.fields(c.name, img)
 		if f.Strategy != nil && *f.Strategy == resolver.Skip {
 			continue
 		}
-		pol, err := f.Policy()
-		if err != nil {
-			return fmt.Errorf("container %q: %v (annotations %s)", c.name, err, strings.Join(append(p.ov.keys[c.name], p.ov.keys[""]...), ", "))
-		}
-		pol.Fresh = fresh
-		pol.CacheTTL = p.cfg.Policy.CacheTTL
 		onErr := target.Client.Entry.OnError
 		if onErr == registries.OnErrorUnset {
 			onErr = p.cfg.Policy.OnError
 		}
+		pol, err := f.Policy()
+		if err != nil {
+			// semver without a constraint from any source: this container
+			// cannot be resolved, which on_error decides like any failure.
+			if keys := append(p.ov.keys[c.name], p.ov.keys[""]...); len(keys) > 0 {
+				sort.Strings(keys)
+				err = fmt.Errorf("%v (annotations %s, policy.images rules or policy.strategy)", err, strings.Join(keys, ", "))
+			} else {
+				err = fmt.Errorf("%v (from policy.images rules or policy.strategy)", err)
+			}
+			p.tasks = append(p.tasks, &task{c: c, original: original, onError: onErr, err: err})
+			continue
+		}
+		pol.Fresh = fresh
+		pol.CacheTTL = p.cfg.Policy.CacheTTL
 		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, target: target, policy: pol, onError: onErr})
 	}
-	return nil
+}
+
+// fields merges what steers the choice for one container of img.
+func (p *plan) fields(name string, img registries.Image) resolver.Fields {
+	return p.ov.forContainer(name, p.cfg.Policy.Rule(img).Over(p.cfg.Policy.Defaults))
+}
+
+// skips reports whether the container is now to be left alone.
+func (p *plan) skips(name, image string) bool {
+	img, err := p.h.parseImage(image)
+	if err != nil {
+		return false
+	}
+	f := p.fields(name, img)
+	return f.Strategy != nil && *f.Strategy == resolver.Skip
+}
+
+// tagMayMove reports whether pinning written may choose another tag than the
+// written one (every strategy but digest).
+func (p *plan) tagMayMove(name, written string) bool {
+	img, err := p.h.parseImage(written)
+	if err != nil {
+		return false
+	}
+	f := p.fields(name, img)
+	return f.Strategy != nil && *f.Strategy != resolver.Digest && *f.Strategy != resolver.Skip
+}
+
+// steeringChanged reports whether the request changes an image-pin.io/
+// annotation that applies to the container: a re-apply that asks for another
+// constraint or strategy is not the same manifest.
+func (p *plan) steeringChanged(name string) bool {
+	for _, base := range []string{annStrategy, annConstraint, annAllowTags, annIgnoreTags} {
+		for _, k := range []string{domain + base, domain + base + "." + name} {
+			if p.obj.meta.Annotations[k] != p.old.meta.Annotations[k] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // resolve runs every lookup at once, within ctx.
@@ -234,12 +328,20 @@ func (p *plan) resolve(ctx context.Context) {
 			t.out = t.fixed
 			continue
 		}
+		if t.err != nil {
+			continue // failed before any lookup
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			res, err := p.h.resolver.Resolve(ctx, t.target, t.img.Tag, t.policy)
 			t.err = err
-			if res.Digest != "" && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
+			// The last known digest stands in for a failed lookup, except in
+			// a restart of an image pinned already: this replica's memory may
+			// be older than the stored pin (made by another replica), and a
+			// restart must never roll back.
+			keep := res.Stale && t.policy.Fresh && strings.Contains(t.c.image, "@")
+			if res.Digest != "" && !keep && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}()
@@ -270,13 +372,6 @@ func (p *plan) respond() (admission.Response, string) {
 		return resp, outcomeDenied
 	}
 	var patches []jsonpatch.JsonPatchOperation
-	recorded := originals(p.obj.meta.Annotations)
-	if recorded == nil && p.old != nil {
-		recorded = originals(p.old.meta.Annotations) // an apply that dropped it
-	}
-	if recorded == nil {
-		recorded = map[string]string{}
-	}
 	for _, t := range p.tasks {
 		if t.out == "" || t.out == t.c.image {
 			continue
@@ -286,10 +381,10 @@ func (p *plan) respond() (admission.Response, string) {
 			continue
 		}
 		patches = append(patches, jsonpatch.NewOperation("replace", t.c.path, t.out))
-		recorded[t.c.name] = t.original
+		p.records[t.c.name] = t.original
 	}
 	if !report && p.req.SubResource == "" {
-		if op, ok := p.annotationPatch(recorded); ok {
+		if op, ok := p.annotationPatch(p.records); ok {
 			patches = append(patches, op)
 		}
 	}
@@ -305,13 +400,8 @@ func (p *plan) respond() (admission.Response, string) {
 }
 
 // annotationPatch writes original-images when it differs from what the
-// object carries, keeping only containers the object has.
+// object carries. recorded holds an entry for every container and no other.
 func (p *plan) annotationPatch(recorded map[string]string) (jsonpatch.JsonPatchOperation, bool) {
-	for n := range recorded {
-		if !slices.ContainsFunc(p.ctrs, func(c container) bool { return c.name == n }) {
-			delete(recorded, n)
-		}
-	}
 	cur, has := p.obj.meta.Annotations[OriginalImagesKey]
 	if len(recorded) == 0 {
 		return jsonpatch.JsonPatchOperation{}, false
@@ -345,26 +435,13 @@ func (h *Handler) parseImage(ref string) (registries.Image, error) {
 	return img, err
 }
 
-// originals reads original-images; a malformed value counts as absent.
-func originals(ann map[string]string) map[string]string {
-	v, ok := ann[OriginalImagesKey]
-	if !ok {
-		return nil
-	}
-	var m map[string]string
-	if json.Unmarshal([]byte(v), &m) != nil {
-		return nil
-	}
-	return m
-}
-
 // restarted reports whether the pod template's restartedAt moved forward,
 // as kubectl rollout restart does.
 func restarted(old, cur *object) bool {
 	if old.tmplMeta == nil || cur.tmplMeta == nil {
 		return false
 	}
-	n, o := cur.tmplMeta.Annotations[restartedAtKey], old.tmplMeta.Annotations[restartedAtKey]
+	n, o := restartedAt(cur), restartedAt(old)
 	if n == "" || n == o {
 		return false
 	}
@@ -374,6 +451,13 @@ func restarted(old, cur *object) bool {
 		return o == "" || nt.After(ot)
 	}
 	return n > o
+}
+
+func restartedAt(o *object) string {
+	if o.tmplMeta == nil {
+		return ""
+	}
+	return o.tmplMeta.Annotations[restartedAtKey]
 }
 
 func sameImages(ctrs []container, old map[string]string) bool {

@@ -3,7 +3,9 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -110,9 +112,10 @@ func templated(meta *metav1.ObjectMeta, t *corev1.PodTemplateSpec) *object {
 
 // container is one image-carrying container of a pod spec.
 type container struct {
-	name  string
-	image string
-	path  string // JSON pointer of its image field
+	name      string
+	image     string
+	path      string // JSON pointer of its image field
+	ephemeral bool
 }
 
 // containers lists every container, init container and ephemeral container.
@@ -123,13 +126,13 @@ func (o *object) containers() []container {
 	s := o.spec
 	out := make([]container, 0, len(s.InitContainers)+len(s.Containers)+len(s.EphemeralContainers))
 	for i, c := range s.InitContainers {
-		out = append(out, container{c.Name, c.Image, o.specPath + "/initContainers/" + strconv.Itoa(i) + "/image"})
+		out = append(out, container{c.Name, c.Image, o.specPath + "/initContainers/" + strconv.Itoa(i) + "/image", false})
 	}
 	for i, c := range s.Containers {
-		out = append(out, container{c.Name, c.Image, o.specPath + "/containers/" + strconv.Itoa(i) + "/image"})
+		out = append(out, container{c.Name, c.Image, o.specPath + "/containers/" + strconv.Itoa(i) + "/image", false})
 	}
 	for i, c := range s.EphemeralContainers {
-		out = append(out, container{c.Name, c.Image, o.specPath + "/ephemeralContainers/" + strconv.Itoa(i) + "/image"})
+		out = append(out, container{c.Name, c.Image, o.specPath + "/ephemeralContainers/" + strconv.Itoa(i) + "/image", true})
 	}
 	return out
 }
@@ -142,4 +145,55 @@ func (o *object) ownedBy(kind string) bool {
 		}
 	}
 	return false
+}
+
+// templateKinds are the controllers whose pod template the webhook admits,
+// by API group.
+var templateKinds = map[string]bool{
+	"apps/ReplicaSet": true, "apps/StatefulSet": true, "apps/DaemonSet": true,
+	"batch/Job": true, "/ReplicationController": true,
+}
+
+// templateOwner names the controller of a Pod when it is a kind whose pod
+// template the webhook admits, else "". Such a Pod runs what the template
+// says: the webhook decided that template (or left it alone) when it was
+// admitted.
+func (o *object) templateOwner() string {
+	for _, r := range o.meta.OwnerReferences {
+		if r.Controller == nil || !*r.Controller {
+			continue
+		}
+		group, _, _ := strings.Cut(r.APIVersion, "/")
+		if !strings.Contains(r.APIVersion, "/") {
+			group = ""
+		}
+		if templateKinds[group+"/"+r.Kind] {
+			return r.Kind
+		}
+	}
+	return ""
+}
+
+// touchesImages reports whether an UPDATE changes an image, the set of
+// containers, or an image-pin.io/ annotation other than the record.
+func touchesImages(old, cur *object) bool {
+	oc, cc := old.containers(), cur.containers()
+	if len(oc) != len(cc) {
+		return true
+	}
+	for i := range oc {
+		if oc[i].name != cc[i].name || oc[i].image != cc[i].image {
+			return true
+		}
+	}
+	steering := func(ann map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range ann {
+			if strings.HasPrefix(k, domain) && k != OriginalImagesKey {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	return !maps.Equal(steering(old.meta.Annotations), steering(cur.meta.Annotations))
 }

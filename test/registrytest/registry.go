@@ -307,7 +307,7 @@ func (s *Server) Push(t testing.TB, repoTag string, img v1.Image) string {
 }
 
 // PushIndex pushes a multi-arch index of random images for platforms
-// (os/arch) as repo:tag and returns the index digest.
+// (os/arch[/variant]) as repo:tag and returns the index digest.
 func (s *Server) PushIndex(t testing.TB, repoTag string, platforms ...string) string {
 	t.Helper()
 	var idx v1.ImageIndex = empty.Index
@@ -316,8 +316,9 @@ func (s *Server) PushIndex(t testing.TB, repoTag string, platforms ...string) st
 		if err != nil {
 			t.Fatal(err)
 		}
-		os, arch, _ := strings.Cut(p, "/")
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: os, Architecture: arch}}})
+		parts := append(strings.Split(p, "/"), "", "")
+		platform := &v1.Platform{OS: parts[0], Architecture: parts[1], Variant: parts[2]}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: platform}})
 	}
 	if err := remote.WriteIndex(s.Ref(t, repoTag), idx, s.writeOpts()...); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,70 @@
+package config_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/image-pin/image-pin-webhook/config"
+)
+
+func caPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// A reload can fail for a reason outside the file, such as a ca_file whose
+// Secret is not mounted yet: it is tried again with backoff, without waiting
+// for the file to change.
+func TestAReloadThatFailedOutsideTheFileIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	writeFile(t, path, "policy:\n  mode: pin\n")
+	changed := make(chan *config.Config, 1)
+	w, err := config.NewWatcher(path, nil,
+		config.WithOnChange(func(c *config.Config) { changed <- c }),
+		config.WithPollInterval(time.Hour),
+		config.WithRetryBackoff(50*time.Millisecond, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(100 * time.Millisecond) // let the watch start
+
+	ca := filepath.Join(t.TempDir(), "ca.pem") // outside the watched directory
+	writeFile(t, path, "registries:\n- name: r1\n  api_url: https://r1.example\n  prefix: r1.example\n  ca_file: "+ca+"\n")
+	time.Sleep(300 * time.Millisecond) // the reload fails: no ca_file yet
+	if len(w.Current().Registries.Clients()) != 0 {
+		t.Fatal("a config with a missing ca_file took effect")
+	}
+	writeFile(t, ca, caPEM(t)) // the Secret is mounted; the config file is unchanged
+	select {
+	case c := <-changed:
+		if len(c.Registries.Clients()) != 1 {
+			t.Errorf("%d registries in force, want 1", len(c.Registries.Clients()))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reload was not tried again")
+	}
+}

@@ -1,0 +1,176 @@
+package webhook_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/image-pin/image-pin-webhook/webhook"
+)
+
+// withRestart sets the pod template's restartedAt as kubectl rollout restart does.
+func withRestart(d *appsv1.Deployment, ts string) *appsv1.Deployment {
+	d.Spec.Template.Annotations = map[string]string{"kubectl.kubernetes.io/restartedAt": ts}
+	return d
+}
+
+func recorded(kv ...string) map[string]string {
+	return map[string]string{webhook.OriginalImagesKey: originals(kv...)}
+}
+
+const recordPath = "/metadata/annotations/image-pin.io~1original-images"
+
+// The record must describe the image stored after every admission, whatever
+// the webhook did with it: the sequences of issue 11, one admission each, with
+// the old object as the API server holds it.
+func TestTheOriginalImagesRecordAlwaysDescribesTheStoredImage(t *testing.T) {
+	e := newEnv(t, "", "")
+	host := e.srv.Host
+	app, api := host+"/app:1", host+"/api:1.5.0"
+	appPinned, apiPinned := app+"@"+e.digests["app:1"], api+"@"+e.digests["api:1.5.0"]
+	apiWritten := host + "/api:1.4.0@" + e.digests["api:1.4.0"]
+	other := "quay.io/other/thing:2"
+	const before, later = "2026-11-25T10:00:00Z", "2026-11-26T10:00:00Z"
+	image := func(p string) op { return op{"replace", "/spec/template/spec/containers/0/image", p} }
+	record := func(kv ...string) op { return op{"replace", recordPath, originals(kv...)} }
+	tests := []struct {
+		name     string
+		obj, old *appsv1.Deployment
+		want     []op
+	}{
+		{"set image to an unconfigured registry records the new image",
+			deployment(recorded("app", app), other), deployment(recorded("app", app), appPinned),
+			[]op{record("app", other)}},
+		{"a restart after it keeps the unconfigured image although an old record names another",
+			withRestart(deployment(recorded("app", app), other), later), withRestart(deployment(recorded("app", app), other), before),
+			[]op{record("app", other)}},
+		{"set image to a digest the user wrote records it as written",
+			deployment(recorded("app", app), apiWritten), deployment(recorded("app", app), appPinned),
+			[]op{record("app", apiWritten)}},
+		{"a re-apply after a stale record does not bring back another repository",
+			deployment(recorded("app", app), app), deployment(recorded("app", app), apiWritten),
+			[]op{image(appPinned)}},
+		{"a restart of an image left unpinned pins that image, not an older record's",
+			withRestart(deployment(recorded("app", app), api), later), withRestart(deployment(recorded("app", app), api), before),
+			[]op{image(apiPinned), record("app", api)}},
+		{"a container changed to skip records what was written",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy.app": "skip"}, api),
+			deployment(recorded("app", app), appPinned),
+			[]op{record("app", api)}},
+		{"a removed container loses its entry",
+			deployment(recorded("app", app, "side", api), appPinned), deployment(recorded("app", app, "side", api), appPinned, apiPinned),
+			[]op{record("app", app)}},
+		{"an unpinned image gets an entry too",
+			deployment(nil, other), deployment(nil, other),
+			[]op{{"add", "/metadata/annotations", map[string]any{webhook.OriginalImagesKey: originals("app", other)}}}},
+		{"a rollout undo records the pinned image it brings back",
+			withRestart(deployment(recorded("app", api), apiWritten), before), withRestart(deployment(recorded("app", api), apiPinned), later),
+			[]op{record("app", apiWritten)}},
+		{"a rollout undo within the same tag keeps the record",
+			withRestart(deployment(recorded("app", app), appPinned), before), withRestart(deployment(recorded("app", app), app+"@sha256:"+strings.Repeat("a", 64)), later),
+			nil},
+		{"a second call after the webhook pinned (reinvocation) keeps the record it wrote",
+			deployment(recorded("app", api), apiPinned), deployment(recorded("app", app), appPinned), nil},
+		{"a second call after a restart (reinvocation) keeps the record",
+			withRestart(deployment(recorded("app", app), appPinned), later), withRestart(deployment(recorded("app", app), app+"@sha256:"+strings.Repeat("b", 64)), before), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, tc.old)), tc.want)
+		})
+	}
+}
+
+func TestARecordOnCreateIsKeptOnlyWhenItDescribesTheImage(t *testing.T) {
+	e := newEnv(t, "", "")
+	host := e.srv.Host
+	app := host + "/app:1"
+	appPinned := app + "@" + e.digests["app:1"]
+	t.Run("the webhook's own output called again", func(t *testing.T) {
+		assertPatch(t, e.admit(t, review(t, admissionv1.Create, "team-a", deployment(recorded("app", app), appPinned), nil)), nil)
+	})
+	t.Run("a copied object whose record names another repository", func(t *testing.T) {
+		written := host + "/api:1.4.0@" + e.digests["api:1.4.0"]
+		assertPatch(t, e.admit(t, review(t, admissionv1.Create, "team-a", deployment(recorded("app", app), written), nil)),
+			[]op{{"replace", recordPath, originals("app", written)}})
+	})
+}
+
+func TestARestartPinsAnImageNeverPinned(t *testing.T) {
+	e := newEnv(t, "", "")
+	app := e.srv.Host + "/app:1"
+	// Left unpinned at CREATE (the registry failed under on_error: ignore), so
+	// the object carries no record.
+	obj := withRestart(deployment(nil, app), "2026-11-26T10:00:00Z")
+	old := deployment(nil, app)
+	assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", obj, old)), []op{
+		{"replace", "/spec/template/spec/containers/0/image", app + "@" + e.digests["app:1"]},
+		{"add", "/metadata/annotations", map[string]any{webhook.OriginalImagesKey: originals("app", app)}},
+	})
+}
+
+func TestAFailedLookupRecordsTheImageLeftAsWritten(t *testing.T) {
+	e := newEnv(t, "", "")
+	host := e.srv.Host
+	app, api := host+"/app:1", host+"/api:1.5.0"
+	e.srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	r := e.admit(t, review(t, admissionv1.Update, "team-a", deployment(recorded("app", app), api), deployment(recorded("app", app), app+"@"+e.digests["app:1"])))
+	assertPatch(t, r, []op{{"replace", recordPath, originals("app", api)}})
+}
+
+func TestAReApplyThatAddsSkipLeavesTheImageAsWritten(t *testing.T) {
+	e := newEnv(t, "", "")
+	app := e.srv.Host + "/app:1"
+	pinned := app + "@" + e.digests["app:1"]
+	tests := []struct {
+		name string
+		ann  map[string]string
+	}{
+		{"per container", map[string]string{"image-pin.io/strategy.app": "skip"}},
+		{"for the object", map[string]string{"image-pin.io/strategy": "skip"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.ann[webhook.OriginalImagesKey] = originals("app", app)
+			assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", deployment(tc.ann, app), deployment(recorded("app", app), pinned))), nil)
+		})
+	}
+}
+
+func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
+	e := newEnv(t, "", "")
+	api := e.srv.Host + "/api"
+	old := deployment(map[string]string{webhook.OriginalImagesKey: originals("app", api), "image-pin.io/constraint": "~1.4"}, api+":v1.4.7@"+e.digests["api:v1.4.7"])
+	obj := deployment(map[string]string{webhook.OriginalImagesKey: originals("app", api), "image-pin.io/constraint": "~1.5"}, api)
+	assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", obj, old)), []op{
+		{"replace", "/spec/template/spec/containers/0/image", api + ":1.5.0@" + e.digests["api:1.5.0"]},
+	})
+}
+
+// A restart while the registry fails must not roll the image back to an older
+// digest this replica happens to remember (another replica may have pinned a
+// newer one): the stored pin of the same original stays.
+func TestARestartDuringAnOutageKeepsTheStoredPin(t *testing.T) {
+	e := newEnv(t, "", "policy:\n  on_error: ignore\n  cache_ttl: 1ms\n")
+	app := e.srv.Host + "/app:1"
+	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil)) // remembers app:1's digest
+	newer := e.srv.PushImage(t, "app:1")
+	e.srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	time.Sleep(5 * time.Millisecond)
+	stored := deployment(recorded("app", app), app+"@"+newer)
+	r := e.admit(t, review(t, admissionv1.Update, "team-a", withRestart(stored.DeepCopy(), "2026-11-26T10:00:00Z"), stored))
+	assertPatch(t, r, nil)
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "503") {
+		t.Errorf("warnings %q do not report the failure", r.Warnings)
+	}
+}
