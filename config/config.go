@@ -34,7 +34,16 @@ const (
 	DefaultResolveTimeout = 8 * time.Second
 )
 
-// Config is a loaded, validated config. It is immutable once loaded.
+// Spec is a validated config as plain data: what the file says, with
+// defaults applied, and nothing live (no clients, no connections). Decode
+// makes it; Build makes a Config from it.
+type Spec struct {
+	Entries []*registries.Entry
+	Policy  Policy
+}
+
+// Config is the config in force: a Spec with the live registries built from
+// it. It is immutable once built; a reload builds a new one.
 type Config struct {
 	Registries *registries.Set
 	Policy     Policy
@@ -81,8 +90,35 @@ func Load(path string, opts ...registries.SetOption) (*Config, error) {
 	return c, nil
 }
 
-// Parse validates a config document. Errors name the entry and the field.
+// Parse decodes a config document and builds it: Decode then Build.
 func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
+	spec, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	return Build(spec, opts...)
+}
+
+// Build makes the live registries of spec: the one place where a config
+// becomes clients. Entries are never shared between builds, so a reload
+// gets fresh clients; the resolver's caches outlive it, keyed by each
+// entry's identity, so an entry whose identity changed starts fresh.
+func Build(spec *Spec, opts ...registries.SetOption) (*Config, error) {
+	entries := make([]*registries.Entry, len(spec.Entries))
+	for i, e := range spec.Entries {
+		cp := *e
+		entries[i] = &cp
+	}
+	set, err := registries.NewSet(entries, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Config{Registries: set, Policy: spec.Policy}, nil
+}
+
+// Decode validates a config document into plain data. Errors name the
+// entry and the field.
+func Decode(data []byte) (*Spec, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -106,15 +142,14 @@ func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
 		}
 		entries = append(entries, e)
 	}
-	set, err := registries.NewSet(entries, opts...)
-	if err != nil {
+	if err := registries.CheckEntries(entries); err != nil {
 		return nil, err
 	}
 	pol, err := f.Policy.policy()
 	if err != nil {
 		return nil, err
 	}
-	return &Config{Registries: set, Policy: pol}, nil
+	return &Spec{Entries: entries, Policy: pol}, nil
 }
 
 func (rc registryConf) entry() (*registries.Entry, error) {

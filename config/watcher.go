@@ -124,7 +124,11 @@ func (w *Watcher) Reload() bool {
 	if bytes.Equal(raw, w.raw) {
 		return false
 	}
-	c, err := Parse(raw, w.opts...)
+	spec, err := Decode(raw)
+	var c *Config
+	if err == nil {
+		c, err = Build(spec, w.opts...)
+	}
 	if err != nil {
 		w.failed(err)
 		w.raw = raw // report a bad file once, not at every poll

@@ -24,6 +24,8 @@ import (
 type Client struct {
 	Entry *Entry
 
+	identity Identity
+
 	creds     *Credentials
 	hiddenEnv []string
 	base      http.RoundTripper
@@ -49,7 +51,7 @@ func newClient(e *Entry, o setOptions) (*Client, error) {
 	rt = &limitTransport{limiter: rate.NewLimiter(rate.Limit(e.Limit), e.Limit), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
 	cache, _ := lru.New[string, http.RoundTripper](maxRepoTransports)
-	return &Client{Entry: e, creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
+	return &Client{Entry: e, identity: e.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
 
 // Repository names repo at the entry's api_url host.

@@ -21,13 +21,14 @@ import (
 )
 
 // lookup asks the registry: the tag (chosen by strategy) and its digest.
-func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, p Policy) (answer, error) {
-	repo, err := t.Client.Repository(t.Repository)
+func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
+	p, tag := q.Policy, q.tag()
+	repo, err := q.Target.Client.Repository(q.Target.Repository)
 	if err != nil {
-		return answer{}, fmt.Errorf("repository %q: %v", t.Repository, err)
+		return answer{}, fmt.Errorf("repository %q: %v", q.Target.Repository, err)
 	}
 	if p.Strategy != Digest {
-		tags, err := r.listTags(ctx, t.Client, repo, p)
+		tags, err := r.listTags(ctx, q, repo)
 		if err != nil {
 			return answer{}, err
 		}
@@ -41,7 +42,7 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 		case Alphabetical:
 			tag = slicesMax(cands)
 		case NewestBuild:
-			tag, err = r.newestBuild(ctx, t.Client, repo, cands, p)
+			tag, err = r.newestBuild(ctx, q, repo, cands)
 		default:
 			err = fmt.Errorf("unknown strategy %q", p.Strategy)
 		}
@@ -49,12 +50,12 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 			return answer{}, fmt.Errorf("%s: %w", repo, err)
 		}
 	}
-	desc, err := r.digest(ctx, t.Client, repo.Tag(tag))
+	desc, err := r.digest(ctx, q.Target.Client, repo.Tag(tag))
 	if err != nil {
 		return answer{}, err
 	}
 	if len(p.Platforms) > 0 {
-		md, err := r.metadata(ctx, t.Client, repo, desc, nil, false)
+		md, err := r.metadata(ctx, q, repo, desc, nil, false)
 		if err != nil {
 			return answer{}, err
 		}
@@ -90,13 +91,13 @@ func (r *Resolver) digest(ctx context.Context, c *registries.Client, ref name.Ta
 }
 
 // listTags lists every tag of repo, following pagination, cached for the TTL.
-func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name.Repository, p Policy) ([]string, error) {
-	key := repo.String()
-	if tl, ok := r.tags.Get(key); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
+func (r *Resolver) listTags(ctx context.Context, q Query, repo name.Repository) ([]string, error) {
+	p, k := q.Policy, q.repoKey()
+	if tl, ok := r.tags.Get(k); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
 		return tl.tags, nil
 	}
 	var tags []string
-	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
+	err := q.Target.Client.Do(ctx, repo, func(rt http.RoundTripper) error {
 		var err error
 		tags, err = remote.List(repo, remote.WithTransport(rt), remote.WithContext(ctx), remote.WithPageSize(1000))
 		return err
@@ -104,7 +105,7 @@ func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name
 	if err != nil {
 		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
-	r.tags.Add(key, tagList{tags: tags, at: time.Now()})
+	r.tags.Add(k, tagList{tags: tags, at: time.Now()})
 	r.metrics.cacheEntries("tags", r.tags.Len())
 	return tags, nil
 }
@@ -148,7 +149,8 @@ func slicesMax(tags []string) string {
 // newestBuild picks the tag whose image was built last. With tagsortmode
 // latest-first or latest-last the registry's order decides and no metadata
 // is fetched, as in Argo CD Image Updater.
-func (r *Resolver) newestBuild(ctx context.Context, c *registries.Client, repo name.Repository, tags []string, p Policy) (string, error) {
+func (r *Resolver) newestBuild(ctx context.Context, q Query, repo name.Repository, tags []string) (string, error) {
+	p := q.Policy
 	switch p.TagSortMode {
 	case "latest-first":
 		return tags[0], nil
@@ -169,12 +171,12 @@ func (r *Resolver) newestBuild(ctx context.Context, c *registries.Client, repo n
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			desc, err := r.tagDescriptor(ctx, c, repo.Tag(tag), p)
+			desc, err := r.tagDescriptor(ctx, q, repo.Tag(tag))
 			if err != nil {
 				out[i] = dated{tag: tag, err: err}
 				return
 			}
-			md, err := r.metadata(ctx, c, repo, desc, p.Platforms, true)
+			md, err := r.metadata(ctx, q, repo, desc, p.Platforms, true)
 			out[i] = dated{tag: tag, created: md.created, err: err}
 		}()
 	}
@@ -210,15 +212,15 @@ func checkManifest(b []byte) error {
 
 // tagDescriptor is digest with a cache per tag for cache_ttl, so that
 // newest-build does not HEAD every candidate tag at every lookup.
-func (r *Resolver) tagDescriptor(ctx context.Context, c *registries.Client, ref name.Tag, p Policy) (*v1.Descriptor, error) {
-	key := ref.String()
-	if td, ok := r.descs.Get(key); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
+func (r *Resolver) tagDescriptor(ctx context.Context, q Query, ref name.Tag) (*v1.Descriptor, error) {
+	p, k := q.Policy, tagKey{repoKey: q.repoKey(), tag: ref.TagStr()}
+	if td, ok := r.descs.Get(k); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
 		return &td.desc, nil
 	}
-	desc, err := r.digest(ctx, c, ref)
+	desc, err := r.digest(ctx, q.Target.Client, ref)
 	if err != nil {
 		return nil, err
 	}
-	r.descs.Add(key, tagDesc{desc: *desc, at: time.Now()})
+	r.descs.Add(k, tagDesc{desc: *desc, at: time.Now()})
 	return desc, nil
 }

@@ -124,7 +124,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	ov, err := parseAnnotations(obj.meta.Annotations, names)
 	if err != nil {
-		return admission.Denied(err.Error()), outcomeDenied
+		return admission.Denied(limitDenial(err.Error())), outcomeDenied
 	}
 	var old *object
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
@@ -133,7 +133,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	cfg := h.config()
 	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings}
 	if err := p.build(); err != nil {
-		return admission.Denied(err.Error()), outcomeDenied
+		return admission.Denied(limitDenial(err.Error())), outcomeDenied
 	}
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
@@ -149,10 +149,8 @@ type task struct {
 	c        container
 	original string // the image form recorded in original-images and resolved
 	img      registries.Image
-	target   registries.Target
-	policy   resolver.Policy
-	onError  registries.OnError
-	fixed    string // set without asking the registry (a re-apply)
+	query    resolver.Query // everything the lookup depends on, from config.Config.Query
+	fixed    string         // set without asking the registry (a re-apply)
 
 	out string // the image to write; "" leaves it
 	err error
@@ -197,31 +195,26 @@ func (p *plan) build() error {
 		}
 		img, err := p.h.parseImage(original)
 		if err != nil {
-			p.warnings = append(p.warnings, fmt.Sprintf("container %q: %v; left as it is", c.name, err))
+			// Refused before any registry request; what happens follows
+			// policy.on_error, as no entry can be trusted to match it.
+			msg := fmt.Sprintf("container %q: %v", c.name, err)
+			if p.cfg.Policy.OnError == registries.OnErrorFail && p.cfg.Policy.Mode != config.ModeReport {
+				return errors.New(msg)
+			}
+			p.warnings = append(p.warnings, msg+"; left as it is")
 			continue
 		}
 		if img.Digest != "" {
 			continue
 		}
-		target, ok := p.cfg.Registries.Match(img, p.req.Namespace)
-		if !ok {
-			continue
-		}
-		f := p.ov.forContainer(c.name, p.cfg.Policy.Rule(img).Over(p.cfg.Policy.Defaults))
-		if f.Strategy != nil && *f.Strategy == resolver.Skip {
-			continue
-		}
-		pol, err := f.Policy()
+		q, ok, err := p.cfg.Query(img, p.req.Namespace, p.ov.forContainer(c.name, resolver.Fields{}), fresh)
 		if err != nil {
 			return fmt.Errorf("container %q: %v (annotations %s)", c.name, err, strings.Join(append(p.ov.keys[c.name], p.ov.keys[""]...), ", "))
 		}
-		pol.Fresh = fresh
-		pol.CacheTTL = p.cfg.Policy.CacheTTL
-		onErr := target.Client.Entry.OnError
-		if onErr == registries.OnErrorUnset {
-			onErr = p.cfg.Policy.OnError
+		if !ok {
+			continue
 		}
-		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, target: target, policy: pol, onError: onErr})
+		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, query: q})
 	}
 	return nil
 }
@@ -237,9 +230,9 @@ func (p *plan) resolve(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := p.h.resolver.Resolve(ctx, t.target, t.img.Tag, t.policy)
+			res, err := p.h.resolver.Resolve(ctx, t.query)
 			t.err = err
-			if res.Digest != "" && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
+			if res.Digest != "" && (err == nil || (res.Stale && t.query.OnError == registries.OnErrorIgnore)) {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}()
@@ -256,7 +249,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 		msg := fmt.Sprintf("container %q image %q: %v", t.c.name, t.original, t.err)
 		switch {
-		case t.onError == registries.OnErrorFail && !report:
+		case t.query.OnError == registries.OnErrorFail && !report:
 			denials = append(denials, msg)
 		case t.out != "":
 			p.warnings = append(p.warnings, msg+"; pinned to the last known digest")
@@ -265,7 +258,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 	}
 	if len(denials) > 0 {
-		resp := admission.Denied("image-pin: " + oneLine(strings.Join(denials, "; ")))
+		resp := admission.Denied(limitDenial(denials...))
 		resp.Warnings = limitWarnings(p.warnings)
 		return resp, outcomeDenied
 	}
@@ -405,6 +398,40 @@ func limitWarnings(ws []string) []string {
 		out = append(out, w)
 	}
 	return out
+}
+
+// Bounds of a denial: the API server keeps the message in events and audit
+// logs, and a tenant must not make it arbitrarily large.
+const (
+	maxDenials       = 10
+	maxDenialLength  = 300  // per container
+	maxDenialMessage = 4096 // in all
+)
+
+// limitDenial joins the reasons of a denial onto one line, each cut like a
+// warning, at most maxDenials of them and maxDenialMessage bytes in all.
+func limitDenial(msgs ...string) string {
+	sort.Strings(msgs)
+	var b strings.Builder
+	b.WriteString("image-pin: ")
+	for i, m := range msgs {
+		if i == maxDenials {
+			fmt.Fprintf(&b, "; and %d more", len(msgs)-i)
+			break
+		}
+		if m = oneLine(m); len(m) > maxDenialLength {
+			m = m[:maxDenialLength-3] + "..."
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(m)
+	}
+	s := b.String()
+	if len(s) > maxDenialMessage {
+		s = s[:maxDenialMessage-3] + "..."
+	}
+	return s
 }
 
 // oneLine folds a message onto one printable line: the API server drops a
