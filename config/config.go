@@ -32,6 +32,9 @@ const (
 const (
 	DefaultCacheTTL       = 5 * time.Minute
 	DefaultResolveTimeout = 8 * time.Second
+	// DefaultMaxLookups bounds the registry lookups of one admission: a
+	// pod template rarely has more than a handful of images.
+	DefaultMaxLookups = 32
 )
 
 // Spec is a validated config as plain data: what the file says, with
@@ -56,7 +59,11 @@ type Policy struct {
 	OnError        registries.OnError
 	CacheTTL       time.Duration
 	ResolveTimeout time.Duration
-	Images         []ImageRule // longest prefix first
+	// MaxCandidateTags bounds the tags newest-build reads build dates of.
+	MaxCandidateTags int
+	// MaxLookups bounds the lookups of one admission.
+	MaxLookups int
+	Images     []ImageRule // longest prefix first
 }
 
 // ImageRule is one policy.images entry.
@@ -194,6 +201,19 @@ func (pc policyConf) policy() (Policy, error) {
 	}
 	if p.ResolveTimeout == 0 {
 		p.ResolveTimeout = DefaultResolveTimeout
+	}
+	p.MaxCandidateTags, p.MaxLookups = resolver.DefaultMaxCandidates, DefaultMaxLookups
+	if pc.MaxCandidateTags != nil {
+		if *pc.MaxCandidateTags < 1 {
+			return p, fmt.Errorf("policy: max_candidate_tags: %d must be at least 1", *pc.MaxCandidateTags)
+		}
+		p.MaxCandidateTags = *pc.MaxCandidateTags
+	}
+	if pc.MaxLookups != nil {
+		if *pc.MaxLookups < 1 {
+			return p, fmt.Errorf("policy: max_lookups: %d must be at least 1", *pc.MaxLookups)
+		}
+		p.MaxLookups = *pc.MaxLookups
 	}
 	defaults, err := fields(pc.Strategy, "", "", nil)
 	if err != nil {

@@ -30,7 +30,7 @@ func (c *Config) Query(img registries.Image, ns string, over resolver.Fields, fr
 	}
 	e := target.Client.Entry
 	pol.Platforms, pol.TagSortMode = e.Platforms, e.TagSortMode
-	pol.CacheTTL, pol.Fresh = c.Policy.CacheTTL, fresh
+	pol.CacheTTL, pol.Fresh, pol.MaxCandidates = c.Policy.CacheTTL, fresh, c.Policy.MaxCandidateTags
 	onErr := e.OnError
 	if onErr == registries.OnErrorUnset {
 		onErr = c.Policy.OnError

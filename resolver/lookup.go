@@ -99,13 +99,20 @@ func (r *Resolver) listTags(ctx context.Context, q Query, repo name.Repository) 
 	var tags []string
 	err := q.Target.Client.Do(ctx, repo, func(rt http.RoundTripper) error {
 		var err error
-		tags, err = remote.List(repo, remote.WithTransport(rt), remote.WithContext(ctx), remote.WithPageSize(1000))
+		tags, err = remote.List(repo, remote.WithTransport(&listCap{next: rt}), remote.WithContext(ctx), remote.WithPageSize(1000))
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
+	if old, ok := r.tags.Peek(k); ok {
+		r.cachedTags.Add(-int64(len(old.tags))) // Add replaces without evicting
+	}
 	r.tags.Add(k, tagList{tags: tags, at: time.Now()})
+	r.cachedTags.Add(int64(len(tags)))
+	for r.cachedTags.Load() > maxCachedTags && r.tags.Len() > 1 {
+		r.tags.RemoveOldest() // the eviction callback subtracts
+	}
 	r.metrics.cacheEntries("tags", r.tags.Len())
 	return tags, nil
 }
@@ -146,6 +153,9 @@ func slicesMax(tags []string) string {
 	return m
 }
 
+// newestBuildWorkers is how many candidate tags newest-build reads at once.
+const newestBuildWorkers = 8
+
 // newestBuild picks the tag whose image was built last. With tagsortmode
 // latest-first or latest-last the registry's order decides and no metadata
 // is fetched, as in Argo CD Image Updater.
@@ -157,29 +167,38 @@ func (r *Resolver) newestBuild(ctx context.Context, q Query, repo name.Repositor
 	case "latest-last":
 		return tags[len(tags)-1], nil
 	}
+	if max := p.maxCandidates(); len(tags) > max {
+		return "", fmt.Errorf("newest-build would read the build date of %d tags, more than max_candidate_tags (%d): narrow them with allow_tags (or ignore_tags)", len(tags), max)
+	}
 	type dated struct {
 		tag     string
 		created time.Time
 		err     error
 	}
+	// A fixed pool of workers, whatever the number of tags: goroutines and
+	// memory stay bounded by newestBuildWorkers per lookup.
 	out := make([]dated, len(tags))
-	sem := make(chan struct{}, 8)
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, tag := range tags {
+	for range min(newestBuildWorkers, len(tags)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			desc, err := r.tagDescriptor(ctx, q, repo.Tag(tag))
-			if err != nil {
-				out[i] = dated{tag: tag, err: err}
-				return
+			for i := range next {
+				desc, err := r.tagDescriptor(ctx, q, repo.Tag(tags[i]))
+				if err != nil {
+					out[i] = dated{tag: tags[i], err: err}
+					continue
+				}
+				md, err := r.metadata(ctx, q, repo, desc, p.Platforms, true)
+				out[i] = dated{tag: tags[i], created: md.created, err: err}
 			}
-			md, err := r.metadata(ctx, q, repo, desc, p.Platforms, true)
-			out[i] = dated{tag: tag, created: md.created, err: err}
 		}()
 	}
+	for i := range tags {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].created.Equal(out[j].created) {

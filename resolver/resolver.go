@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,6 +39,8 @@ type Resolver struct {
 	descs    *lru.Cache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
 	failures *lru.Cache[key, failure]    // recent failures, so a dead registry is not hammered
 	flight   flight[key, answer]
+	// cachedTags is how many tags r.tags holds, bounded by maxCachedTags.
+	cachedTags atomic.Int64
 }
 
 type answer struct {
@@ -86,7 +89,7 @@ func New(opts ...Option) *Resolver {
 	}
 	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics}
 	r.answers, _ = lru.New[key, answer](o.answers)
-	r.tags, _ = lru.New[repoKey, tagList](o.tags)
+	r.tags, _ = lru.NewWithEvict[repoKey, tagList](o.tags, func(_ repoKey, tl tagList) { r.cachedTags.Add(-int64(len(tl.tags))) })
 	r.meta, _ = lru.New[metaKey, metadata](o.metas)
 	r.descs, _ = lru.New[tagKey, tagDesc](o.answers)
 	r.failures, _ = lru.New[key, failure](o.answers)

@@ -220,11 +220,22 @@ func (p *plan) build() error {
 }
 
 // resolve runs every lookup at once, within ctx.
+// Past policy.max_lookups, the remaining containers get an error (a warning
+// or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
+	maxLookups := p.cfg.Policy.MaxLookups
+	if maxLookups <= 0 {
+		maxLookups = config.DefaultMaxLookups
+	}
 	var wg sync.WaitGroup
+	lookups := 0
 	for _, t := range p.tasks {
 		if t.fixed != "" {
 			t.out = t.fixed
+			continue
+		}
+		if lookups++; lookups > maxLookups {
+			t.err = fmt.Errorf("not looked up: the object has more than %d images to resolve (policy.max_lookups)", maxLookups)
 			continue
 		}
 		wg.Add(1)
