@@ -49,7 +49,7 @@ func newClient(e *Entry, o setOptions) (*Client, error) {
 	}
 	var rt http.RoundTripper = &schemeTransport{host: e.Host(), scheme: e.APIURL.Scheme, next: pool}
 	rt = &countTransport{registry: e.Name, metrics: o.metrics, next: rt}
-	rt = &limitTransport{limiter: rate.NewLimiter(rate.Limit(e.Limit), e.Limit), next: rt}
+	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(e.Limit), e.Limit)), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
 	cache, _ := lru.New[string, http.RoundTripper](maxRepoTransports)
 	return &Client{Entry: e, identity: e.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil

@@ -140,6 +140,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	// flight should still be answered. resolve_timeout bounds it either way.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Policy.ResolveTimeout)
 	defer cancel()
+	rctx = registries.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
 	p.resolve(rctx)
 	return p.respond()
 }
