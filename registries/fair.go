@@ -2,6 +2,7 @@ package registries
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -48,6 +49,15 @@ func newFairLimiter(l *rate.Limiter) *fairLimiter {
 func (f *fairLimiter) Wait(ctx context.Context, tenant string) error {
 	w := &waiter{ready: make(chan struct{})}
 	f.mu.Lock()
+	if dl, ok := ctx.Deadline(); ok {
+		// As rate.Limiter does: refuse at once a wait that cannot end in
+		// time, so the caller learns that the rate limit, not the
+		// registry, is why.
+		if wait := f.expectedWait(len(f.queues[tenant])); time.Until(dl) < wait {
+			f.mu.Unlock()
+			return fmt.Errorf("would wait about %s, past the deadline", wait.Round(time.Millisecond))
+		}
+	}
 	if len(f.queues[tenant]) == 0 {
 		f.turns = append(f.turns, tenant)
 	}
@@ -71,6 +81,21 @@ func (f *fairLimiter) Wait(ctx context.Context, tenant string) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// expectedWait estimates, under f.mu, how long a tenant with ahead
+// requests already queued waits: its turn comes once per round of the
+// tenants waiting.
+func (f *fairLimiter) expectedWait(ahead int) time.Duration {
+	limit := float64(f.limiter.Limit())
+	if limit <= 0 || f.limiter.Limit() == rate.Inf {
+		return 0
+	}
+	tokens := float64((ahead+1)*(len(f.turns)+1)) - f.limiter.Tokens()
+	if tokens <= 0 {
+		return 0
+	}
+	return time.Duration(tokens / limit * float64(time.Second))
 }
 
 // pump hands out tokens, one tenant after another, while anyone waits; it

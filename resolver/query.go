@@ -81,6 +81,10 @@ func (q Query) key() key {
 	return k
 }
 
+// ID is a comparable value equal for two queries exactly when they share
+// one lookup (and one cached answer), for callers that count lookups.
+func (q Query) ID() any { return q.key() }
+
 func (q Query) repoKey() repoKey { return repoKey{entry: q.Target.Identity, repo: q.Target.Repository} }
 
 func (q Query) tag() string {

@@ -229,15 +229,17 @@ func (p *plan) resolve(ctx context.Context) {
 		maxLookups = config.DefaultMaxLookups
 	}
 	var wg sync.WaitGroup
-	lookups := 0
+	lookups := map[any]bool{} // containers with the same query share one lookup
 	for _, t := range p.tasks {
 		if t.fixed != "" {
 			t.out = t.fixed
 			continue
 		}
-		if lookups++; lookups > maxLookups {
+		if id := t.query.ID(); !lookups[id] && len(lookups) >= maxLookups {
 			t.err = fmt.Errorf("not looked up: the object has more than %d images to resolve (policy.max_lookups)", maxLookups)
 			continue
+		} else {
+			lookups[id] = true
 		}
 		wg.Add(1)
 		go func() {

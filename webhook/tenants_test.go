@@ -180,3 +180,20 @@ func TestADenialIsCappedLikeWarnings(t *testing.T) {
 		t.Errorf("the denial does not say how many reasons it left out: %.200s…", r.Result.Message)
 	}
 }
+
+func TestAnAdmissionLooksUpAtMostMaxLookupsImages(t *testing.T) {
+	tn := newTenants(t, "policy:\n  on_error: ignore\n  max_lookups: 5\n")
+	images := make([]string, 40)
+	for i := range images {
+		images[i] = fmt.Sprintf("%s/team-a/app%d:1", tn.srv.Host, i)
+	}
+	tn.srv.Reset()
+	e := &env{http: tn.http}
+	r := e.admit(t, review(t, admissionv1.Create, "team-a", deploymentOf(images...), nil))
+	if n := tn.srv.Count("HEAD", "manifest") + tn.srv.Count("GET", "manifest"); n > 5*2 {
+		t.Errorf("%d manifest requests for one admission, want at most 5 lookups", n)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "policy.max_lookups") {
+		t.Errorf("no warning names policy.max_lookups: %v", r.Warnings)
+	}
+}
