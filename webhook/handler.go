@@ -235,12 +235,12 @@ func (p *plan) resolve(ctx context.Context) {
 			t.out = t.fixed
 			continue
 		}
-		if id := t.query.ID(); !lookups[id] && len(lookups) >= maxLookups {
+		id := t.query.ID()
+		if !lookups[id] && len(lookups) >= maxLookups {
 			t.err = fmt.Errorf("not looked up: the object has more than %d images to resolve (policy.max_lookups)", maxLookups)
 			continue
-		} else {
-			lookups[id] = true
 		}
+		lookups[id] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
