@@ -32,9 +32,21 @@ const (
 const (
 	DefaultCacheTTL       = 5 * time.Minute
 	DefaultResolveTimeout = 8 * time.Second
+	// DefaultMaxLookups bounds the registry lookups of one admission: a
+	// pod template rarely has more than a handful of images.
+	DefaultMaxLookups = 32
 )
 
-// Config is a loaded, validated config. It is immutable once loaded.
+// Spec is a validated config as plain data: what the file says, with
+// defaults applied, and nothing live (no clients, no connections). Decode
+// makes it; Build makes a Config from it.
+type Spec struct {
+	Entries []*registries.Entry
+	Policy  Policy
+}
+
+// Config is the config in force: a Spec with the live registries built from
+// it. It is immutable once built; a reload builds a new one.
 type Config struct {
 	Registries *registries.Set
 	Policy     Policy
@@ -47,7 +59,11 @@ type Policy struct {
 	OnError        registries.OnError
 	CacheTTL       time.Duration
 	ResolveTimeout time.Duration
-	Images         []ImageRule // longest prefix first
+	// MaxCandidateTags bounds the tags newest-build reads build dates of.
+	MaxCandidateTags int
+	// MaxLookups bounds the lookups of one admission.
+	MaxLookups int
+	Images     []ImageRule // longest prefix first
 }
 
 // ImageRule is one policy.images entry.
@@ -82,8 +98,35 @@ func Load(path string, opts ...registries.SetOption) (*Config, error) {
 	return c, nil
 }
 
-// Parse validates a config document. Errors name the entry and the field.
+// Parse decodes a config document and builds it: Decode then Build.
 func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
+	spec, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	return Build(spec, opts...)
+}
+
+// Build makes the live registries of spec: the one place where a config
+// becomes clients. Entries are never shared between builds, so a reload
+// gets fresh clients; the resolver's caches outlive it, keyed by each
+// entry's identity, so an entry whose identity changed starts fresh.
+func Build(spec *Spec, opts ...registries.SetOption) (*Config, error) {
+	entries := make([]*registries.Entry, len(spec.Entries))
+	for i, e := range spec.Entries {
+		cp := *e
+		entries[i] = &cp
+	}
+	set, err := registries.NewSet(entries, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Config{Registries: set, Policy: spec.Policy}, nil
+}
+
+// Decode validates a config document into plain data. Errors name the
+// entry and the field.
+func Decode(data []byte) (*Spec, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -107,15 +150,14 @@ func Parse(data []byte, opts ...registries.SetOption) (*Config, error) {
 		}
 		entries = append(entries, e)
 	}
-	set, err := registries.NewSet(entries, opts...)
-	if err != nil {
+	if err := registries.CheckEntries(entries); err != nil {
 		return nil, err
 	}
 	pol, err := f.Policy.policy()
 	if err != nil {
 		return nil, err
 	}
-	return &Config{Registries: set, Policy: pol}, nil
+	return &Spec{Entries: entries, Policy: pol}, nil
 }
 
 func (rc registryConf) entry() (*registries.Entry, error) {
@@ -165,6 +207,19 @@ func (pc policyConf) policy() (Policy, error) {
 	}
 	if p.ResolveTimeout == 0 {
 		p.ResolveTimeout = DefaultResolveTimeout
+	}
+	p.MaxCandidateTags, p.MaxLookups = resolver.DefaultMaxCandidates, DefaultMaxLookups
+	if pc.MaxCandidateTags != nil {
+		if *pc.MaxCandidateTags < 1 {
+			return p, fmt.Errorf("policy: max_candidate_tags: %d must be at least 1", *pc.MaxCandidateTags)
+		}
+		p.MaxCandidateTags = *pc.MaxCandidateTags
+	}
+	if pc.MaxLookups != nil {
+		if *pc.MaxLookups < 1 {
+			return p, fmt.Errorf("policy: max_lookups: %d must be at least 1", *pc.MaxLookups)
+		}
+		p.MaxLookups = *pc.MaxLookups
 	}
 	defaults, err := fields(pc.Strategy, "", "", nil)
 	if err != nil {

@@ -39,12 +39,14 @@ type registryConf struct {
 }
 
 type policyConf struct {
-	Mode           string      `yaml:"mode"`
-	Strategy       string      `yaml:"strategy"`
-	OnError        string      `yaml:"on_error"`
-	CacheTTL       *duration   `yaml:"cache_ttl"`
-	ResolveTimeout duration    `yaml:"resolve_timeout"`
-	Images         []imageRule `yaml:"images"`
+	Mode             string      `yaml:"mode"`
+	Strategy         string      `yaml:"strategy"`
+	OnError          string      `yaml:"on_error"`
+	CacheTTL         *duration   `yaml:"cache_ttl"`
+	ResolveTimeout   duration    `yaml:"resolve_timeout"`
+	MaxCandidateTags *int        `yaml:"max_candidate_tags"`
+	MaxLookups       *int        `yaml:"max_lookups"`
+	Images           []imageRule `yaml:"images"`
 }
 
 type imageRule struct {

@@ -139,7 +139,11 @@ func (w *Watcher) Reload() bool {
 	if again && time.Now().Before(w.retryAt) {
 		return false // reported already; tried again after the backoff
 	}
-	c, err := Parse(raw, w.opts...)
+	spec, err := Decode(raw)
+	var c *Config
+	if err == nil {
+		c, err = Build(spec, w.opts...)
+	}
 	if err != nil {
 		w.failed(err)
 		if again {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 // is why transports are kept per repository rather than one per entry.
 type Client struct {
 	Entry *Entry
+
+	identity Identity
 
 	creds     *Credentials
 	hiddenEnv []string
@@ -46,10 +49,10 @@ func newClient(e *Entry, o setOptions) (*Client, error) {
 	}
 	var rt http.RoundTripper = &schemeTransport{host: e.Host(), scheme: e.APIURL.Scheme, next: pool}
 	rt = &countTransport{registry: e.Name, metrics: o.metrics, next: rt}
-	rt = &limitTransport{limiter: rate.NewLimiter(rate.Limit(e.Limit), e.Limit), next: rt}
+	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(e.Limit), e.Limit)), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
 	cache, _ := lru.New[string, cachedTransport](maxRepoTransports)
-	return &Client{Entry: e, creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
+	return &Client{Entry: e, identity: e.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
 
 // Repository names repo at the entry's api_url host.
@@ -62,8 +65,11 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 }
 
 // Do runs f with the authenticated transport of repo. When the registry
-// refuses the credentials (401 or 403), the cached credentials and transport
-// are dropped once and f runs again with fresh ones.
+// refuses the credential itself (see refusedCredential), the cached
+// credential and transport are dropped once and f runs again with fresh
+// ones. A 403, or a 401 that only says the credential does not reach this
+// repository, keeps them: a tenant naming repositories it may not read must
+// not make an ext: script run again and again.
 //
 // A connection that broke in the middle of an answer (a reset, a truncated
 // body) is also tried once more: the transport retries failures before the
@@ -78,9 +84,13 @@ func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.Round
 			return err
 		}
 		switch {
-		case refused(err) && c.Entry.Source() != nil:
+		case refusedCredential(err) && c.Entry.Source() != nil:
 			c.transports.Remove(repo.String())
-			c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host())
+			if !c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host()) {
+				return err // dropped moments ago: do not fetch it again yet
+			}
+		case refused(err):
+			c.transports.Remove(repo.String()) // a new token, same credential
 		case broken(err):
 		default:
 			return err
@@ -94,7 +104,28 @@ func broken(err error) bool {
 
 func refused(err error) bool {
 	var te *transport.Error
-	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+	return errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized
+}
+
+// refusedCredential reports whether the registry refused the credential
+// itself: a 401 from the ping (GET /v2/) or the token endpoint (anything
+// outside /v2/), or from a request that carried the credential as Basic
+// auth. A 401 on a repository request with a bearer token only says that
+// the token does not reach that repository (distribution's
+// insufficient_scope), and a 403 is a per-repository denial.
+func refusedCredential(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) || te.StatusCode != http.StatusUnauthorized {
+		return false
+	}
+	if te.Request == nil || te.Request.URL == nil {
+		return false
+	}
+	p := te.Request.URL.Path
+	if p == "/v2/" || p == "/v2" || !strings.HasPrefix(p, "/v2/") {
+		return true
+	}
+	return strings.HasPrefix(te.Request.Header.Get("Authorization"), "Basic ")
 }
 
 // cachedTransport is an authenticated transport and until when the

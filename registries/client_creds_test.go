@@ -13,8 +13,8 @@ import (
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
-// headVia makes one authenticated request for repo:1 through the entry's client.
-func headVia(t *testing.T, set *registries.Set, image string) error {
+// headThrough makes one authenticated request for repo:1 through the entry's client.
+func headThrough(t *testing.T, set *registries.Set, image string) error {
 	t.Helper()
 	img, _ := registries.ParseImage(image)
 	tgt, ok := set.Match(img, "default")
@@ -42,11 +42,11 @@ func TestACachedTransportHonoursCredsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := headVia(t, set, srv.Host+"/app:1"); err != nil {
+	if err := headThrough(t, set, srv.Host+"/app:1"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(400 * time.Millisecond)
-	if err := headVia(t, set, srv.Host+"/app:1"); err != nil {
+	if err := headThrough(t, set, srv.Host+"/app:1"); err != nil {
 		t.Fatal(err)
 	}
 	if n := runs(); n != 2 {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +37,28 @@ type Credentials struct {
 
 	process context.Context // background refreshes of cloud credentials stop with it
 	cloud   *cloudTokens
+	// dropped is when each source's credential was last dropped, so that
+	// a registry refusing it again and again fetches it at most once per
+	// refetchInterval.
+	dropped         map[string]time.Time
+	refetchInterval time.Duration
+	log             logr.Logger
+}
+
+// DefaultRefetchInterval is how soon a credential the registry refused may
+// be fetched again: an ext: script can cost seconds of CPU and its
+// provider's rate limit.
+const DefaultRefetchInterval = 30 * time.Second
+
+// WithRefetchInterval sets how soon a refused credential may be fetched again.
+func WithRefetchInterval(d time.Duration) CredentialsOption {
+	return func(c *Credentials) { c.refetchInterval = d }
+}
+
+// WithCredentialsLogger sets where an ext: script's stderr goes (at debug
+// level, redacted): never into a warning or a denial.
+func WithCredentialsLogger(l logr.Logger) CredentialsOption {
+	return func(c *Credentials) { c.log = l }
 }
 
 type cachedCreds struct {
@@ -76,7 +99,8 @@ func WithContext(ctx context.Context) CredentialsOption {
 
 // NewCredentials makes the process-wide credential cache.
 func NewCredentials(opts ...CredentialsOption) *Credentials {
-	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background()}
+	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background(),
+		dropped: map[string]time.Time{}, refetchInterval: DefaultRefetchInterval, log: logr.Discard()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -163,14 +187,23 @@ func fetchBound(src Source, o FetchOptions) time.Duration {
 	return 30 * time.Second
 }
 
-// Invalidate drops the cached credentials of src, after a registry refused them.
-func (c *Credentials) Invalidate(src Source, host string) {
+// Invalidate drops the cached credentials of src, after a registry refused
+// them, and reports whether it did: within refetchInterval of the last drop
+// it keeps them, so a registry that keeps refusing costs one fetch per
+// interval rather than one per request.
+func (c *Credentials) Invalidate(src Source, host string) bool {
+	key := cacheKey(src, host)
 	c.mu.Lock()
-	delete(c.cache, cacheKey(src, host))
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if last, ok := c.dropped[key]; ok && time.Since(last) < c.refetchInterval {
+		return false
+	}
+	c.dropped[key] = time.Now()
+	delete(c.cache, key)
 	if isCloudKind(src.Kind) {
 		c.cloud.invalidate(src, host)
 	}
+	return true
 }
 
 func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (cachedCreds, error) {
@@ -349,9 +382,17 @@ func normalizeHost(h string) string {
 	return h
 }
 
+// maxScriptOutput bounds what is read of an ext: script's stdout (one
+// user:pass line; ECR's tokens are about 2 KiB) and stderr.
+const maxScriptOutput = 64 << 10
+
 // runScript runs an ext: script directly (no shell), with the webhook's
-// environment minus the env: credentials, killed with its children at ctx's
-// deadline.
+// environment minus the env: credentials, in its own process group, which
+// is killed on every way out, so no child outlives the fetch.
+//
+// Its stderr goes to the debug log only, redacted: scripts print tokens
+// there (set -x, verbose CLIs), and warnings and denials reach every
+// tenant. The error says only how the script ended.
 func (c *Credentials) runScript(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
 	cmd := exec.CommandContext(ctx, src.Path)
 	cmd.Env = withoutVars(c.environ(), o.HiddenEnv)
@@ -359,18 +400,35 @@ func (c *Credentials) runScript(ctx context.Context, src Source, o FetchOptions)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 4096}
-	err := cmd.Run()
+	out := &limitedBuffer{buf: &stdout, max: maxScriptOutput}
+	cmd.Stdout = out
+	cmd.Stderr = &limitedBuffer{buf: &stderr, max: maxScriptOutput}
+	err := cmd.Start()
+	if err != nil {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script could not be started: %v", src, errors.Unwrap(err))
+	}
+	err = cmd.Wait()
+	killGroup(cmd.Process.Pid)
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The script exited 0 but a child it left behind held its output
+		// open; the child is gone now and the output is complete.
+		err = nil
+	}
+	if stderr.Len() > 0 {
+		c.log.V(1).Info("credential script stderr", "source", src.String(), "stderr", Redact(stderr.String()))
+	}
 	if ctx.Err() != nil {
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the script did not finish within %s", src, fetchBound(src, o))
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script did not finish within %s", src, fetchBound(src, o))
 	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the script exited with code %d: %s", src, ee.ExitCode(), shortStderr(stderr.String()))
+			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script failed (exit %d)", src, ee.ExitCode())
 		}
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: running the script: %v", src, err)
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script failed", src)
+	}
+	if out.over {
+		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script printed more than %d KiB", src, maxScriptOutput>>10)
 	}
 	auth, err := parseUserPass(stdout.String(), src)
 	if err != nil {
@@ -400,26 +458,16 @@ func withoutVars(env, hidden []string) []string {
 	return out
 }
 
-func shortStderr(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	if s == "" {
-		return "(no output on stderr)"
-	}
-	return s
-}
-
 type limitedBuffer struct {
-	buf *bytes.Buffer
-	max int
+	buf  *bytes.Buffer
+	max  int
+	over bool // more than max was written
 }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if len(p) > l.max-l.buf.Len() {
+		l.over = true
+	}
 	if room := l.max - l.buf.Len(); room > 0 {
 		if len(p) > room {
 			l.buf.Write(p[:room])

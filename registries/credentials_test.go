@@ -102,9 +102,10 @@ func TestEverySourceFailsWithoutPrintingTheCredential(t *testing.T) {
 		{"a pull secret for another host", "pullsecret:ns/pull-other-host", `no auths entry for "x.io"`},
 		{"a pull secret whose auth is not base64", "pullsecret:ns/pull-bad-b64", "not base64"},
 		{"a pull secret that is not JSON", "pullsecret:ns/pull-bad-json", "not valid JSON"},
-		{"a script that fails", "ext:" + script(t, "echo 'denied for token' >&2; echo 'u:"+secretValue+"'; exit 3"), "exited with code 3: denied for token"},
+		{"a script that fails", "ext:" + script(t, "echo 'denied for token u:"+secretValue+"' >&2; echo 'u:"+secretValue+"'; exit 3"), "the credential script failed (exit 3)"},
 		{"a script that prints nothing", "ext:" + script(t, "true"), "empty"},
-		{"a script that does not exist", "ext:/nonexistent/login.sh", "running the script"},
+		{"a script that does not exist", "ext:/nonexistent/login.sh", "could not be started"},
+		{"a script that prints without end", "ext:" + script(t, "yes u:"+secretValue+" | head -c 200000"), "more than 64 KiB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ func ParseImage(ref string) (Image, error) {
 	if len(ref) > 4096 {
 		return Image{}, fmt.Errorf("image reference %s is %d bytes long, more than 4096", short(ref), len(ref))
 	}
+	if err := checkReference(ref); err != nil {
+		return Image{}, fmt.Errorf("image reference %s: %v", short(ref), err)
+	}
 	if _, err := name.ParseReference(ref); err != nil {
 		// go-containerregistry's message repeats the whole reference.
 		msg := strings.ReplaceAll(err.Error(), ref, "it")

@@ -40,16 +40,11 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 			o.hiddenEnv = append(o.hiddenEnv, src.Var)
 		}
 	}
+	if err := CheckEntries(entries); err != nil {
+		return nil, err
+	}
 	s := &Set{}
-	seen := map[string]string{}
 	for _, e := range entries {
-		if other, dup := seen[e.Prefix]; dup {
-			return nil, fmt.Errorf("registry %q: prefix: %q is also the prefix of registry %q", e.Name, e.Prefix, other)
-		}
-		seen[e.Prefix] = e.Name
-		if e.Default && s.dflt != nil {
-			return nil, fmt.Errorf("registry %q: default: registry %q is already the default", e.Name, s.dflt.Entry.Name)
-		}
 		c, err := newClient(e, o)
 		if err != nil {
 			return nil, fmt.Errorf("registry %q: %w", e.Name, err)
@@ -63,6 +58,26 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 	return s, nil
 }
 
+// CheckEntries checks the entries as a whole: no two share a prefix, at
+// most one is the default.
+func CheckEntries(entries []*Entry) error {
+	seen := map[string]string{}
+	dflt := ""
+	for _, e := range entries {
+		if other, dup := seen[e.Prefix]; dup {
+			return fmt.Errorf("registry %q: prefix: %q is also the prefix of registry %q", e.Name, e.Prefix, other)
+		}
+		seen[e.Prefix] = e.Name
+		if e.Default && dflt != "" {
+			return fmt.Errorf("registry %q: default: registry %q is already the default", e.Name, dflt)
+		}
+		if e.Default {
+			dflt = e.Name
+		}
+	}
+	return nil
+}
+
 // Clients lists the entries' clients, longest prefix first.
 func (s *Set) Clients() []*Client { return s.byLength }
 
@@ -71,6 +86,9 @@ func (s *Set) Clients() []*Client { return s.byLength }
 type Target struct {
 	Client     *Client
 	Repository string
+	// Identity is the entry's identity, which scopes every answer obtained
+	// through it (see Identity).
+	Identity Identity
 }
 
 // Match finds the entry for img as used by an object in namespace ns: the
@@ -93,7 +111,11 @@ func (s *Set) Match(img Image, ns string) (Target, bool) {
 	if best == nil {
 		return Target{}, false
 	}
-	return Target{Client: best, Repository: img.repository(best.Entry)}, true
+	return best.target(img), true
+}
+
+func (c *Client) target(img Image) Target {
+	return Target{Client: c, Repository: img.repository(c.Entry), Identity: c.identity}
 }
 
 // repository is the path to look the image up under at e's api_url.

@@ -13,13 +13,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// maxTagPages bounds a listing, so a registry whose next-page links never
-// end cannot hold a lookup until its deadline.
-const maxTagPages = 10000
-
-// maxTagPageBytes bounds one page's body: 1,000 tags of 128 characters
-// take 130 kB.
-const maxTagPageBytes = 16 << 20
+// Bounds of one tag listing, whatever a repository (or a hostile registry)
+// holds, so that neither a long listing nor next-page links that never end
+// can hold memory or a lookup until its deadline: at 1,000 tags a page,
+// maxTagPages pages are 50,000 tags; 1,000 tags of 80 characters take 90 kB.
+const (
+	maxTagPages = 50
+	maxTagBytes = 4 << 20
+)
 
 // ListTags lists every tag of repo through rt (a transport from Do),
 // following the registry's next-page links.
@@ -38,15 +39,16 @@ func (c *Client) ListTags(ctx context.Context, rt http.RoundTripper, repo name.R
 	client := &http.Client{Transport: rt}
 	seen := map[string]bool{}
 	var tags []string
+	budget := int64(maxTagBytes)
 	for page := 1; next != nil; page++ {
 		if page > maxTagPages {
-			return nil, fmt.Errorf("the listing has more than %d pages", maxTagPages)
+			return nil, fmt.Errorf("the tag list has more than %d pages: narrow the repository or ask its owner to prune tags", maxTagPages)
 		}
 		if seen[next.String()] {
 			return nil, fmt.Errorf("page %d: the registry links back to %s, which was already listed", page, next.RequestURI())
 		}
 		seen[next.String()] = true
-		got, link, err := c.tagPage(ctx, client, next)
+		got, link, err := c.tagPage(ctx, client, next, &budget)
 		if err != nil {
 			if page > 1 {
 				return nil, fmt.Errorf("page %d (%s): %w", page, next.RequestURI(), err)
@@ -61,7 +63,7 @@ func (c *Client) ListTags(ctx context.Context, rt http.RoundTripper, repo name.R
 
 // tagPage fetches one page and returns its tags and the next page's URL,
 // nil after the last.
-func (c *Client) tagPage(ctx context.Context, client *http.Client, u *url.URL) ([]string, *url.URL, error) {
+func (c *Client) tagPage(ctx context.Context, client *http.Client, u *url.URL, budget *int64) ([]string, *url.URL, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, nil, err
@@ -77,7 +79,13 @@ func (c *Client) tagPage(ctx context.Context, client *http.Client, u *url.URL) (
 	var body struct {
 		Tags []string `json:"tags"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxTagPageBytes)).Decode(&body); err != nil {
+	lr := &io.LimitedReader{R: resp.Body, N: *budget + 1}
+	err = json.NewDecoder(lr).Decode(&body)
+	*budget = lr.N - 1
+	if *budget < 0 {
+		return nil, nil, fmt.Errorf("the tag list is longer than %d MiB", maxTagBytes>>20)
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("reading the tag list: %w", err)
 	}
 	next, err := c.nextPage(u, resp.Header.Values("Link"))

@@ -11,8 +11,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // baseTransport is the connection pool of one entry, with its TLS settings.
@@ -69,12 +67,12 @@ func (t *schemeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // limitTransport spends one token of the entry's rate limit per request,
 // token requests included, waiting no longer than the request's context.
 type limitTransport struct {
-	limiter *rate.Limiter
+	limiter *fairLimiter // shared fairly among the namespaces asking
 	next    http.RoundTripper
 }
 
 func (t *limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.limiter.Wait(r.Context()); err != nil {
+	if err := t.limiter.Wait(r.Context(), tenantOf(r.Context())); err != nil {
 		return nil, fmt.Errorf("waiting for the registry's rate limit: %w", err)
 	}
 	return t.next.RoundTrip(r)

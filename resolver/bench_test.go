@@ -17,13 +17,13 @@ func BenchmarkWarmHit(b *testing.B) {
 	tgt := setupB(b, srv, "app")
 	r := resolver.New()
 	ctx := context.Background()
-	if _, err := r.Resolve(ctx, tgt, "1", digestPolicy()); err != nil {
+	if _, err := r.Resolve(ctx, query(tgt, "1", digestPolicy())); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.Resolve(ctx, tgt, "1", digestPolicy()); err != nil {
+		if _, err := r.Resolve(ctx, query(tgt, "1", digestPolicy())); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -41,7 +41,7 @@ func BenchmarkColdDigest(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.Resolve(ctx, tgt, "1", fresh); err != nil {
+		if _, err := r.Resolve(ctx, query(tgt, "1", fresh)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,7 +61,7 @@ func BenchmarkColdSemver(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := r.Resolve(ctx, tgt, "", p); err != nil {
+		if _, err := r.Resolve(ctx, query(tgt, "", p)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -21,16 +21,17 @@ import (
 )
 
 // lookup asks the registry: the tag (chosen by strategy) and its digest.
-func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, p Policy) (answer, error) {
-	repo, err := t.Client.Repository(t.Repository)
+func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
+	p, tag := q.Policy, q.tag()
+	repo, err := q.Target.Client.Repository(q.Target.Repository)
 	if err != nil {
-		return answer{}, fmt.Errorf("repository %q: %v", t.Repository, err)
+		return answer{}, fmt.Errorf("repository %q: %v", q.Target.Repository, err)
 	}
 	tr := startTrace(ctx, repo.String(), p)
 	chosen := ""
 	defer func() { tr.done(chosen) }()
 	if p.Strategy != Digest {
-		tags, err := r.listTags(ctx, t.Client, repo, p)
+		tags, err := r.listTags(ctx, q, repo)
 		if err != nil {
 			return answer{}, err
 		}
@@ -45,7 +46,7 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 		case Alphabetical:
 			tag = slicesMax(cands)
 		case NewestBuild:
-			tag, err = r.newestBuild(ctx, t.Client, repo, cands, p)
+			tag, err = r.newestBuild(ctx, q, repo, cands)
 		default:
 			err = fmt.Errorf("unknown strategy %q", p.Strategy)
 		}
@@ -54,12 +55,12 @@ func (r *Resolver) lookup(ctx context.Context, t registries.Target, tag string, 
 		}
 	}
 	chosen = tag
-	desc, err := r.digest(ctx, t.Client, repo.Tag(tag))
+	desc, err := r.digest(ctx, q.Target.Client, repo.Tag(tag))
 	if err != nil {
 		return answer{}, err
 	}
 	if len(p.Platforms) > 0 {
-		md, err := r.metadata(ctx, t.Client, repo, desc, nil, false)
+		md, err := r.metadata(ctx, q, repo, desc, nil, false)
 		if err != nil {
 			return answer{}, err
 		}
@@ -95,21 +96,28 @@ func (r *Resolver) digest(ctx context.Context, c *registries.Client, ref name.Ta
 }
 
 // listTags lists every tag of repo, following pagination, cached for the TTL.
-func (r *Resolver) listTags(ctx context.Context, c *registries.Client, repo name.Repository, p Policy) ([]string, error) {
-	key := repo.String()
-	if tl, ok := r.tags.Get(key); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
+func (r *Resolver) listTags(ctx context.Context, q Query, repo name.Repository) ([]string, error) {
+	p, k := q.Policy, q.repoKey()
+	if tl, ok := r.tags.Get(k); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
 		return tl.tags, nil
 	}
 	var tags []string
-	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
+	err := q.Target.Client.Do(ctx, repo, func(rt http.RoundTripper) error {
 		var err error
-		tags, err = c.ListTags(ctx, rt, repo, 1000)
+		tags, err = q.Target.Client.ListTags(ctx, rt, repo, 1000)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
-	r.tags.Add(key, tagList{tags: tags, at: time.Now()})
+	if old, ok := r.tags.Peek(k); ok {
+		r.cachedTags.Add(-int64(len(old.tags))) // Add replaces without evicting
+	}
+	r.tags.Add(k, tagList{tags: tags, at: time.Now()})
+	r.cachedTags.Add(int64(len(tags)))
+	for r.cachedTags.Load() > maxCachedTags && r.tags.Len() > 1 {
+		r.tags.RemoveOldest() // the eviction callback subtracts
+	}
 	r.metrics.cacheEntries("tags", r.tags.Len())
 	return tags, nil
 }
@@ -150,39 +158,52 @@ func slicesMax(tags []string) string {
 	return m
 }
 
+// newestBuildWorkers is how many candidate tags newest-build reads at once.
+const newestBuildWorkers = 8
+
 // newestBuild picks the tag whose image was built last. With tagsortmode
 // latest-first or latest-last the registry's order decides and no metadata
 // is fetched, as in Argo CD Image Updater.
-func (r *Resolver) newestBuild(ctx context.Context, c *registries.Client, repo name.Repository, tags []string, p Policy) (string, error) {
+func (r *Resolver) newestBuild(ctx context.Context, q Query, repo name.Repository, tags []string) (string, error) {
+	p := q.Policy
 	switch p.TagSortMode {
 	case "latest-first":
 		return tags[0], nil
 	case "latest-last":
 		return tags[len(tags)-1], nil
 	}
+	if max := p.maxCandidates(); len(tags) > max {
+		return "", fmt.Errorf("newest-build would read the build date of %d tags, more than max_candidate_tags (%d): narrow them with allow_tags (or ignore_tags)", len(tags), max)
+	}
 	type dated struct {
 		tag     string
 		created time.Time
 		err     error
 	}
+	// A fixed pool of workers, whatever the number of tags: goroutines and
+	// memory stay bounded by newestBuildWorkers per lookup.
 	out := make([]dated, len(tags))
-	sem := make(chan struct{}, 8)
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, tag := range tags {
+	for range min(newestBuildWorkers, len(tags)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			desc, err := r.tagDescriptor(ctx, c, repo.Tag(tag), p)
-			if err != nil {
-				out[i] = dated{tag: tag, err: err}
-				return
+			for i := range next {
+				desc, err := r.tagDescriptor(ctx, q, repo.Tag(tags[i]))
+				if err != nil {
+					out[i] = dated{tag: tags[i], err: err}
+					continue
+				}
+				md, err := r.metadata(ctx, q, repo, desc, p.Platforms, true)
+				out[i] = dated{tag: tags[i], created: md.created, err: err}
 			}
-			md, err := r.metadata(ctx, c, repo, desc, p.Platforms, true)
-			out[i] = dated{tag: tag, created: md.created, err: err}
 		}()
 	}
+	for i := range tags {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].created.Equal(out[j].created) {
@@ -215,15 +236,15 @@ func checkManifest(b []byte) error {
 
 // tagDescriptor is digest with a cache per tag for cache_ttl, so that
 // newest-build does not HEAD every candidate tag at every lookup.
-func (r *Resolver) tagDescriptor(ctx context.Context, c *registries.Client, ref name.Tag, p Policy) (*v1.Descriptor, error) {
-	key := ref.String()
-	if td, ok := r.descs.Get(key); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
+func (r *Resolver) tagDescriptor(ctx context.Context, q Query, ref name.Tag) (*v1.Descriptor, error) {
+	p, k := q.Policy, tagKey{repoKey: q.repoKey(), tag: ref.TagStr()}
+	if td, ok := r.descs.Get(k); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
 		return &td.desc, nil
 	}
-	desc, err := r.digest(ctx, c, ref)
+	desc, err := r.digest(ctx, q.Target.Client, ref)
 	if err != nil {
 		return nil, err
 	}
-	r.descs.Add(key, tagDesc{desc: *desc, at: time.Now()})
+	r.descs.Add(k, tagDesc{desc: *desc, at: time.Now()})
 	return desc, nil
 }

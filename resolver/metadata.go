@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/image-pin/image-pin-webhook/registries"
 )
 
 // metadata is what never changes for a digest: when it was built and, for
@@ -57,11 +56,12 @@ func (m metadata) missing(want []string) []string {
 // For an index, created is the newest of its children on platforms (all
 // children when platforms is empty).
 // Without withCreated only the index manifest is read.
-func (r *Resolver) metadata(ctx context.Context, c *registries.Client, repo name.Repository, desc *v1.Descriptor, platforms []string, withCreated bool) (metadata, error) {
-	key := fmt.Sprint(repo.Registry.String(), "/", repo.RepositoryStr(), "@", desc.Digest.String(), "|", platforms, "|", withCreated)
-	if md, ok := r.meta.Get(key); ok {
+func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, desc *v1.Descriptor, platforms []string, withCreated bool) (metadata, error) {
+	k := metaKey{repoKey: q.repoKey(), digest: desc.Digest.String(), platforms: strings.Join(platforms, "\x00"), withCreated: withCreated}
+	if md, ok := r.meta.Get(k); ok {
 		return md, nil
 	}
+	c := q.Target.Client
 	ref := repo.Digest(desc.Digest.String())
 	var md metadata
 	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
@@ -119,7 +119,7 @@ func (r *Resolver) metadata(ctx context.Context, c *registries.Client, repo name
 	if err != nil {
 		return metadata{}, fmt.Errorf("reading the metadata of %s: %w", ref, err)
 	}
-	r.meta.Add(key, md)
+	r.meta.Add(k, md)
 	r.metrics.cacheEntries("metadata", r.meta.Len())
 	return md, nil
 }

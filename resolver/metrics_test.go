@@ -20,11 +20,11 @@ func TestResolutionsAreCountedByResult(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := resolver.New(resolver.WithMetrics(resolver.NewMetrics(reg)))
 	for range 3 {
-		if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy()); err != nil {
+		if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy())); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "nosuchtag", digestPolicy()); err == nil {
+	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "nosuchtag", digestPolicy())); err == nil {
 		t.Fatal("a missing tag resolved")
 	}
 	want := `
@@ -63,7 +63,7 @@ func TestATokenEndpointThatFailsOrHangsIsAnErrorWithinTheDeadline(t *testing.T) 
 				return true
 			})
 			start := time.Now()
-			if _, err := resolver.New().Resolve(ctxFor(t, time.Second), tgt, "1", digestPolicy()); err == nil {
+			if _, err := resolver.New().Resolve(ctxFor(t, time.Second), query(tgt, "1", digestPolicy())); err == nil {
 				t.Fatal("resolved without a token")
 			}
 			if took := time.Since(start); took > 2*time.Second {

@@ -33,7 +33,7 @@ func TestPlatformsCompareAsContainerdNormalisesThem(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.repo+" "+tc.platforms, func(t *testing.T) {
 			tgt := setup(t, srv, tc.repo, fmt.Sprintf("  platforms: [%s]\n", tc.platforms))
-			_, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+			_, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy()))
 			switch {
 			case tc.missing == "" && err != nil:
 				t.Fatalf("refused: %v", err)

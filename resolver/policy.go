@@ -130,6 +130,23 @@ type Policy struct {
 	CacheTTL time.Duration
 	// Fresh bypasses the answer cache (a rollout restart asks for it).
 	Fresh bool
+	// MaxCandidates is how many candidate tags newest-build may read the
+	// build dates of (policy.max_candidate_tags); 0 means
+	// DefaultMaxCandidates. Past it the lookup is refused: it only bounds
+	// cost, so it is not part of the cache key.
+	MaxCandidates int
+}
+
+// DefaultMaxCandidates bounds newest-build: each candidate costs a manifest
+// HEAD and a config read (more for an index), so 100 candidates are about
+// 200 requests, 10s at the default limit of 20 requests a second.
+const DefaultMaxCandidates = 100
+
+func (p Policy) maxCandidates() int {
+	if p.MaxCandidates > 0 {
+		return p.MaxCandidates
+	}
+	return DefaultMaxCandidates
 }
 
 // Policy completes f: digest when no strategy is set; semver needs a constraint.

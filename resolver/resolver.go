@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/image-pin/image-pin-webhook/registries"
 )
@@ -30,12 +30,17 @@ type Resolver struct {
 	failureTTL time.Duration
 	metrics    *Metrics
 
-	answers  *lru.Cache[string, answer]   // kept past their TTL as last known good
-	tags     *lru.Cache[string, tagList]  // repository → tags
-	meta     *lru.Cache[string, metadata] // digest → immutable metadata
-	descs    *lru.Cache[string, tagDesc]  // repository:tag → descriptor, for newest-build
-	failures *lru.Cache[string, failure]  // recent failures, so a dead registry is not hammered
-	flight   singleflight.Group
+	// Every cache and the in-flight lookups are keyed by the entry's
+	// identity first: what one entry's credentials obtained (an answer, a
+	// failure, a tag list) is never served through another entry.
+	answers  *lru.Cache[key, answer]      // kept past their TTL as last known good
+	tags     *lru.Cache[repoKey, tagList] // repository → tags
+	meta     *lru.Cache[metaKey, metadata]
+	descs    *lru.Cache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
+	failures *lru.Cache[key, failure]    // recent failures, so a dead registry is not hammered
+	flight   flight[key, answer]
+	// cachedTags is how many tags r.tags holds, bounded by maxCachedTags.
+	cachedTags atomic.Int64
 }
 
 type answer struct {
@@ -83,11 +88,11 @@ func New(opts ...Option) *Resolver {
 		opt(&o)
 	}
 	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics}
-	r.answers, _ = lru.New[string, answer](o.answers)
-	r.tags, _ = lru.New[string, tagList](o.tags)
-	r.meta, _ = lru.New[string, metadata](o.metas)
-	r.descs, _ = lru.New[string, tagDesc](o.answers)
-	r.failures, _ = lru.New[string, failure](o.answers)
+	r.answers, _ = lru.New[key, answer](o.answers)
+	r.tags, _ = lru.NewWithEvict[repoKey, tagList](o.tags, func(_ repoKey, tl tagList) { r.cachedTags.Add(-int64(len(tl.tags))) })
+	r.meta, _ = lru.New[metaKey, metadata](o.metas)
+	r.descs, _ = lru.New[tagKey, tagDesc](o.answers)
+	r.failures, _ = lru.New[key, failure](o.answers)
 	return r
 }
 
@@ -96,37 +101,33 @@ func fresh(at time.Time, ttl time.Duration) bool {
 	return ttl > 0 && time.Since(at) < ttl
 }
 
-// Resolve chooses the tag of the image in repository t (written with tag,
-// "latest" when none) under p and returns it with its digest.
+// Resolve chooses the tag of q's image under q.Policy and returns it with
+// its digest. It reads nothing but q.
 //
 // Within the cache TTL the answer comes from memory; concurrent identical
 // lookups share one registry round trip. When the lookup fails and an older
 // answer is known, Resolve returns it with Stale set together with the
 // error: the caller decides whether to use it.
-func (r *Resolver) Resolve(ctx context.Context, t registries.Target, tag string, p Policy) (Result, error) {
+func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 	start := time.Now()
-	e := t.Client.Entry
-	p.Platforms, p.TagSortMode = e.Platforms, e.TagSortMode
+	p, entry := q.Policy, q.Target.Identity.Name
 	if p.Strategy == Skip || p.Strategy == "" {
 		return Result{}, fmt.Errorf("resolver: strategy %q cannot be resolved", p.Strategy)
 	}
-	if tag == "" {
-		tag = "latest"
+	if q.Target.Client == nil {
+		return Result{}, fmt.Errorf("resolver: the query has no registry client")
 	}
-	key := e.Host() + "/" + t.Repository + "|" + p.key()
-	if p.Strategy == Digest {
-		key += "|" + tag
-	}
-	old, known := r.answers.Get(key)
+	k := q.key()
+	old, known := r.answers.Get(k)
 	if known && !p.Fresh && fresh(old.at, p.CacheTTL) {
-		r.metrics.resolved(e.Name, p.Strategy, "cache_hit", start)
+		r.metrics.resolved(entry, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
 	}
-	if f, failed := r.failures.Get(key); failed && !p.Fresh && time.Since(f.at) < r.failureTTL {
-		return r.failed(e.Name, p.Strategy, start, old, known, f.err)
+	if f, failed := r.failures.Get(k); failed && !p.Fresh && time.Since(f.at) < r.failureTTL {
+		return r.failed(entry, p.Strategy, start, old, known, f.err)
 	}
 	for attempt := 0; ; attempt++ {
-		a, err := r.share(ctx, key, func(lctx context.Context) (answer, error) { return r.lookup(lctx, t, tag, p) })
+		a, err := r.share(ctx, k, func(lctx context.Context) (answer, error) { return r.lookup(lctx, q) })
 		var ex expired
 		if errors.As(err, &ex) && attempt == 0 && ctx.Err() == nil {
 			// We joined a lookup started by a caller with an earlier deadline.
@@ -134,11 +135,11 @@ func (r *Resolver) Resolve(ctx context.Context, t registries.Target, tag string,
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				err = fmt.Errorf("no answer from %s in time: %w", e.Name, err)
+				err = fmt.Errorf("no answer from %s in time: %w", entry, err)
 			}
-			return r.failed(e.Name, p.Strategy, start, old, known, err)
+			return r.failed(entry, p.Strategy, start, old, known, err)
 		}
-		r.metrics.resolved(e.Name, p.Strategy, "resolved", start)
+		r.metrics.resolved(entry, p.Strategy, "resolved", start)
 		return Result{Tag: a.tag, Digest: a.digest}, nil
 	}
 }
@@ -152,31 +153,28 @@ func (e expired) Unwrap() error { return e.error }
 // share runs lookup once for all concurrent callers of key, detached from
 // the first caller's cancellation but bounded by its deadline, and records
 // the answer or the failure.
-func (r *Resolver) share(ctx context.Context, key string, lookup func(context.Context) (answer, error)) (answer, error) {
-	ch := r.flight.DoChan(key, func() (any, error) {
+func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context) (answer, error)) (answer, error) {
+	c := r.flight.start(k, func() (answer, error) {
 		lctx, cancel := registries.Detach(ctx)
 		defer cancel()
 		a, err := lookup(lctx)
 		if err != nil {
 			if lctx.Err() != nil {
 				// A caller's own deadline is not the registry's fault.
-				return nil, expired{err}
+				return answer{}, expired{err}
 			}
-			r.failures.Add(key, failure{err: err, at: time.Now()})
-			return nil, err
+			r.failures.Add(k, failure{err: err, at: time.Now()})
+			return answer{}, err
 		}
 		a.at = time.Now()
-		r.failures.Remove(key)
-		r.answers.Add(key, a)
+		r.failures.Remove(k)
+		r.answers.Add(k, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())
 		return a, nil
 	})
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return answer{}, res.Err
-		}
-		return res.Val.(answer), nil
+	case <-c.done:
+		return c.val, c.err
 	case <-ctx.Done():
 		return answer{}, ctx.Err()
 	}

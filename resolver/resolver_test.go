@@ -85,7 +85,7 @@ func TestHundredConcurrentResolutionsOfOneTagMakeOneHEAD(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := r.Resolve(ctxFor(t, 10*time.Second), tgt, "latest", digestPolicy())
+			res, err := r.Resolve(ctxFor(t, 10*time.Second), query(tgt, "latest", digestPolicy()))
 			if err == nil && res.Digest != want {
 				err = fmt.Errorf("digest %s, want %s", res.Digest, want)
 			}
@@ -109,7 +109,7 @@ func TestHundredConcurrentResolutionsOfOneTagMakeOneHEAD(t *testing.T) {
 		t.Errorf("token requests = %d, want 1", n)
 	}
 	srv.Reset()
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "latest", digestPolicy())
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "latest", digestPolicy()))
 	if err != nil || !res.Cached {
 		t.Fatalf("second resolution: %+v, %v; want a cache hit", res, err)
 	}
@@ -137,7 +137,7 @@ func TestSemverPicksTheNewestMatchingTagAsWritten(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := resolver.New()
 			srv.Reset()
-			res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", semverPolicy(t, tc.constraint))
+			res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", semverPolicy(t, tc.constraint)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +161,7 @@ func TestSemverWithoutAMatchIsAnErrorNamingTheConstraint(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "api:1.0.0")
 	tgt := setup(t, srv, "api", "")
-	_, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), tgt, "", semverPolicy(t, "~9.9"))
+	_, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "", semverPolicy(t, "~9.9")))
 	if err == nil || !strings.Contains(err.Error(), `"~9.9"`) {
 		t.Fatalf("err = %v, want one naming the constraint", err)
 	}
@@ -179,7 +179,7 @@ func TestATenThousandTagRepositoryIsListedPageByPage(t *testing.T) {
 	pushTags(t, srv, "big", img, 10000)
 	tgt := setup(t, srv, "big", "")
 	srv.Reset()
-	res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), tgt, "", semverPolicy(t, ">=0"))
+	res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), query(tgt, "", semverPolicy(t, ">=0")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestStrategiesChooseTheTagTheirNameSays(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := resolver.New().Resolve(ctxFor(t, 10*time.Second), tgt, "", tc.policy)
+			res, err := resolver.New().Resolve(ctxFor(t, 10*time.Second), query(tgt, "", tc.policy))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +230,7 @@ func TestNewestBuildWithTagSortModeFetchesNoMetadata(t *testing.T) {
 	want := srv.PushImage(t, "app:b")
 	tgt := setup(t, srv, "app", "  tagsortmode: latest-last\n")
 	srv.Reset()
-	res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), tgt, "", resolver.Policy{Strategy: resolver.NewestBuild})
+	res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestAMultiArchImageResolvesToItsIndexDigest(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tgt := setup(t, srv, "multi", tc.platforms)
-			res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+			res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy()))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
@@ -282,7 +282,7 @@ func TestAHeadWithoutDigestFallsBackToGet(t *testing.T) {
 		}
 		return false
 	})
-	res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+	res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy()))
 	if err != nil || res.Digest != want {
 		t.Fatalf("got %+v, %v; want %s", res, err, want)
 	}
@@ -352,7 +352,7 @@ func TestFaultsGiveTheDocumentedOutcomeWithinTheDeadline(t *testing.T) {
 			tgt := setup(t, srv, "app", "")
 			srv.SetFault(tc.fault(srv))
 			start := time.Now()
-			res, err := resolver.New().Resolve(ctxFor(t, tc.deadline), tgt, "1", digestPolicy())
+			res, err := resolver.New().Resolve(ctxFor(t, tc.deadline), query(tgt, "1", digestPolicy()))
 			if took := time.Since(start); took > tc.deadline+time.Second {
 				t.Errorf("took %s, deadline %s", took, tc.deadline)
 			}
@@ -381,7 +381,7 @@ func TestAGarbageManifestIsAnError(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy()); err == nil {
+	if _, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy())); err == nil {
 		t.Fatal("a truncated index was accepted")
 	}
 }
@@ -391,17 +391,17 @@ func TestAnExpiredTokenIsRenewedAndWrongCredentialsFail(t *testing.T) {
 	want := srv.PushImage(t, "app:1")
 	tgt := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:p")
 	r := resolver.New()
-	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy()); err != nil {
+	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	srv.RevokeTokens()
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute, Fresh: true})
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute, Fresh: true}))
 	if err != nil || res.Digest != want {
 		t.Fatalf("after the token expired: %+v, %v", res, err)
 	}
 
 	bad := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:wrong")
-	_, err = resolver.New().Resolve(ctxFor(t, 5*time.Second), bad, "1", digestPolicy())
+	_, err = resolver.New().Resolve(ctxFor(t, 5*time.Second), query(bad, "1", digestPolicy()))
 	if err == nil {
 		t.Fatal("wrong credentials were accepted")
 	}
@@ -416,7 +416,7 @@ func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.
 	tgt := setup(t, srv, "app", "")
 	r := resolver.New(resolver.WithFailureTTL(time.Minute))
 	short := resolver.Policy{Strategy: resolver.Digest, CacheTTL: time.Millisecond}
-	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", short); err != nil {
+	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", short)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond) // the answer expires
@@ -425,12 +425,12 @@ func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.
 		return true
 	})
 	srv.Reset()
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", short)
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", short))
 	if err == nil || !res.Stale || res.Digest != want {
 		t.Fatalf("got %+v, %v; want the stale digest %s with the error", res, err, want)
 	}
 	before := srv.Total()
-	res, err = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", short)
+	res, err = r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", short))
 	if err == nil || !res.Stale {
 		t.Fatalf("second failure: %+v, %v", res, err)
 	}
@@ -444,15 +444,15 @@ func TestAFreshLookupBypassesTheCache(t *testing.T) {
 	srv.PushImage(t, "app:latest")
 	tgt := setup(t, srv, "app", "")
 	r := resolver.New()
-	if _, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", digestPolicy()); err != nil {
+	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", digestPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	moved := srv.PushImage(t, "app:latest")
-	res, _ := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", digestPolicy())
+	res, _ := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", digestPolicy()))
 	if res.Digest == moved {
 		t.Fatal("the cached answer was not used")
 	}
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute, Fresh: true})
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.Digest, CacheTTL: 5 * time.Minute, Fresh: true}))
 	if err != nil || res.Digest != moved {
 		t.Fatalf("fresh lookup: %+v, %v; want %s", res, err, moved)
 	}
@@ -479,7 +479,7 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			started.Done()
-			_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", off)
+			_, _ = r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", off))
 		}()
 	}
 	started.Wait()
@@ -490,7 +490,7 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 		t.Errorf("HEADs = %d, want 1", n)
 	}
 	srv.Reset()
-	_, _ = r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", off)
+	_, _ = r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", off))
 	if n := srv.Count("HEAD", "manifest"); n != 1 {
 		t.Errorf("with cache_ttl 0 a later lookup made %d HEADs, want 1", n)
 	}
@@ -512,13 +512,13 @@ func TestACallerDeadlineIsNotCachedAsAFailure(t *testing.T) {
 		return false
 	})
 	r := resolver.New()
-	if _, err := r.Resolve(ctxFor(t, 100*time.Millisecond), tgt, "1", digestPolicy()); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := r.Resolve(ctxFor(t, 100*time.Millisecond), query(tgt, "1", digestPolicy())); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline", err)
 	}
 	mu.Lock()
 	slow = false
 	mu.Unlock()
-	res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "1", digestPolicy())
+	res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy()))
 	if err != nil || res.Digest != want {
 		t.Fatalf("after a caller's deadline: %+v, %v", res, err)
 	}
@@ -533,16 +533,23 @@ func TestNewestBuildAgainWithinTheTTLMakesOnlyTheChosenTagsHEAD(t *testing.T) {
 	tgt := setup(t, srv, "app", "")
 	r := resolver.New()
 	p := resolver.Policy{Strategy: resolver.NewestBuild, CacheTTL: time.Minute}
-	if res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", p); err != nil || res.Tag != "c" {
+	if res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", p)); err != nil || res.Tag != "c" {
 		t.Fatalf("got %+v, %v", res, err)
 	}
 	// Another filter is another answer, but the tag list, the tags' digests and their build dates are known.
 	p.IgnoreTags = []string{"c"}
 	srv.Reset()
-	if res, err := r.Resolve(ctxFor(t, 5*time.Second), tgt, "", p); err != nil || res.Tag != "b" {
+	if res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", p)); err != nil || res.Tag != "b" {
 		t.Fatalf("got %+v, %v", res, err)
 	}
 	if n := srv.Count("HEAD", "manifest") + srv.Count("GET", "manifest") + srv.Count("GET", "blob"); n != 1 {
 		t.Errorf("%d manifest and blob requests, want 1 (the chosen tag's HEAD): %v", n, srv.Received())
 	}
+}
+
+// query is what config.Config.Query builds for tgt: the entry's platforms
+// and tagsortmode join the policy.
+func query(tgt registries.Target, tag string, p resolver.Policy) resolver.Query {
+	p.Platforms, p.TagSortMode = tgt.Client.Entry.Platforms, tgt.Client.Entry.TagSortMode
+	return resolver.Query{Target: tgt, Tag: tag, Policy: p}
 }

@@ -94,7 +94,7 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 			doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s://%s\n  prefix: %s\n  limit: 100000\n%s", scheme, host, host, tc.extra(srv))
 			tgt := target(t, doc, host+"/big")
 			srv.Reset()
-			res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), tgt, "", semverPolicy(t, ">=0"))
+			res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), query(tgt, "", semverPolicy(t, ">=0")))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,10 +20,10 @@ func TestATraceOnTheContextSeesTheTagsConsideredAndTheChoice(t *testing.T) {
 	var got []resolver.LookupTrace
 	ctx := resolver.WithTrace(ctxFor(t, 10*time.Second), &resolver.Trace{Lookup: func(lt resolver.LookupTrace) { got = append(got, lt) }})
 	r := resolver.New()
-	if _, err := r.Resolve(ctx, tgt, "", p); err != nil {
+	if _, err := r.Resolve(ctx, query(tgt, "", p)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Resolve(ctx, tgt, "", p); err != nil {
+	if _, err := r.Resolve(ctx, query(tgt, "", p)); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 {

@@ -145,7 +145,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 			resp.Warnings = limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})
 			return resp, outcomeUnchanged
 		}
-		return admission.Denied(err.Error()), outcomeDenied
+		return admission.Denied(limitDenial(err.Error())), outcomeDenied
 	}
 	cfg := h.config()
 	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings, ephemeralOnly: ephemeralOnly}
@@ -155,6 +155,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	// flight should still be answered. resolve_timeout bounds it either way.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Policy.ResolveTimeout)
 	defer cancel()
+	rctx = registries.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
 	p.resolve(rctx)
 	return p.respond()
 }
@@ -164,10 +165,8 @@ type task struct {
 	c        container
 	original string // the image form recorded in original-images and resolved
 	img      registries.Image
-	target   registries.Target
-	policy   resolver.Policy
-	onError  registries.OnError
-	fixed    string // set without asking the registry (a re-apply)
+	query    resolver.Query // everything the lookup depends on, from config.Config.Query
+	fixed    string         // set without asking the registry (a re-apply)
 
 	out string // the image to write; "" leaves it
 	err error
@@ -243,25 +242,15 @@ func (p *plan) build() {
 		}
 		img, err := p.h.parseImage(original)
 		if err != nil {
-			p.warnings = append(p.warnings, fmt.Sprintf("container %q: %v; left as it is", c.name, err))
+			// Refused before any registry request; what happens follows
+			// policy.on_error, as no entry can be trusted to match it.
+			p.tasks = append(p.tasks, &task{c: c, original: original, query: resolver.Query{OnError: p.cfg.Policy.OnError}, err: err})
 			continue
 		}
 		if img.Digest != "" {
 			continue
 		}
-		target, ok := p.cfg.Registries.Match(img, p.req.Namespace)
-		if !ok {
-			continue
-		}
-		f := p.fields(c.name, img)
-		if f.Strategy != nil && *f.Strategy == resolver.Skip {
-			continue
-		}
-		onErr := target.Client.Entry.OnError
-		if onErr == registries.OnErrorUnset {
-			onErr = p.cfg.Policy.OnError
-		}
-		pol, err := f.Policy()
+		q, ok, err := p.cfg.Query(img, p.req.Namespace, p.ov.forContainer(c.name, resolver.Fields{}), fresh)
 		if err != nil {
 			// semver without a constraint from any source: this container
 			// cannot be resolved, which on_error decides like any failure.
@@ -271,12 +260,13 @@ func (p *plan) build() {
 			} else {
 				err = fmt.Errorf("%v (from policy.images rules or policy.strategy)", err)
 			}
-			p.tasks = append(p.tasks, &task{c: c, original: original, onError: onErr, err: err})
+			p.tasks = append(p.tasks, &task{c: c, original: original, query: q, err: err})
 			continue
 		}
-		pol.Fresh = fresh
-		pol.CacheTTL = p.cfg.Policy.CacheTTL
-		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, target: target, policy: pol, onError: onErr})
+		if !ok {
+			continue
+		}
+		p.tasks = append(p.tasks, &task{c: c, original: original, img: img, query: q})
 	}
 }
 
@@ -321,8 +311,15 @@ func (p *plan) steeringChanged(name string) bool {
 }
 
 // resolve runs every lookup at once, within ctx.
+// Past policy.max_lookups, the remaining containers get an error (a warning
+// or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
+	maxLookups := p.cfg.Policy.MaxLookups
+	if maxLookups <= 0 {
+		maxLookups = config.DefaultMaxLookups
+	}
 	var wg sync.WaitGroup
+	lookups := map[any]bool{} // containers with the same query share one lookup
 	for _, t := range p.tasks {
 		if t.fixed != "" {
 			t.out = t.fixed
@@ -331,17 +328,23 @@ func (p *plan) resolve(ctx context.Context) {
 		if t.err != nil {
 			continue // failed before any lookup
 		}
+		id := t.query.ID()
+		if !lookups[id] && len(lookups) >= maxLookups {
+			t.err = fmt.Errorf("not looked up: the object has more than %d images to resolve (policy.max_lookups)", maxLookups)
+			continue
+		}
+		lookups[id] = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := p.h.resolver.Resolve(ctx, t.target, t.img.Tag, t.policy)
+			res, err := p.h.resolver.Resolve(ctx, t.query)
 			t.err = err
 			// The last known digest stands in for a failed lookup, except in
 			// a restart of an image pinned already: this replica's memory may
 			// be older than the stored pin (made by another replica), and a
 			// restart must never roll back.
-			keep := res.Stale && t.policy.Fresh && strings.Contains(t.c.image, "@")
-			if res.Digest != "" && !keep && (err == nil || (res.Stale && t.onError == registries.OnErrorIgnore)) {
+			keep := res.Stale && t.query.Policy.Fresh && strings.Contains(t.c.image, "@")
+			if res.Digest != "" && !keep && (err == nil || (res.Stale && t.query.OnError == registries.OnErrorIgnore)) {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}()
@@ -358,7 +361,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 		msg := fmt.Sprintf("container %q image %q: %v", t.c.name, t.original, t.err)
 		switch {
-		case t.onError == registries.OnErrorFail && !report:
+		case t.query.OnError == registries.OnErrorFail && !report:
 			denials = append(denials, msg)
 		case t.out != "":
 			p.warnings = append(p.warnings, msg+"; pinned to the last known digest")
@@ -367,7 +370,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 	}
 	if len(denials) > 0 {
-		resp := admission.Denied("image-pin: " + oneLine(strings.Join(denials, "; ")))
+		resp := admission.Denied(limitDenial(denials...))
 		resp.Warnings = limitWarnings(p.warnings)
 		return resp, outcomeDenied
 	}
@@ -489,6 +492,40 @@ func limitWarnings(ws []string) []string {
 		out = append(out, w)
 	}
 	return out
+}
+
+// Bounds of a denial: the API server keeps the message in events and audit
+// logs, and a tenant must not make it arbitrarily large.
+const (
+	maxDenials       = 10
+	maxDenialLength  = 300  // per container
+	maxDenialMessage = 4096 // in all
+)
+
+// limitDenial joins the reasons of a denial onto one line, each cut like a
+// warning, at most maxDenials of them and maxDenialMessage bytes in all.
+func limitDenial(msgs ...string) string {
+	sort.Strings(msgs)
+	var b strings.Builder
+	b.WriteString("image-pin: ")
+	for i, m := range msgs {
+		if i == maxDenials {
+			fmt.Fprintf(&b, "; and %d more", len(msgs)-i)
+			break
+		}
+		if m = oneLine(m); len(m) > maxDenialLength {
+			m = m[:maxDenialLength-3] + "..."
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(m)
+	}
+	s := b.String()
+	if len(s) > maxDenialMessage {
+		s = s[:maxDenialMessage-3] + "..."
+	}
+	return s
 }
 
 // oneLine folds a message onto one printable line: the API server drops a

@@ -19,6 +19,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) admission(kind, op, outcome string) {
 	if m != nil {
-		m.admissions.WithLabelValues(kind, op, outcome).Inc()
+		m.admissions.WithLabelValues(label(kind, knownKinds), label(op, knownOperations), outcome).Inc()
 	}
+}
+
+// The label values an AdmissionReview may bring: anything else is counted
+// as "other", so that reviews forged with made-up kinds and operations
+// cannot create series without bound.
+var (
+	knownKinds = map[string]bool{"Pod": true, "PodTemplate": true, "ReplicationController": true,
+		"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true, "Job": true, "CronJob": true}
+	knownOperations = map[string]bool{"CREATE": true, "UPDATE": true, "DELETE": true, "CONNECT": true}
+)
+
+func label(v string, known map[string]bool) string {
+	if known[v] {
+		return v
+	}
+	return "other"
 }

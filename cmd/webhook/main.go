@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +50,8 @@ func main() {
 		metricsAddr = flag.String("metrics-bind-address", ":8080", "address of Prometheus /metrics; 0 turns it off")
 		probeAddr   = flag.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 		drain       = flag.Duration("shutdown-delay", 5*time.Second, "on SIGTERM, how long /readyz reports not ready before the server stops accepting, so endpoints drop this replica first")
+		enableHTTP2 = flag.Bool("enable-http2", false, "serve HTTP/2 on the admission port (off by default, as kubebuilder does since CVE-2023-44487)")
+		clientCA    = flag.String("client-ca-file", "", "require API-server client certificates signed by this CA (for clusters with an admission kubeconfig)")
 	)
 	opts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	opts.BindFlags(flag.CommandLine)
@@ -56,14 +59,48 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("image-pin-webhook")
 
-	if err := run(*configPath, *certDir, *port, *metricsAddr, *probeAddr, *drain); err != nil {
+	// Credential scripts' orphaned children are reparented to this process
+	// (PID 1 in its container, or a subreaper elsewhere) and reaped.
+	if err := registries.BecomeSubreaper(); err != nil {
+		log.Info("cannot become a child subreaper; credential scripts' orphans go to init", "error", err.Error())
+	}
+	if err := run(*configPath, *certDir, *port, *metricsAddr, *probeAddr, *drain, serving{http2: *enableHTTP2, clientCA: *clientCA}); err != nil {
 		log.Error(err, "exiting")
 		fmt.Fprintln(os.Stderr, "image-pin-webhook:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath, certDir string, port int, metricsAddr, probeAddr string, drain time.Duration) error {
+// serving is how the admission port is served.
+type serving struct {
+	http2    bool   // --enable-http2
+	clientCA string // --client-ca-file
+}
+
+// tlsOpts are the admission port's TLS settings beyond the minimum version.
+func (s serving) tlsOpts() ([]func(*tls.Config), error) {
+	var opts []func(*tls.Config)
+	if !s.http2 {
+		opts = append(opts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	if s.clientCA != "" {
+		pem, err := os.ReadFile(s.clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca-file: %s holds no PEM certificate", s.clientCA)
+		}
+		opts = append(opts, func(c *tls.Config) {
+			c.ClientCAs = pool
+			c.ClientAuth = tls.RequireAndVerifyClientCert
+		})
+	}
+	return opts, nil
+}
+
+func run(configPath, certDir string, port int, metricsAddr, probeAddr string, drain time.Duration, srv serving) error {
 	log := ctrl.Log.WithName("image-pin-webhook")
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -77,6 +114,10 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		}
 	}
+	admissionTLS, err := srv.tlsOpts()
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(restCfg, manager.Options{
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr, TLSOpts: []func(*tls.Config){tlsMin}},
 		HealthProbeBindAddress:  probeAddr,
@@ -84,7 +125,7 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Port:    port,
 			CertDir: certDir,
-			TLSOpts: []func(*tls.Config){tlsMin},
+			TLSOpts: append([]func(*tls.Config){tlsMin}, admissionTLS...),
 		}),
 	})
 	if err != nil {
@@ -95,7 +136,8 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 	// (aws:, gcp:, azure:) refresh in the background until it ends.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()), registries.WithContext(ctx))
+	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()), registries.WithContext(ctx),
+		registries.WithCredentialsLogger(log.WithName("credentials")))
 	defer creds.Close()
 	regMetrics := registries.NewMetrics(metrics.Registry)
 	changed := make(chan struct{}, 1)
@@ -130,7 +172,8 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
 		pinhook.WithLogger(log.WithName("admission")),
 	)
-	mgr.GetWebhookServer().Register("/mutate", &webhook.Admission{Handler: handler, RecoverPanic: ptr(true)})
+	mgr.GetWebhookServer().Register("/mutate", pinhook.WithDeadlines(
+		&webhook.Admission{Handler: handler, RecoverPanic: ptr(true)}, pinhook.DefaultReadTimeout, pinhook.DefaultWriteTimeout))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

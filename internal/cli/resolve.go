@@ -189,7 +189,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 	}
 	if r.Entry != nil && r.Entry.Credentials != nil {
 		// After the lookup, so the credentials come from its cache.
-		if id, err := target.Client.Identity(ctx, target.Repository); err == nil {
+		if id, err := target.Client.LoginName(ctx, target.Repository); err == nil {
 			r.Entry.Credentials.Identity = id
 		} else if r.Error == "" {
 			r.Error = err.Error()

@@ -7,6 +7,7 @@ package chart_test
 import (
 	"crypto/x509"
 	"encoding/pem"
+	networkingv1 "k8s.io/api/networking/v1"
 	"os"
 	"slices"
 	"strings"
@@ -457,5 +458,33 @@ func TestEKSPodIdentityGetsItsOwnTokenAndNothingElse(t *testing.T) {
 	}
 	if _, ok := dep.Spec.Template.Labels["azure.workload.identity/use"]; ok {
 		t.Error("azure label without cloud.azure.clientId")
+	}
+}
+
+func TestANetworkPolicyKeepsPodsFromTheAdmissionPort(t *testing.T) {
+	v := seedValues(t)
+	v["networkPolicy"] = map[string]any{"podCIDRs": []any{"10.244.0.0/16", "fd00:10:244::/56"}}
+	np := find[*networkingv1.NetworkPolicy](t, render(t, v), "")
+	if len(np.Spec.Ingress) != 2 {
+		t.Fatalf("ingress rules = %d, want the admission port and metrics", len(np.Spec.Ingress))
+	}
+	adm := np.Spec.Ingress[0]
+	if adm.Ports[0].Port.IntValue() != 9443 {
+		t.Errorf("the first rule is for port %v, want 9443", adm.Ports[0].Port)
+	}
+	for _, peer := range adm.From {
+		if peer.IPBlock == nil || len(peer.IPBlock.Except) != 1 {
+			t.Errorf("peer %+v: want an ipBlock excepting the pod CIDR of its family", peer)
+		}
+		if peer.PodSelector != nil || peer.NamespaceSelector != nil {
+			t.Errorf("peer %+v lets pods reach the admission port", peer)
+		}
+	}
+	if m := np.Spec.Ingress[1]; m.Ports[0].Port.IntValue() != 8080 || m.From[0].NamespaceSelector == nil {
+		t.Errorf("the metrics rule is %+v, want port 8080 from the monitoring namespace", m)
+	}
+	v["networkPolicy"] = map[string]any{"enabled": false}
+	if nps := all[*networkingv1.NetworkPolicy](render(t, v)); len(nps) != 0 {
+		t.Errorf("enabled: false still renders %d NetworkPolicies", len(nps))
 	}
 }

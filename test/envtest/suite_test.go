@@ -229,6 +229,22 @@ const configTemplate = `registries:
   api_url: http://{{.Flaky}}
   prefix: {{.Flaky}}/fail
   on_error: fail
+- name: tenant a
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/tenant
+  credentials: env:E2E_REGISTRY_CREDS
+  namespaces: ["tenant-a-*"]
+  on_error: fail
+- name: tenant b
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/tenant-b
+  credentials: env:E2E_REGISTRY_CREDS
+  namespaces: ["tenant-b-*"]
+  on_error: fail
+- name: anonymous catch-all
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}
+  on_error: fail
 policy:
   cache_ttl: 1s
   resolve_timeout: 8s
