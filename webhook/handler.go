@@ -359,7 +359,7 @@ func (p *plan) respond() (admission.Response, string) {
 		if t.err == nil {
 			continue
 		}
-		msg := fmt.Sprintf("container %q image %q: %v", t.c.name, t.original, t.err)
+		msg := fmt.Sprintf("container %q image %s: %v", t.c.name, quoteImage(t.original), t.err)
 		switch {
 		case t.query.OnError == registries.OnErrorFail && !report:
 			denials = append(denials, msg)
@@ -498,7 +498,7 @@ func limitWarnings(ws []string) []string {
 // logs, and a tenant must not make it arbitrarily large.
 const (
 	maxDenials       = 10
-	maxDenialLength  = 300  // per container
+	maxDenialLength  = 500  // per container, as a warning
 	maxDenialMessage = 4096 // in all
 )
 
@@ -526,6 +526,15 @@ func limitDenial(msgs ...string) string {
 		s = s[:maxDenialMessage-3] + "..."
 	}
 	return s
+}
+
+// quoteImage quotes an image reference, cut to a length that leaves room in
+// a warning or denial for what happened to it.
+func quoteImage(ref string) string {
+	if len(ref) > 100 {
+		return fmt.Sprintf("%q… (%d bytes)", ref[:80], len(ref))
+	}
+	return fmt.Sprintf("%q", ref)
 }
 
 // oneLine folds a message onto one printable line: the API server drops a
