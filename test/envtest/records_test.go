@@ -325,10 +325,8 @@ func TestAnExistingWorkloadsTemplateIsNotChangedOnItsNextUpdate(t *testing.T) {
 	}
 	before := d.Spec.Template.DeepCopy()
 	optIn(t, ns)
-	d.Labels = map[string]string{"team": "a"}
-	if err := c.Update(ctx(t), d); err != nil {
-		t.Fatal(err)
-	}
+	// The deployment controller writes the object too: retry on conflict.
+	updateLatest(t, c, d, func() { d.Labels = map[string]string{"team": "a"} })
 	got := live(t, d)
 	if !equality.Semantic.DeepEqual(&got.Spec.Template, before) {
 		t.Errorf("the template changed on an unrelated update:\n got %+v\nwant %+v", got.Spec.Template, before)
