@@ -70,7 +70,7 @@ metadata:
   labels:
     app: web
 {{- range $k, $v := .Labels}}
-    {{$k}}: {{$v}}
+    {{$k}}: {{printf "%q" $v}}
 {{- end}}
 spec:
   replicas: 2
