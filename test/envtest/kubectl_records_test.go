@@ -280,3 +280,30 @@ func TestKubectlRolloutRestartPinsADeploymentCreatedBeforeItsNamespaceOptedIn(t 
 	kubectlOK(t, "-n", ns, "rollout", "restart", "deployment/web")
 	waitSettledOn(t, ns, pinned, []string{image, pinned}, 3)
 }
+
+func TestKubectlRolloutUndoToAnUnconfiguredImageThenRestartKeepsIt(t *testing.T) {
+	ns := namespace(t, true)
+	app, api := uniq(t, "app"), uniq(t, "api")
+	appPinned := s.plain.Host + "/" + app + ":1@" + push(t, s.plain, app+":1")
+	apiPinned := s.plain.Host + "/" + api + ":2@" + push(t, s.plain, api+":2")
+	git := manifest{Namespace: ns, Image: s.plain.Host + "/" + app + ":1"}
+	kubectlOK(t, "apply", "-f", git.file(t))
+	waitSettledOn(t, ns, appPinned, []string{appPinned}, 2)
+
+	other := "127.0.0.1:1/other/thing:2"
+	kubectlOK(t, "-n", ns, "set", "image", "deployment/web", "app="+other)
+	waitSettledOn(t, ns, other, []string{appPinned, other}, 2)
+	kubectlOK(t, "-n", ns, "set", "image", "deployment/web", "app="+s.plain.Host+"/"+api+":2")
+	waitSettledOn(t, ns, apiPinned, []string{appPinned, other, apiPinned}, 2)
+
+	kubectlOK(t, "-n", ns, "rollout", "undo", "deployment/web")
+	waitSettledOn(t, ns, other, []string{appPinned, other, apiPinned}, 2)
+	kubectlOK(t, "-n", ns, "rollout", "restart", "deployment/web")
+	waitSettledOn(t, ns, other, []string{appPinned, other, apiPinned, other}, 2)
+
+	kubectlOK(t, "-n", ns, "rollout", "undo", "deployment/web", "--to-revision=1")
+	waitSettledOn(t, ns, appPinned, []string{appPinned, other, apiPinned, other}, 2)
+	// The manifest says what revision 1 said: no rollout.
+	kubectlOK(t, "apply", "-f", git.file(t))
+	waitSettledOn(t, ns, appPinned, []string{appPinned, other, apiPinned, other}, 2)
+}
