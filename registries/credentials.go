@@ -42,7 +42,26 @@ type Credentials struct {
 	// refetchInterval.
 	dropped         map[string]time.Time
 	refetchInterval time.Duration
-	log             logr.Logger
+	// failed is each source's last failed fetch, answered from memory for
+	// failureHold: a failing ext: script (or Secret read) runs at most once
+	// per hold however many lookups any tenant starts.
+	failed      map[string]failedFetch
+	failureHold time.Duration
+	log         logr.Logger
+}
+
+type failedFetch struct {
+	err error
+	at  time.Time
+}
+
+// DefaultFailureHold is how long a failed credential fetch is answered
+// from memory before the source is asked again.
+const DefaultFailureHold = 5 * time.Second
+
+// WithFailureHold sets how long a failed fetch is answered from memory.
+func WithFailureHold(d time.Duration) CredentialsOption {
+	return func(c *Credentials) { c.failureHold = d }
 }
 
 // DefaultRefetchInterval is how soon a credential the registry refused may
@@ -100,7 +119,8 @@ func WithContext(ctx context.Context) CredentialsOption {
 // NewCredentials makes the process-wide credential cache.
 func NewCredentials(opts ...CredentialsOption) *Credentials {
 	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background(),
-		dropped: map[string]time.Time{}, refetchInterval: DefaultRefetchInterval, log: logr.Discard()}
+		dropped: map[string]time.Time{}, refetchInterval: DefaultRefetchInterval, log: logr.Discard(),
+		failed: map[string]failedFetch{}, failureHold: DefaultFailureHold}
 	for _, o := range opts {
 		o(c)
 	}
@@ -148,12 +168,19 @@ func (c *Credentials) GetUntil(ctx context.Context, src Source, o FetchOptions) 
 		c.mu.Unlock()
 		return cc.pick(o.Repository), cc.expires, nil
 	}
+	if f, ok := c.failed[key]; ok && time.Since(f.at) < c.failureHold {
+		c.mu.Unlock()
+		return authn.AuthConfig{}, time.Time{}, f.err
+	}
 	c.mu.Unlock()
 	ch := c.flight.DoChan(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBound(src, o))
 		defer cancel()
 		cc, err := c.fetch(fctx, src, o)
 		if err != nil {
+			c.mu.Lock()
+			c.failed[key] = failedFetch{err: err, at: time.Now()}
+			c.mu.Unlock()
 			return nil, err
 		}
 		if o.Expire > 0 {
@@ -161,6 +188,7 @@ func (c *Credentials) GetUntil(ctx context.Context, src Source, o FetchOptions) 
 		}
 		c.mu.Lock()
 		c.cache[key] = cc
+		delete(c.failed, key)
 		c.mu.Unlock()
 		return cc, nil
 	})

@@ -55,7 +55,7 @@ func (f *fairLimiter) Wait(ctx context.Context, tenant string) error {
 		// registry, is why.
 		if wait := f.expectedWait(len(f.queues[tenant])); time.Until(dl) < wait {
 			f.mu.Unlock()
-			return fmt.Errorf("would wait about %s, past the deadline", wait.Round(time.Millisecond))
+			return fmt.Errorf("would wait about %s, past the deadline: %w", wait.Round(time.Millisecond), context.DeadlineExceeded)
 		}
 	}
 	if len(f.queues[tenant]) == 0 {

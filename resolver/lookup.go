@@ -35,7 +35,10 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 		if err != nil {
 			return answer{}, err
 		}
-		cands := p.candidates(tags)
+		cands, err := p.candidates(ctx, tags)
+		if err != nil {
+			return answer{}, err
+		}
 		tr.tags(tags, cands)
 		if len(cands) == 0 {
 			return answer{}, fmt.Errorf("%s: none of its %d tags passes allow_tags and ignore_tags", repo, len(tags))

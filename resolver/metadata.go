@@ -13,6 +13,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
+// maxIndexImages bounds the images of one index whose build date
+// newest-build reads (two requests each): max_candidate_tags bounds the
+// candidates, and this what one candidate may cost. Multi-arch indexes
+// list a handful of platforms (and their attestations, not read).
+const maxIndexImages = 32
+
 // metadata is what never changes for a digest: when it was built and, for
 // an index, which platforms it covers.
 type metadata struct {
@@ -76,6 +82,7 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 				return err
 			}
 			md = metadata{index: true}
+			read := 0
 			for _, m := range im.Manifests {
 				if m.Platform == nil || m.Platform.OS == "unknown" {
 					continue // attestations
@@ -87,6 +94,9 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 				md.platforms = append(md.platforms, p)
 				if !withCreated || len(platforms) > 0 && len(metadata{index: true, platforms: []string{p}}.missing(platforms)) == len(platforms) {
 					continue
+				}
+				if read++; read > maxIndexImages {
+					return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
 				}
 				img, err := remote.Image(repo.Digest(m.Digest.String()), opts...)
 				if err != nil {

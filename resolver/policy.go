@@ -1,9 +1,11 @@
 package resolver
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"time"
 
@@ -63,11 +65,45 @@ func ParseAllowTags(s string) (*TagPattern, error) {
 	if !ok {
 		return nil, fmt.Errorf("%q must be regexp:<expression> or any", s)
 	}
+	if err := checkRegexpCost(expr); err != nil {
+		return nil, err
+	}
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return nil, fmt.Errorf("%q: bad regexp: %v", s, err)
 	}
 	return &TagPattern{Text: s, re: re}, nil
+}
+
+// Bounds of an allow_tags regexp. Tenants write it (the allow-tags
+// annotation) and every candidate tag of every lookup is matched against
+// it, in time that grows with the compiled program as well as the tag: a
+// 26-byte (a|aa|[a-z]{1,100}){1,10}$ compiles to 2,000 instructions and
+// costs about 1 ms a tag. The expressions users write for tags (semver.org's
+// own included) take under 100 instructions.
+const (
+	maxAllowTagsBytes = 1024
+	maxAllowTagsInsts = 500
+)
+
+// checkRegexpCost refuses an expression too long or too costly to match
+// against thousands of tags, before compiling it for use.
+func checkRegexpCost(expr string) error {
+	if len(expr) > maxAllowTagsBytes {
+		return fmt.Errorf("regexp of %d bytes is too complex: at most %d bytes", len(expr), maxAllowTagsBytes)
+	}
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return fmt.Errorf("%q: bad regexp: %v", expr, err)
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return fmt.Errorf("%q: bad regexp: %v", expr, err)
+	}
+	if n := len(prog.Inst); n > maxAllowTagsInsts {
+		return fmt.Errorf("regexp %.100q is too complex: it compiles to %d instructions, at most %d (write counted repeats such as {1,100} as + or *)", expr, n, maxAllowTagsInsts)
+	}
+	return nil
 }
 
 func (p *TagPattern) allows(tag string) bool { return p == nil || p.re == nil || p.re.MatchString(tag) }
@@ -188,16 +224,21 @@ func (p Policy) key() string {
 	return b.String()
 }
 
-// candidates filters tags by allow_tags and ignore_tags.
-func (p Policy) candidates(tags []string) []string {
+// candidates filters tags by allow_tags and ignore_tags. It gives up when
+// ctx ends: a lookup runs detached from the admission that started it, and
+// matching 50,000 tags must not go on burning CPU past its deadline.
+func (p Policy) candidates(ctx context.Context, tags []string) ([]string, error) {
 	out := make([]string, 0, len(tags))
-	for _, t := range tags {
+	for i, t := range tags {
+		if i%1024 == 1023 && ctx.Err() != nil {
+			return nil, fmt.Errorf("filtering %d tags by allow_tags and ignore_tags: %w", len(tags), ctx.Err())
+		}
 		if !p.AllowTags.allows(t) || ignored(t, p.IgnoreTags) {
 			continue
 		}
 		out = append(out, t)
 	}
-	return out
+	return out, nil
 }
 
 func ignored(tag string, globs []string) bool {

@@ -159,8 +159,10 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 		defer cancel()
 		a, err := lookup(lctx)
 		if err != nil {
-			if lctx.Err() != nil {
-				// A caller's own deadline is not the registry's fault.
+			if lctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+				// A caller's own deadline is not the registry's fault,
+				// nor is a rate-limit wait refused as past it: cached, it
+				// would fail every caller of the key for failureTTL.
 				return answer{}, expired{err}
 			}
 			r.failures.Add(k, failure{err: err, at: time.Now()})
