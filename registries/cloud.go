@@ -126,6 +126,16 @@ type cloudTokens struct {
 	logins     map[string]cloudLogin
 	tokens     map[string]*cloudToken
 	refreshers map[string]bool // keys a refresh goroutine looks after
+	// failed holds a failed login for hold, so that a tenant whose images
+	// name the entry cannot make the webhook log in at every lookup while
+	// the cloud refuses (and throttles) it.
+	failed map[string]cloudFailure
+	hold   time.Duration
+}
+
+type cloudFailure struct {
+	err error
+	at  time.Time
 }
 
 type cloudToken struct {
@@ -135,10 +145,10 @@ type cloudToken struct {
 	used       bool // since it was fetched
 }
 
-func newCloudTokens(parent context.Context) *cloudTokens {
+func newCloudTokens(parent context.Context, hold time.Duration) *cloudTokens {
 	ctx, cancel := context.WithCancel(parent)
 	return &cloudTokens{ctx: ctx, cancel: cancel, now: time.Now, logins: map[string]cloudLogin{},
-		tokens: map[string]*cloudToken{}, refreshers: map[string]bool{}}
+		tokens: map[string]*cloudToken{}, refreshers: map[string]bool{}, failed: map[string]cloudFailure{}, hold: hold}
 }
 
 // close stops the refreshers and waits for them.
@@ -162,6 +172,10 @@ func (c *cloudTokens) get(ctx context.Context, src Source, o FetchOptions) (auth
 		c.mu.Unlock()
 		return t.auth, nil
 	}
+	if f, ok := c.failed[key]; ok && c.now().Sub(f.at) < c.hold {
+		c.mu.Unlock()
+		return authn.AuthConfig{}, f.err
+	}
 	c.mu.Unlock()
 	ch := c.flight.DoChan(key, func() (any, error) { return c.fetchStore(key, src, o) })
 	select {
@@ -183,11 +197,15 @@ func (c *cloudTokens) get(ctx context.Context, src Source, o FetchOptions) (auth
 // looks after it. It runs under c.flight, so one login per key at a time.
 func (c *cloudTokens) fetchStore(key string, src Source, o FetchOptions) (*cloudToken, error) {
 	t, err := c.fetch(src, o)
-	if err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.failed[key] = cloudFailure{err: err, at: c.now()}
+		}
+		return nil, err
+	}
+	delete(c.failed, key)
 	c.tokens[key] = t
 	if !c.refreshers[key] && c.ctx.Err() == nil {
 		c.refreshers[key] = true

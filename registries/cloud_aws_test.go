@@ -36,7 +36,14 @@ type cloudSetup struct {
 	set   *registries.Set
 }
 
+// newCloud holds no failed login, so that a test can fix the identity and
+// log in at once; TestAFailedCloudLoginIsHeldSoLookupsDoNotLogInAgain holds them.
 func newCloud(t *testing.T, credentials string, guard func(http.ResponseWriter, *http.Request) bool, mod ...func(*registries.Entry)) *cloudSetup {
+	t.Helper()
+	return newCloudWith(t, credentials, guard, 0, mod...)
+}
+
+func newCloudWith(t *testing.T, credentials string, guard func(http.ResponseWriter, *http.Request) bool, hold time.Duration, mod ...func(*registries.Entry)) *cloudSetup {
 	t.Helper()
 	s := &cloudSetup{reg: registrytest.New(t)}
 	s.reg.PushImage(t, "team/app:1")
@@ -46,7 +53,7 @@ func newCloud(t *testing.T, credentials string, guard func(http.ResponseWriter, 
 		e.Credentials = credentials
 		e.Limit = 100000
 	}}, mod...)...)
-	s.creds = registries.NewCredentials()
+	s.creds = registries.NewCredentials(registries.WithFailureHold(hold))
 	t.Cleanup(s.creds.Close)
 	var err error
 	if s.set, err = registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(s.creds)); err != nil {
@@ -136,6 +143,23 @@ func TestAnECRTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
 	// waited for a login.
 	if slowest > 500*time.Millisecond {
 		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+func TestAFailedCloudLoginIsHeldSoLookupsDoNotLogInAgain(t *testing.T) {
+	aws := cloudtest.NewAWS(t)
+	aws.SetEnv(t)
+	s := &ecrSetup{cloudSetup: newCloudWith(t, "aws:region=eu-west-1", aws.Guard, registries.DefaultFailureHold), aws: aws}
+	aws.Refuse(true)
+	for i := 0; i < 20; i++ {
+		if err := s.head(ctx(t), t); err == nil {
+			t.Fatalf("lookup %d: want the refusal", i)
+		}
+	}
+	if sts, _ := aws.Counts(); sts != 1 {
+		t.Errorf("STS was asked %d times by 20 lookups, want 1 (the failure is held for %s)", sts, registries.DefaultFailureHold)
 	}
 	s.creds.Close()
 	cloudLeaks(t)

@@ -124,7 +124,7 @@ func NewCredentials(opts ...CredentialsOption) *Credentials {
 	for _, o := range opts {
 		o(c)
 	}
-	c.cloud = newCloudTokens(c.process)
+	c.cloud = newCloudTokens(c.process, c.failureHold)
 	return c
 }
 
