@@ -55,7 +55,7 @@ func (f *fairLimiter) Wait(ctx context.Context, tenant string) error {
 		// registry, is why.
 		if wait := f.expectedWait(len(f.queues[tenant])); time.Until(dl) < wait {
 			f.mu.Unlock()
-			return fmt.Errorf("would wait about %s, past the deadline: %w", wait.Round(time.Millisecond), context.DeadlineExceeded)
+			return pastDeadline(wait)
 		}
 	}
 	if len(f.queues[tenant]) == 0 {
@@ -128,3 +128,14 @@ func (f *fairLimiter) pump() {
 		f.mu.Unlock()
 	}
 }
+
+// pastDeadline is a wait refused because it would end past the deadline. It
+// is a context.DeadlineExceeded, so that callers that stop at the deadline
+// (newest-build) tell it from a registry's failure.
+type pastDeadline time.Duration
+
+func (p pastDeadline) Error() string {
+	return fmt.Sprintf("would wait about %s, past the deadline", time.Duration(p).Round(time.Millisecond))
+}
+
+func (pastDeadline) Is(target error) bool { return target == context.DeadlineExceeded }

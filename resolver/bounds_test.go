@@ -27,6 +27,19 @@ func TestNewestBuildRefusesPastMaxCandidateTagsNamingAllowTags(t *testing.T) {
 	}
 }
 
+// Found end to end (test/envtest/tenants_bounds_test.go): a lookup that ran
+// out of time pinned the newest of the tags it had read so far.
+func TestNewestBuildThatRunsOutOfTimeFailsRatherThanPinningAnOlderTag(t *testing.T) {
+	srv := registrytest.New(t)
+	img := srv.PushImage(t, "big:0.0.1")
+	pushTags(t, srv, "big", img, 90)
+	tgt := setup(t, srv, "big", "  limit: 20\n")
+	tag, err := resolver.New().Resolve(ctxFor(t, time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
+	if err == nil || !strings.Contains(err.Error(), "before the deadline") || !strings.Contains(err.Error(), "allow_tags") {
+		t.Fatalf("got %v, %v; want an error saying how many tags were read before the deadline, naming allow_tags", tag, err)
+	}
+}
+
 // TestNewestBuildOnTenThousandTagsKeepsGoroutinesBounded is the peak the
 // issue asks for: 10 concurrent newest-build lookups over 10,000 candidate
 // tags each once ran 100,000 goroutines; a fixed pool runs 8 per lookup.

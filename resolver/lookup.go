@@ -203,11 +203,32 @@ func (r *Resolver) newestBuild(ctx context.Context, q Query, repo name.Repositor
 			}
 		}()
 	}
+feed:
 	for i := range tags {
-		next <- i
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(next)
 	wg.Wait()
+	// The newest of the tags read before the deadline is not the newest
+	// build: pinning it would silently pin an older image.
+	// The rate limit refuses a wait that would end past the deadline before
+	// the context ends: that is running out of time too.
+	late, read := ctx.Err(), 0
+	for _, d := range out {
+		switch {
+		case d.tag != "" && d.err == nil:
+			read++
+		case late == nil && errors.Is(d.err, context.DeadlineExceeded):
+			late = d.err
+		}
+	}
+	if late != nil {
+		return "", fmt.Errorf("newest-build read the build date of %d of %d candidate tags before the deadline: narrow them with allow_tags (or ignore_tags): %w", read, len(tags), late)
+	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].created.Equal(out[j].created) {
 			return out[i].created.After(out[j].created)
