@@ -362,8 +362,12 @@ policy:
 	if bad := badNewest.Load(); bad != nil {
 		t.Errorf("tenant-a's newest-build: %v", bad)
 	}
-	if last, _ := lastNewest.Load().(string); last != "pinned to the newest" && !strings.Contains(last, "allow_tags") {
-		t.Errorf("tenant-a's newest-build was neither pinned to the newest tag nor refused naming allow_tags: %q", last)
+	// Under this load the budget may also run out while the tags are still
+	// being listed: a deadline error, which is fine too. What must never
+	// happen (badNewest) is a pin to an older tag.
+	if last, _ := lastNewest.Load().(string); last != "pinned to the newest" && !strings.Contains(last, "allow_tags") &&
+		!strings.Contains(last, "past the deadline") && !strings.Contains(last, "in time") {
+		t.Errorf("tenant-a's newest-build was neither pinned to the newest tag nor refused naming allow_tags or the deadline: %q", last)
 	}
 	if bound := max(5*normal, 2*time.Second); worst > bound {
 		t.Errorf("tenant-b's digest lookup took %v under tenant-a's load, past %v (normal %v)", worst, bound, normal)
