@@ -20,7 +20,7 @@ func (c *Config) Query(img registries.Image, ns string, over resolver.Fields, fr
 	if !ok {
 		return resolver.Query{}, false, nil
 	}
-	f := over.Over(c.Policy.Rule(img)).Over(c.Policy.Defaults)
+	f := c.Fields(img, over)
 	if f.Strategy != nil && *f.Strategy == resolver.Skip {
 		return resolver.Query{}, false, nil
 	}
@@ -38,4 +38,11 @@ func (c *Config) Query(img registries.Image, ns string, over resolver.Fields, fr
 	pol.Platforms, pol.TagSortMode = e.Platforms, e.TagSortMode
 	pol.CacheTTL, pol.Fresh, pol.MaxCandidates = c.Policy.CacheTTL, fresh, c.Policy.MaxCandidateTags
 	return resolver.Query{Target: target, Tag: img.Tag, Policy: pol, OnError: onErr}, true, nil
+}
+
+// Fields merges the fields that steer the choice of img's tag, each from the
+// most specific source: over (the object's annotations), then the longest
+// policy.images rule, then the policy defaults.
+func (c *Config) Fields(img registries.Image, over resolver.Fields) resolver.Fields {
+	return over.Over(c.Policy.Rule(img)).Over(c.Policy.Defaults)
 }

@@ -129,13 +129,8 @@ type cloudTokens struct {
 	// failed holds a failed login for hold, so that a tenant whose images
 	// name the entry cannot make the webhook log in at every lookup while
 	// the cloud refuses (and throttles) it.
-	failed map[string]cloudFailure
+	failed map[string]failedFetch
 	hold   time.Duration
-}
-
-type cloudFailure struct {
-	err error
-	at  time.Time
 }
 
 type cloudToken struct {
@@ -148,7 +143,7 @@ type cloudToken struct {
 func newCloudTokens(parent context.Context, hold time.Duration) *cloudTokens {
 	ctx, cancel := context.WithCancel(parent)
 	return &cloudTokens{ctx: ctx, cancel: cancel, now: time.Now, logins: map[string]cloudLogin{},
-		tokens: map[string]*cloudToken{}, refreshers: map[string]bool{}, failed: map[string]cloudFailure{}, hold: hold}
+		tokens: map[string]*cloudToken{}, refreshers: map[string]bool{}, failed: map[string]failedFetch{}, hold: hold}
 }
 
 // close stops the refreshers and waits for them.
@@ -201,7 +196,7 @@ func (c *cloudTokens) fetchStore(key string, src Source, o FetchOptions) (*cloud
 	defer c.mu.Unlock()
 	if err != nil {
 		if c.ctx.Err() == nil {
-			c.failed[key] = cloudFailure{err: err, at: c.now()}
+			c.failed[key] = failedFetch{err: err, at: c.now()}
 		}
 		return nil, err
 	}

@@ -37,15 +37,15 @@ func ParseImage(ref string) (Image, error) {
 		return Image{}, fmt.Errorf("image reference is empty")
 	}
 	if len(ref) > 4096 {
-		return Image{}, fmt.Errorf("image reference %s is %d bytes long, more than 4096", short(ref), len(ref))
+		return Image{}, fmt.Errorf("image reference %s is %d bytes long, more than 4096", Quote(ref), len(ref))
 	}
 	if err := checkReference(ref); err != nil {
-		return Image{}, fmt.Errorf("image reference %s: %v", short(ref), err)
+		return Image{}, fmt.Errorf("image reference %s: %v", Quote(ref), err)
 	}
 	if _, err := name.ParseReference(ref); err != nil {
 		// go-containerregistry's message repeats the whole reference.
 		msg := strings.ReplaceAll(err.Error(), ref, "it")
-		return Image{}, fmt.Errorf("image reference %s: %s", short(ref), short(msg))
+		return Image{}, fmt.Errorf("image reference %s: %s", Quote(ref), Quote(msg))
 	}
 	img := Image{Written: ref, Repo: ref}
 	if i := strings.IndexByte(img.Repo, '@'); i >= 0 {
@@ -138,8 +138,9 @@ func (i Image) PrefixMatch(prefix string) (specificity int, ok bool) {
 	return 0, false
 }
 
-// short quotes s, cut to a length a warning can carry.
-func short(s string) string {
+// Quote quotes s (an image reference, or what a registry sent), cut to a
+// length that leaves room in a warning or denial for what happened to it.
+func Quote(s string) string {
 	if len(s) > 100 {
 		return fmt.Sprintf("%q… (%d bytes)", s[:80], len(s))
 	}

@@ -107,11 +107,11 @@ func (c *Client) nextPage(page *url.URL, headers []string) (*url.URL, error) {
 	}
 	ref, err := url.Parse(target)
 	if err != nil {
-		return nil, fmt.Errorf("the registry's next-page link %s: %v", short(target), err)
+		return nil, fmt.Errorf("the registry's next-page link %s: %v", Quote(target), err)
 	}
 	u := page.ResolveReference(ref)
 	if !strings.EqualFold(u.Host, c.Entry.Host()) {
-		return nil, fmt.Errorf("the registry's next-page link leads to %s, not to api_url's host %s", short(u.Host), c.Entry.Host())
+		return nil, fmt.Errorf("the registry's next-page link leads to %s, not to api_url's host %s", Quote(u.Host), c.Entry.Host())
 	}
 	u.Scheme, u.Host = c.Entry.APIURL.Scheme, c.Entry.Host()
 	return u, nil

@@ -270,9 +270,10 @@ func (p *plan) build() {
 	}
 }
 
-// fields merges what steers the choice for one container of img.
+// fields merges what steers the choice for one container of img, as the
+// container's query does.
 func (p *plan) fields(name string, img registries.Image) resolver.Fields {
-	return p.ov.forContainer(name, p.cfg.Policy.Rule(img).Over(p.cfg.Policy.Defaults))
+	return p.cfg.Fields(img, p.ov.forContainer(name, resolver.Fields{}))
 }
 
 // skips reports whether the container is now to be left alone.
@@ -314,10 +315,7 @@ func (p *plan) steeringChanged(name string) bool {
 // Past policy.max_lookups, the remaining containers get an error (a warning
 // or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
-	maxLookups := p.cfg.Policy.MaxLookups
-	if maxLookups <= 0 {
-		maxLookups = config.DefaultMaxLookups
-	}
+	maxLookups := p.cfg.Policy.MaxLookups // at least 1: config defaults it
 	var wg sync.WaitGroup
 	lookups := map[any]bool{} // containers with the same query share one lookup
 	for _, t := range p.tasks {
@@ -359,7 +357,7 @@ func (p *plan) respond() (admission.Response, string) {
 		if t.err == nil {
 			continue
 		}
-		msg := fmt.Sprintf("container %q image %s: %v", t.c.name, quoteImage(t.original), t.err)
+		msg := fmt.Sprintf("container %q image %s: %v", t.c.name, registries.Quote(t.original), t.err)
 		switch {
 		case t.query.OnError == registries.OnErrorFail && !report:
 			denials = append(denials, msg)
@@ -485,11 +483,7 @@ func limitWarnings(ws []string) []string {
 			out = append(out, fmt.Sprintf("image-pin: %d more warnings", len(ws)-i))
 			break
 		}
-		w = "image-pin: " + oneLine(w)
-		if len(w) > 500 {
-			w = w[:497] + "..."
-		}
-		out = append(out, w)
+		out = append(out, cut("image-pin: "+oneLine(w), maxMessageLength))
 	}
 	return out
 }
@@ -498,9 +492,18 @@ func limitWarnings(ws []string) []string {
 // logs, and a tenant must not make it arbitrarily large.
 const (
 	maxDenials       = 10
-	maxDenialLength  = 500  // per container, as a warning
 	maxDenialMessage = 4096 // in all
+	// maxMessageLength bounds one warning, and one reason of a denial.
+	maxMessageLength = 500
 )
+
+// cut shortens s to at most n bytes, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
 
 // limitDenial joins the reasons of a denial onto one line, each cut like a
 // warning, at most maxDenials of them and maxDenialMessage bytes in all.
@@ -513,28 +516,13 @@ func limitDenial(msgs ...string) string {
 			fmt.Fprintf(&b, "; and %d more", len(msgs)-i)
 			break
 		}
-		if m = oneLine(m); len(m) > maxDenialLength {
-			m = m[:maxDenialLength-3] + "..."
-		}
+		m = cut(oneLine(m), maxMessageLength)
 		if i > 0 {
 			b.WriteString("; ")
 		}
 		b.WriteString(m)
 	}
-	s := b.String()
-	if len(s) > maxDenialMessage {
-		s = s[:maxDenialMessage-3] + "..."
-	}
-	return s
-}
-
-// quoteImage quotes an image reference, cut to a length that leaves room in
-// a warning or denial for what happened to it.
-func quoteImage(ref string) string {
-	if len(ref) > 100 {
-		return fmt.Sprintf("%q… (%d bytes)", ref[:80], len(ref))
-	}
-	return fmt.Sprintf("%q", ref)
+	return cut(b.String(), maxDenialMessage)
 }
 
 // oneLine folds a message onto one printable line: the API server drops a
