@@ -62,6 +62,31 @@ func newCloudWith(t *testing.T, credentials string, guard func(http.ResponseWrit
 	return s
 }
 
+// headMany resolves n times, each of which must succeed.
+func (s *cloudSetup) headMany(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatalf("resolution %d: %v", i, err)
+		}
+	}
+}
+
+// slowestHead resolves every 20ms for d and returns the slowest resolution:
+// a caller that waited for a login shows there.
+func (s *cloudSetup) slowestHead(t *testing.T, d time.Duration) time.Duration {
+	t.Helper()
+	var slowest time.Duration
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		start := time.Now()
+		if err := s.head(ctx(t), t); err != nil {
+			t.Fatalf("at %s: %v", time.Until(deadline), err)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	return slowest
+}
+
 func (s *cloudSetup) head(ctx context.Context, t *testing.T) error {
 	t.Helper()
 	img, _ := registries.ParseImage(s.reg.Host + "/team/app:1")
@@ -95,11 +120,7 @@ func newECR(t *testing.T, credentials string, mod ...func(*registries.Entry)) *e
 
 func TestOneECRTokenServesAThousandResolutions(t *testing.T) {
 	s := newECR(t, "aws:region=eu-west-1")
-	for i := 0; i < 1000; i++ {
-		if err := s.head(ctx(t), t); err != nil {
-			t.Fatalf("resolution %d: %v", i, err)
-		}
-	}
+	s.headMany(t, 1000)
 	if sts, ecr := s.aws.Counts(); sts != 1 || ecr != 1 {
 		t.Errorf("token requests: sts=%d ecr=%d, want 1 and 1", sts, ecr)
 	}
@@ -118,16 +139,7 @@ func TestAnECRTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
 	if err := s.head(ctx(t), t); err != nil {
 		t.Fatal(err)
 	}
-	var slowest time.Duration
-	deadline := time.Now().Add(6 * time.Second)
-	for time.Now().Before(deadline) {
-		start := time.Now()
-		if err := s.head(ctx(t), t); err != nil {
-			t.Fatalf("at %s: %v", time.Until(deadline), err)
-		}
-		slowest = max(slowest, time.Since(start))
-		time.Sleep(20 * time.Millisecond)
-	}
+	slowest := s.slowestHead(t, 6*time.Second)
 	sts, ecr := s.aws.Counts()
 	if ecr < 2 || ecr > 3 {
 		t.Errorf("GetAuthorizationToken ran %d times in 6s of 4s tokens, want 2 or 3 (one per window)", ecr)

@@ -17,11 +17,7 @@ func newGCR(t *testing.T) (*cloudSetup, *cloudtest.GCP) {
 
 func TestOneGoogleTokenServesAThousandResolutions(t *testing.T) {
 	s, gcp := newGCR(t)
-	for i := 0; i < 1000; i++ {
-		if err := s.head(ctx(t), t); err != nil {
-			t.Fatalf("resolution %d: %v", i, err)
-		}
-	}
+	s.headMany(t, 1000)
 	if n := gcp.Tokens(); n != 1 {
 		t.Errorf("the metadata server gave %d tokens, want 1", n)
 	}
@@ -35,16 +31,7 @@ func TestAGoogleTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T)
 	if err := s.head(ctx(t), t); err != nil {
 		t.Fatal(err)
 	}
-	var slowest time.Duration
-	deadline := time.Now().Add(6 * time.Second)
-	for time.Now().Before(deadline) {
-		start := time.Now()
-		if err := s.head(ctx(t), t); err != nil {
-			t.Fatal(err)
-		}
-		slowest = max(slowest, time.Since(start))
-		time.Sleep(20 * time.Millisecond)
-	}
+	slowest := s.slowestHead(t, 6*time.Second)
 	if n := gcp.Tokens(); n < 2 || n > 3 {
 		t.Errorf("%d tokens in 6s of 4s tokens, want 2 or 3", n)
 	}

@@ -41,6 +41,14 @@ func startOwn(t *testing.T, apiURL, kubeconfig string, extraArgs ...string) *pro
 // startWithConfig starts a webhook with the config document doc.
 func startWithConfig(t *testing.T, doc, kubeconfig string, extraArgs ...string) *process {
 	t.Helper()
+	return startProcess(t, doc, cluster.WebhookOptions{Kubeconfig: kubeconfig, Args: extraArgs})
+}
+
+// startProcess starts a webhook of the test's own with the config document
+// doc, serving certificates from the suite's CA; o gives the rest (the
+// binary, config, certificates and output are filled in here).
+func startProcess(t *testing.T, doc string, o cluster.WebhookOptions) *process {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
@@ -50,8 +58,8 @@ func startWithConfig(t *testing.T, doc, kubeconfig string, extraArgs ...string) 
 	if err := s.authority.Issue(p.certDir); err != nil {
 		t.Fatal(err)
 	}
-	w, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: cfg, CertDir: p.certDir,
-		Kubeconfig: kubeconfig, Args: extraArgs, Output: p.out})
+	o.Binary, o.Config, o.CertDir, o.Output = os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), cfg, p.certDir, p.out
+	w, err := cluster.StartWebhook(o)
 	if err != nil {
 		t.Fatalf("%v; it printed:\n%s", err, p.out.String())
 	}

@@ -2,7 +2,6 @@ package envtest
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,31 +24,12 @@ import (
 // scraped on /metrics. Each test runs a webhook of its own with its own
 // config, so that its metrics and rate limits are its own.
 
-// startMetered starts a webhook with the config doc, /metrics on and env
-// added to its environment.
+// startMetered starts a webhook with the config doc, /metrics on, debug
+// logging and env added to its environment.
 func startMetered(t *testing.T, doc string, env ...string) *process {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{out: &lockedBuffer{}, certDir: filepath.Join(dir, "certs")}
-	if err := s.authority.Issue(p.certDir); err != nil {
-		t.Fatal(err)
-	}
-	w, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: cfg, CertDir: p.certDir,
-		Kubeconfig: s.kubecfg, Metrics: true, Args: []string{"--zap-log-level", "debug"}, Env: env, Output: p.out})
-	if err != nil {
-		t.Fatalf("%v; it printed:\n%s", err, p.out.String())
-	}
-	p.Webhook = w
-	t.Cleanup(func() {
-		w.Kill()
-		_, _ = w.Cmd.Process.Wait()
-	})
-	p.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.authority.Pool()}}}
-	return p
+	return startProcess(t, doc, cluster.WebhookOptions{Kubeconfig: s.kubecfg, Metrics: true,
+		Args: []string{"--zap-log-level", "debug"}, Env: env})
 }
 
 // review is an AdmissionReview for a Pod of one container per image, as
