@@ -261,4 +261,7 @@ func TestSourcesParseAsWritten(t *testing.T) {
 			t.Errorf("%q: error prints the credential", bad)
 		}
 	}
+	if _, err := registries.ParseSource("imagepullsecrets"); err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Errorf("imagepullsecrets: err = %v, want one saying it is not available yet", err)
+	}
 }

@@ -40,6 +40,10 @@ func (s Source) String() string {
 // its kind: a mistyped source may hold a secret pasted in by mistake.
 func ParseSource(v string) (*Source, error) {
 	kind, rest, ok := strings.Cut(v, ":")
+	if v == "imagepullsecrets" {
+		// Named in the contract; refused clearly until it is built.
+		return nil, fmt.Errorf("imagepullsecrets (the workload's own pull secrets) is not available in this release yet")
+	}
 	if !ok {
 		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, aws:, gcp: or azure:")
 	}
