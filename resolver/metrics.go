@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"registry", "strategy"}),
 		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "image_pin_cache_entries",
-			Help: "Entries held by each cache (answers, tags, metadata, failures).",
+			Help: "Entries held by each cache (answers, tags, metadata).",
 		}, []string{"cache"}),
 	}
 	reg.MustRegister(m.resolutions, m.duration, m.entries)

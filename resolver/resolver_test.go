@@ -173,8 +173,6 @@ func TestATenThousandTagRepositoryIsListedPageByPage(t *testing.T) {
 	}
 	srv := registrytest.New(t)
 	img := srv.PushImage(t, "big:0.0.1")
-	ref := srv.Ref(t, "big:0.0.1")
-	_ = ref
 	// Tag one image 10,000 times through the registry's manifest PUT.
 	pushTags(t, srv, "big", img, 10000)
 	tgt := setup(t, srv, "big", "")

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -525,8 +524,6 @@ func TestAnAdmissionIsAnsweredWithinResolveTimeout(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-var _ = context.Background
 
 func containerName(names []string, i int) string {
 	if i < len(names) {

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -131,8 +130,6 @@ func TestAReloadThatChangesAnEntrysCredentialsStartsItsCachesFresh(t *testing.T)
 		t.Fatalf("after the credential changed, team-a was served the old entry's answer: %s", r.Patch)
 	}
 }
-
-var _ = http.StatusOK
 
 func TestDotSegmentsAreRefusedNamingTheContainerWithoutAnyRegistryRequest(t *testing.T) {
 	for _, onError := range []string{"ignore", "fail"} {

@@ -7,7 +7,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"flag"
@@ -402,8 +401,6 @@ func cpuModel() string {
 	}
 	return "unknown CPU"
 }
-
-var _ = context.Background
 
 // soak posts count admissions of 5 images from 50 clients while the
 // registry flaps every 250ms, with cache_ttl 1s so the last known good
