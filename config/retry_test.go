@@ -38,9 +38,7 @@ func TestAReloadThatFailedOutsideTheFileIsRetried(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	writeFile(t, path, "policy:\n  mode: pin\n")
-	changed := make(chan *config.Config, 1)
 	w, err := config.NewWatcher(path, nil,
-		config.WithOnChange(func(c *config.Config) { changed <- c }),
 		config.WithPollInterval(time.Hour),
 		config.WithRetryBackoff(50*time.Millisecond, time.Second))
 	if err != nil {
@@ -50,6 +48,8 @@ func TestAReloadThatFailedOutsideTheFileIsRetried(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = w.Start(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	changed, unsubscribe := w.Subscribe()
+	t.Cleanup(unsubscribe)
 	time.Sleep(100 * time.Millisecond) // let the watch start
 
 	ca := filepath.Join(t.TempDir(), "ca.pem") // outside the watched directory
@@ -60,9 +60,9 @@ func TestAReloadThatFailedOutsideTheFileIsRetried(t *testing.T) {
 	}
 	writeFile(t, ca, caPEM(t)) // the Secret is mounted; the config file is unchanged
 	select {
-	case c := <-changed:
-		if len(c.Registries.Clients()) != 1 {
-			t.Errorf("%d registries in force, want 1", len(c.Registries.Clients()))
+	case <-changed:
+		if n := len(w.Current().Registries.Clients()); n != 1 {
+			t.Errorf("%d registries in force, want 1", n)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the reload was not tried again")

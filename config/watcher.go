@@ -20,15 +20,15 @@ import (
 // including a Kubernetes ConfigMap's ..data symlink swap. A bad new config is
 // logged and counted, and the last good one stays in force.
 type Watcher struct {
-	path     string
-	opts     []registries.SetOption
-	current  atomic.Pointer[Config]
-	mu       sync.Mutex // guards raw and serialises reloads
-	raw      []byte
-	log      logr.Logger
-	reloads  *prometheus.CounterVec
-	onChange func(*Config)
-	poll     time.Duration
+	path    string
+	opts    []registries.SetOption
+	current atomic.Pointer[Config]
+	mu      sync.Mutex // guards raw and subs, and serialises reloads
+	raw     []byte
+	log     logr.Logger
+	reloads *prometheus.CounterVec
+	subs    map[chan struct{}]struct{} // guarded by mu
+	poll    time.Duration
 
 	// A reload can fail for a reason outside the file (a ca_file whose
 	// Secret is not mounted yet), so a failed file is tried again with
@@ -59,9 +59,6 @@ func WithReloadMetrics(reg prometheus.Registerer) WatcherOption {
 	}
 }
 
-// WithOnChange calls f after each successful reload (not the first load).
-func WithOnChange(f func(*Config)) WatcherOption { return func(w *Watcher) { w.onChange = f } }
-
 // WithPollInterval sets how often the file is re-read even without a file
 // event, as a safety net for file systems that send none (default 30s).
 func WithPollInterval(d time.Duration) WatcherOption { return func(w *Watcher) { w.poll = d } }
@@ -87,6 +84,29 @@ func NewWatcher(path string, setOpts []registries.SetOption, opts ...WatcherOpti
 
 // Current is the config in force: a consistent snapshot.
 func (w *Watcher) Current() *Config { return w.current.Load() }
+
+// Registries is the registries of the config in force.
+func (w *Watcher) Registries() *registries.Set { return w.Current().Registries }
+
+// Subscribe returns a channel that receives after each reload that puts a
+// new config in force (not the first load), and a function that ends the
+// subscription. Reloads a subscriber has not yet received coalesce into one:
+// it reads Current for the latest, and a slow subscriber never holds up a
+// reload.
+func (w *Watcher) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.subs == nil {
+		w.subs = map[chan struct{}]struct{}{}
+	}
+	w.subs[ch] = struct{}{}
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.subs, ch)
+	}
+}
 
 // Start watches until ctx ends; it is a controller-runtime Runnable.
 func (w *Watcher) Start(ctx context.Context) error {
@@ -161,8 +181,11 @@ func (w *Watcher) Reload() bool {
 		w.reloads.WithLabelValues("success").Inc()
 	}
 	w.log.Info("config reloaded", "path", w.path, "registries", len(c.Registries.Clients()))
-	if w.onChange != nil {
-		w.onChange(c)
+	for ch := range w.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // one is pending already
+		}
 	}
 	return true
 }

@@ -28,9 +28,7 @@ func TestTheWatcherFollowsAConfigMapSymlinkSwap(t *testing.T) {
 	if err := os.Symlink("..data/config.yaml", filepath.Join(dir, "config.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	changed := make(chan *config.Config, 1)
 	w, err := config.NewWatcher(filepath.Join(dir, "config.yaml"), nil,
-		config.WithOnChange(func(c *config.Config) { changed <- c }),
 		config.WithPollInterval(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +37,8 @@ func TestTheWatcherFollowsAConfigMapSymlinkSwap(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = w.Start(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	changed, unsubscribe := w.Subscribe()
+	t.Cleanup(unsubscribe)
 	time.Sleep(100 * time.Millisecond) // let the watch start
 
 	mkVersion("..v2", "report")
@@ -49,11 +49,61 @@ func TestTheWatcherFollowsAConfigMapSymlinkSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case c := <-changed:
-		if c.Policy.Mode != config.ModeReport || w.Current() != c {
+	case <-changed:
+		if w.Current().Policy.Mode != config.ModeReport {
 			t.Errorf("after the swap mode = %s", w.Current().Policy.Mode)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the symlink swap was not noticed")
+	}
+}
+
+func TestEverySubscriberHearsOfAReloadOnceAndAnEndedSubscriptionNoMore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, path, "policy:\n  mode: pin\n")
+	w, err := config.NewWatcher(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, cancelA := w.Subscribe()
+	defer cancelA()
+	b, cancelB := w.Subscribe()
+	gone, cancelGone := w.Subscribe()
+	cancelGone()
+
+	// Two reloads that nobody has read yet: neither blocks, and each
+	// subscriber hears of them once.
+	for _, mode := range []string{"report", "pin"} {
+		writeFile(t, path, "policy:\n  mode: "+mode+"\n")
+		if !w.Reload() {
+			t.Fatalf("the change to mode %s did not take effect", mode)
+		}
+	}
+	for name, ch := range map[string]<-chan struct{}{"a": a, "b": b} {
+		select {
+		case <-ch:
+		default:
+			t.Errorf("subscriber %s did not hear of the reloads", name)
+		}
+		select {
+		case <-ch:
+			t.Errorf("subscriber %s heard of two reloads twice; want them coalesced", name)
+		default:
+		}
+	}
+	select {
+	case <-gone:
+		t.Error("an ended subscription still heard of a reload")
+	default:
+	}
+
+	cancelB()
+	if w.Reload() {
+		t.Fatal("an unchanged file was reloaded")
+	}
+	select {
+	case <-a:
+		t.Error("a read of an unchanged file was announced as a reload")
+	default:
 	}
 }

@@ -7,15 +7,24 @@ import (
 	"github.com/go-logr/logr"
 )
 
+// PingSource is where a Pinger finds the registries in force and hears that
+// they changed: the config watcher.
+type PingSource interface {
+	// Registries is the Set in force now.
+	Registries() *Set
+	// Subscribe returns a channel that receives after each change, and a
+	// function that ends the subscription.
+	Subscribe() (changed <-chan struct{}, cancel func())
+}
+
 // Pinger pings every entry with ping: yes in the background, at start, after
 // each config change and every Interval, warming credentials and tokens. Its
 // outcome is a metric and a log line, never a reason to refuse an admission
 // or to fail readiness.
 type Pinger struct {
-	Set      func() *Set
+	Source   PingSource
 	Interval time.Duration
 	Log      logr.Logger
-	Changed  <-chan struct{}
 }
 
 // Start runs until ctx ends; it is a controller-runtime Runnable.
@@ -24,6 +33,9 @@ func (p *Pinger) Start(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 5 * time.Minute
 	}
+	// Subscribed before the first ping, so a change while it runs is not missed.
+	changed, cancel := p.Source.Subscribe()
+	defer cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -32,13 +44,13 @@ func (p *Pinger) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-p.Changed:
+		case <-changed:
 		}
 	}
 }
 
 func (p *Pinger) pingAll(ctx context.Context) {
-	for _, c := range p.Set().Clients() {
+	for _, c := range p.Source.Registries().Clients() {
 		if !c.Entry.Ping {
 			continue
 		}

@@ -70,7 +70,7 @@ func TestAPingMarksTheRegistryUpOrDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &registries.Pinger{Set: func() *registries.Set { return cfg.Registries }, Interval: time.Hour}
+	p := &registries.Pinger{Source: &pingSource{current: cfg.Registries}, Interval: time.Hour}
 	c, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = p.Start(c); close(done) }()

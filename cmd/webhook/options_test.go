@@ -1,0 +1,88 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// parse binds fresh options to a FlagSet of their own and parses args.
+func parse(t *testing.T, args ...string) *options {
+	t.Helper()
+	o := newOptions()
+	fs := flag.NewFlagSet("image-pin-webhook", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestTheFlagsDefaultToWhatTheOperationsGuideSays(t *testing.T) {
+	o := parse(t)
+	got := map[string]any{
+		"--config": o.ConfigPath, "--cert-dir": o.CertDir, "--port": o.Port,
+		"--metrics-bind-address": o.MetricsAddr, "--health-probe-bind-address": o.ProbeAddr,
+		"--shutdown-delay": o.ShutdownDelay, "--enable-http2": o.EnableHTTP2, "--client-ca-file": o.ClientCAFile,
+	}
+	want := map[string]any{
+		"--config": "/etc/image-pin-webhook/config.yaml", "--cert-dir": "/tmp/k8s-webhook-server/serving-certs", "--port": 9443,
+		"--metrics-bind-address": ":8080", "--health-probe-bind-address": ":8081",
+		"--shutdown-delay": 5 * time.Second, "--enable-http2": false, "--client-ca-file": "",
+	}
+	for flag, w := range want {
+		if got[flag] != w {
+			t.Errorf("%s defaults to %v, want %v", flag, got[flag], w)
+		}
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("the defaults are invalid: %v", err)
+	}
+}
+
+func TestFlagsBindToTheirOptions(t *testing.T) {
+	o := parse(t, "--config", "/c.yaml", "--cert-dir", "/certs", "--port", "10250",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:9000",
+		"--shutdown-delay", "1s", "--enable-http2", "--client-ca-file", "/ca.pem", "--zap-log-level", "debug")
+	if o.ConfigPath != "/c.yaml" || o.CertDir != "/certs" || o.Port != 10250 || o.MetricsAddr != "0" ||
+		o.ProbeAddr != "127.0.0.1:9000" || o.ShutdownDelay != time.Second || !o.EnableHTTP2 || o.ClientCAFile != "/ca.pem" ||
+		o.Logging.Level == nil {
+		t.Errorf("options after parsing: %+v", o)
+	}
+	if err := o.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBadFlagValuesAreRefusedNamingTheFlag(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a port of 0 is refused rather than quietly served on 9443", []string{"--port", "0"}, "--port: 0"},
+		{"a port above 65535 is refused", []string{"--port", "70000"}, "--port: 70000"},
+		{"a negative shutdown delay is refused", []string{"--shutdown-delay", "-1s"}, "--shutdown-delay: -1s"},
+		{"an empty config path is refused", []string{"--config", ""}, "--config: must be set"},
+		{"an empty cert dir is refused", []string{"--cert-dir", ""}, "--cert-dir: must be set"},
+		{"a metrics address without a port is refused", []string{"--metrics-bind-address", "localhost"}, `--metrics-bind-address: "localhost"`},
+		{"a probe address with a bad port is refused", []string{"--health-probe-bind-address", ":http2"}, `--health-probe-bind-address: ":http2"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := parse(t, tc.args...).Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestZeroTurnsMetricsAndProbesOff(t *testing.T) {
+	if err := parse(t, "--metrics-bind-address", "0", "--health-probe-bind-address", "0").Validate(); err != nil {
+		t.Error(err)
+	}
+}
