@@ -36,7 +36,7 @@ func TestARealRegistryAcceptsTheECRTokenAndNothingElse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := cluster.StartRegistry(bin, t.TempDir(), cluster.TLSHtpasswd, ca, nil, "AWS", pass)
+	reg, err := cluster.StartRegistry(bin, t.TempDir(), cluster.RegistryOptions{Kind: cluster.TLSHtpasswd, Authority: ca, User: "AWS", Pass: pass})
 	if err != nil {
 		t.Fatal(err)
 	}

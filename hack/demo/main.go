@@ -81,7 +81,7 @@ func run() error {
 	defer kcm.Stop(20 * time.Second)
 
 	step("starting a registry and pushing sample images")
-	reg, err := cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", "")
+	reg, err := cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.RegistryOptions{})
 	if err != nil {
 		return err
 	}

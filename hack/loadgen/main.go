@@ -69,7 +69,7 @@ func run(quick bool, soak int) error {
 	if err := os.WriteFile(e.kubeconfig, []byte(cluster.UnreachableKubeconfig), 0o600); err != nil {
 		return err
 	}
-	if e.reg, err = cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", ""); err != nil {
+	if e.reg, err = cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.RegistryOptions{}); err != nil {
 		return err
 	}
 	defer e.reg.Stop()

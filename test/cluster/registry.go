@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -64,8 +65,28 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// StartRegistry writes a config for kind and starts the registry binary.
-func StartRegistry(binary, dir string, kind Kind, authority *CA, tokens *TokenServer, user, pass string) (*Registry, error) {
+// RegistryOptions say how a Registry authenticates. The zero value is a
+// Plain registry.
+type RegistryOptions struct {
+	Kind Kind
+	// Authority issues a TLSHtpasswd registry's serving certificate.
+	Authority *CA
+	// Tokens issues a Token registry's bearer tokens.
+	Tokens *TokenServer
+	// User and Pass are the credentials a TLSHtpasswd registry accepts, and
+	// those Push and Get present to a TLSHtpasswd or Token registry.
+	User, Pass string
+}
+
+// StartRegistry writes a config for o.Kind into dir and starts the registry
+// binary.
+func StartRegistry(binary, dir string, o RegistryOptions) (*Registry, error) {
+	switch {
+	case o.Kind == TLSHtpasswd && o.Authority == nil:
+		return nil, errors.New("a TLSHtpasswd registry needs an Authority")
+	case o.Kind == Token && o.Tokens == nil:
+		return nil, errors.New("a Token registry needs Tokens")
+	}
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -73,7 +94,7 @@ func StartRegistry(binary, dir string, kind Kind, authority *CA, tokens *TokenSe
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), user: user, pass: pass, binary: binary, rt: http.DefaultTransport}
+	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), user: o.User, pass: o.Pass, binary: binary, rt: http.DefaultTransport}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -89,29 +110,29 @@ http:
   secret: e2e-secret
 `, filepath.Join(dir, "data"), r.Host)
 	r.URL = "http://" + r.Host
-	switch kind {
+	switch o.Kind {
 	case TLSHtpasswd:
-		if err := authority.Issue(filepath.Join(dir, "tls")); err != nil {
+		if err := o.Authority.Issue(filepath.Join(dir, "tls")); err != nil {
 			return nil, err
 		}
-		hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+		hash, err := bcrypt.GenerateFromPassword([]byte(o.Pass), bcrypt.MinCost)
 		if err != nil {
 			return nil, err
 		}
 		htpasswd := filepath.Join(dir, "htpasswd")
-		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(htpasswd, []byte(o.User+":"+string(hash)+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\nauth:\n  htpasswd:\n    realm: e2e\n    path: %s\n",
 			filepath.Join(dir, "tls", "tls.crt"), filepath.Join(dir, "tls", "tls.key"), htpasswd)
 		r.URL = "https://" + r.Host
-		r.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: authority.Pool()}}
+		r.rt = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: o.Authority.Pool()}}
 	case Token:
 		bundle := filepath.Join(dir, "token-ca.pem")
-		if err := os.WriteFile(bundle, tokens.certPEM, 0o644); err != nil {
+		if err := os.WriteFile(bundle, o.Tokens.certPEM, 0o644); err != nil {
 			return nil, err
 		}
-		cfg += fmt.Sprintf("auth:\n  token:\n    realm: %s/token\n    service: e2e-registry\n    issuer: e2e-token-issuer\n    rootcertbundle: %s\n", tokens.url, bundle)
+		cfg += fmt.Sprintf("auth:\n  token:\n    realm: %s/token\n    service: e2e-registry\n    issuer: e2e-token-issuer\n    rootcertbundle: %s\n", o.Tokens.url, bundle)
 	}
 	r.cfg = filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {

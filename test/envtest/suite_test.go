@@ -136,16 +136,16 @@ func (s *suite) startRegistries() error {
 	if s.tokens, err = cluster.StartTokenServer(regUser, regPass); err != nil {
 		return err
 	}
-	if s.plain, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "plain"), cluster.Plain, nil, nil, "", ""); err != nil {
+	if s.plain, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "plain"), cluster.RegistryOptions{}); err != nil {
 		return err
 	}
-	if s.tlsReg, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "tls"), cluster.TLSHtpasswd, s.authority, nil, regUser, regPass); err != nil {
+	if s.tlsReg, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "tls"), cluster.RegistryOptions{Kind: cluster.TLSHtpasswd, Authority: s.authority, User: regUser, Pass: regPass}); err != nil {
 		return err
 	}
-	if s.tokenReg, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "token"), cluster.Token, nil, s.tokens, regUser, regPass); err != nil {
+	if s.tokenReg, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "token"), cluster.RegistryOptions{Kind: cluster.Token, Tokens: s.tokens, User: regUser, Pass: regPass}); err != nil {
 		return err
 	}
-	s.flaky, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "flaky"), cluster.Plain, nil, nil, "", "")
+	s.flaky, err = cluster.StartRegistry(bin, filepath.Join(s.dir, "flaky"), cluster.RegistryOptions{})
 	return err
 }
 

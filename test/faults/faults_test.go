@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	reg, err = cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.Plain, nil, nil, "", "")
+	reg, err = cluster.StartRegistry(filepath.Join(assets, "registry"), filepath.Join(dir, "registry"), cluster.RegistryOptions{})
 	if err == nil {
 		_, err = reg.Push("bench/app:1")
 	}
