@@ -208,39 +208,38 @@ const (
 )
 
 // Row names are the ones docs/reliability.md lists.
-func faultMatrix() []struct {
-	name   string
-	fault  func(p **proxy) func(w http.ResponseWriter, r *http.Request) bool
-	tls    bool
-	semver bool
-	want   outcome
-} {
+// faultRow is one fault: what the proxy does, or, when refused, that nothing
+// listens at api_url at all.
+type faultRow struct {
+	name    string
+	fault   func(p **proxy) func(w http.ResponseWriter, r *http.Request) bool
+	tls     bool
+	semver  bool
+	refused bool
+	want    outcome
+}
+
+func faultMatrix() []faultRow {
 	f := func(fn func(w http.ResponseWriter, r *http.Request) bool) func(**proxy) func(w http.ResponseWriter, r *http.Request) bool {
 		return func(**proxy) func(w http.ResponseWriter, r *http.Request) bool { return fn }
 	}
-	return []struct {
-		name   string
-		fault  func(p **proxy) func(w http.ResponseWriter, r *http.Request) bool
-		tls    bool
-		semver bool
-		want   outcome
-	}{
-		{"connection refused", nil, false, false, failed},
+	return []faultRow{
+		{"connection refused", nil, false, false, true, failed},
 		{"connection reset once mid-body", f(once(onManifest(func(w http.ResponseWriter, r *http.Request) {
 			hijack(w, "HTTP/1.1 200 OK\r\nContent-Length: 900\r\n\r\n{\"sch")
-		}))), false, false, pinned},
-		{"connection reset on every request", f(onManifest(func(w http.ResponseWriter, r *http.Request) { hijack(w, "") })), false, false, failed},
-		{"headers slower than the deadline", f(onManifest(waitForClient)), false, false, failed},
-		{"429 with Retry-After, once", f(once(onManifest(status(429, "Retry-After", "1")))), false, false, pinned},
-		{"429 without Retry-After, once", f(once(onManifest(status(429)))), false, false, pinned},
-		{"429 with a Retry-After past the deadline", f(onManifest(status(429, "Retry-After", "60"))), false, false, failed},
-		{"500 on every request", f(onManifest(status(500))), false, false, failed},
-		{"502 on every request", f(onManifest(status(502))), false, false, failed},
-		{"503 on every request", f(onManifest(status(503))), false, false, failed},
-		{"503 once", f(once(onManifest(status(503)))), false, false, pinned},
-		{"401 after the credential expires", f(once(onManifest(status(401, "WWW-Authenticate", `Basic realm="faults"`)))), false, false, pinned},
-		{"403 on every request", f(onManifest(status(403))), false, false, failed},
-		{"TLS with an unknown CA", nil, true, false, failed},
+		}))), false, false, false, pinned},
+		{"connection reset on every request", f(onManifest(func(w http.ResponseWriter, r *http.Request) { hijack(w, "") })), false, false, false, failed},
+		{"headers slower than the deadline", f(onManifest(waitForClient)), false, false, false, failed},
+		{"429 with Retry-After, once", f(once(onManifest(status(429, "Retry-After", "1")))), false, false, false, pinned},
+		{"429 without Retry-After, once", f(once(onManifest(status(429)))), false, false, false, pinned},
+		{"429 with a Retry-After past the deadline", f(onManifest(status(429, "Retry-After", "60"))), false, false, false, failed},
+		{"500 on every request", f(onManifest(status(500))), false, false, false, failed},
+		{"502 on every request", f(onManifest(status(502))), false, false, false, failed},
+		{"503 on every request", f(onManifest(status(503))), false, false, false, failed},
+		{"503 once", f(once(onManifest(status(503)))), false, false, false, pinned},
+		{"401 after the credential expires", f(once(onManifest(status(401, "WWW-Authenticate", `Basic realm="faults"`)))), false, false, false, pinned},
+		{"403 on every request", f(onManifest(status(403))), false, false, false, failed},
+		{"TLS with an unknown CA", nil, true, false, false, failed},
 		{"a garbage manifest", f(onManifest(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
 			if r.Method == http.MethodHead {
@@ -248,7 +247,7 @@ func faultMatrix() []struct {
 				return
 			}
 			_, _ = w.Write([]byte("<html>oops</html>"))
-		})), false, false, failed},
+		})), false, false, false, failed},
 		{"a truncated manifest", f(onManifest(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodHead {
 				w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
@@ -256,9 +255,9 @@ func faultMatrix() []struct {
 				return
 			}
 			hijack(w, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 900\r\n\r\n{\"schemaVersion\": 2, \"conf")
-		})), false, false, failed},
-		{"a 10,000-tag listing", f(tenThousandTags), false, true, pinned},
-		{"a token endpoint that hangs", tokenThatHangs, false, false, failed},
+		})), false, false, false, failed},
+		{"a 10,000-tag listing", f(tenThousandTags), false, true, false, pinned},
+		{"a token endpoint that hangs", tokenThatHangs, false, false, false, failed},
 	}
 }
 
@@ -277,7 +276,7 @@ func TestTheFaultMatrix(t *testing.T) {
 				}
 				p = newProxy(t, row.tls, fault)
 				apiURL := p.URL
-				if row.name == "connection refused" {
+				if row.refused {
 					port, _ := cluster.FreePort()
 					apiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 				}
