@@ -16,7 +16,7 @@ func TestNewestBuildRefusesPastMaxCandidateTagsNamingAllowTags(t *testing.T) {
 	srv := registrytest.New(t)
 	img := srv.PushImage(t, "big:0.0.1")
 	pushTags(t, srv, "big", img, 150)
-	tgt := setup(t, srv, "big", "")
+	tgt := setup(t, srv, "big")
 	srv.Reset()
 	_, err := resolver.New().Resolve(ctxFor(t, 10*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if err == nil || !strings.Contains(err.Error(), "max_candidate_tags (100)") || !strings.Contains(err.Error(), "allow_tags") {
@@ -33,7 +33,7 @@ func TestNewestBuildThatRunsOutOfTimeFailsRatherThanPinningAnOlderTag(t *testing
 	srv := registrytest.New(t)
 	img := srv.PushImage(t, "big:0.0.1")
 	pushTags(t, srv, "big", img, 90)
-	tgt := setup(t, srv, "big", "  limit: 20\n")
+	tgt := setup(t, srv, "big", withLimit(20))
 	tag, err := resolver.New().Resolve(ctxFor(t, time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if err == nil || !strings.Contains(err.Error(), "before the deadline") || !strings.Contains(err.Error(), "allow_tags") {
 		t.Fatalf("got %v, %v; want an error saying how many tags were read before the deadline, naming allow_tags", tag, err)
@@ -50,7 +50,7 @@ func TestNewestBuildOnTenThousandTagsKeepsGoroutinesBounded(t *testing.T) {
 	srv := registrytest.New(t)
 	img := srv.PushImage(t, "big:0.0.1")
 	pushTags(t, srv, "big", img, 10000)
-	tgt := setup(t, srv, "big", "  limit: 100000\n")
+	tgt := setup(t, srv, "big", withLimit(100000))
 	base := runtime.NumGoroutine()
 	var peak atomic.Int64
 	var heapPeak atomic.Uint64

@@ -22,7 +22,7 @@ func TestNewestBuildReadsABoundedNumberOfAnIndexsImages(t *testing.T) {
 		platforms[i] = fmt.Sprintf("linux/arch%d", i)
 	}
 	srv.PushIndex(t, "wide:1", platforms...)
-	tgt := setup(t, srv, "wide", "  limit: 100000\n")
+	tgt := setup(t, srv, "wide", withLimit(100000))
 	srv.Reset()
 	_, err := resolver.New().Resolve(ctxFor(t, 20*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if n := srv.Total(); n > 100 {

@@ -16,7 +16,7 @@ import (
 func TestResolutionsAreCountedByResult(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "app:1")
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	reg := prometheus.NewRegistry()
 	r := resolver.New(resolver.WithMetrics(resolver.NewMetrics(reg)))
 	for range 3 {
@@ -54,7 +54,7 @@ func TestATokenEndpointThatFailsOrHangsIsAnErrorWithinTheDeadline(t *testing.T) 
 		t.Run(tc.name, func(t *testing.T) {
 			srv := registrytest.New(t, registrytest.WithBearer("u", "p"))
 			srv.PushImage(t, "app:1")
-			tgt := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:p")
+			tgt := setup(t, srv, "app", withLogin("u:p"))
 			srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 				if r.URL.Path != "/token" {
 					return false

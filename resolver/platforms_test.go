@@ -1,7 +1,6 @@
 package resolver_test
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +31,7 @@ func TestPlatformsCompareAsContainerdNormalisesThem(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.repo+" "+tc.platforms, func(t *testing.T) {
-			tgt := setup(t, srv, tc.repo, fmt.Sprintf("  platforms: [%s]\n", tc.platforms))
+			tgt := setup(t, srv, tc.repo, withPlatforms(strings.Split(tc.platforms, ", ")...))
 			_, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy()))
 			switch {
 			case tc.missing == "" && err != nil:

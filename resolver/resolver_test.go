@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
@@ -31,25 +31,62 @@ func TestMain(m *testing.M) {
 // setupB lifts the rate limit, which would otherwise be what a cold
 // benchmark measures (20 requests/s by default).
 func setupB(b *testing.B, srv *registrytest.Server, repo string) registries.Target {
-	return setup(b, srv, repo, "  limit: 100000\n")
+	return setup(b, srv, repo, withLimit(100000))
 }
 
-// setup returns a target for repo on srv, with the given extra entry YAML.
-func setup(t testing.TB, srv *registrytest.Server, repo, extra string, env ...string) registries.Target {
+// testEntry is the one registry entry of a test, built here rather than
+// through config, which sits above the resolver.
+type testEntry struct {
+	registries.Entry
+	env []string // the environment its env: credentials read
+}
+
+// entryOption sets what a config file's entry fields would.
+type entryOption func(*testEntry)
+
+// withLogin gives the entry the credentials user:pass, through env:CREDS.
+func withLogin(userPass string) entryOption {
+	return func(e *testEntry) { e.Credentials, e.env = "env:CREDS", append(e.env, "CREDS="+userPass) }
+}
+
+func withLimit(perSecond int) entryOption { return func(e *testEntry) { e.Limit = perSecond } }
+
+func withPlatforms(p ...string) entryOption { return func(e *testEntry) { e.Platforms = p } }
+
+// setup returns the target of repo on srv, through an entry named test whose
+// prefix is srv's host.
+func setup(t testing.TB, srv *registrytest.Server, repo string, opts ...entryOption) registries.Target {
 	t.Helper()
-	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s", srv.URL, srv.Host, extra)
-	creds := registries.NewCredentials(registries.WithEnvironment(env))
-	c, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
+	return target(t, srv.URL, srv.Host, srv.Host+"/"+repo, opts...)
+}
+
+// target validates the entry for apiURL and prefix as config does, builds
+// its registries.Set and matches image in it.
+func target(t testing.TB, apiURL, prefix, image string, opts ...entryOption) registries.Target {
+	t.Helper()
+	u, err := url.Parse(apiURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := registries.ParseImage(srv.Host + "/" + repo)
+	e := &testEntry{Entry: registries.Entry{Name: "test", APIURL: u, Prefix: prefix}}
+	for _, o := range opts {
+		o(e)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	creds := registries.NewCredentials(registries.WithEnvironment(e.env))
+	set, err := registries.NewSet([]*registries.Entry{&e.Entry}, registries.WithCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tgt, ok := c.Registries.Match(img, "default")
+	img, err := registries.ParseImage(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt, ok := set.Match(img, "default")
 	if !ok {
-		t.Fatalf("no match for %s", repo)
+		t.Fatalf("no entry matches %s", image)
 	}
 	return tgt
 }
@@ -76,7 +113,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 func TestHundredConcurrentResolutionsOfOneTagMakeOneHEAD(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBearer("u", "p"))
 	want := srv.PushImage(t, "app:latest")
-	tgt := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:p")
+	tgt := setup(t, srv, "app", withLogin("u:p"))
 	srv.Reset()
 	r := resolver.New()
 	var wg sync.WaitGroup
@@ -124,7 +161,7 @@ func TestSemverPicksTheNewestMatchingTagAsWritten(t *testing.T) {
 		srv.PushImage(t, "api:"+tag)
 	}
 	want := srv.PushImage(t, "api:1.4.7")
-	tgt := setup(t, srv, "api", "  credentials: env:CREDS\n", "CREDS=u:p")
+	tgt := setup(t, srv, "api", withLogin("u:p"))
 	tests := []struct {
 		name, constraint, wantTag string
 	}{
@@ -160,7 +197,7 @@ func TestSemverPicksTheNewestMatchingTagAsWritten(t *testing.T) {
 func TestSemverWithoutAMatchIsAnErrorNamingTheConstraint(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "api:1.0.0")
-	tgt := setup(t, srv, "api", "")
+	tgt := setup(t, srv, "api")
 	_, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "", semverPolicy(t, "~9.9")))
 	if err == nil || !strings.Contains(err.Error(), `"~9.9"`) {
 		t.Fatalf("err = %v, want one naming the constraint", err)
@@ -175,7 +212,7 @@ func TestATenThousandTagRepositoryIsListedPageByPage(t *testing.T) {
 	img := srv.PushImage(t, "big:0.0.1")
 	// Tag one image 10,000 times through the registry's manifest PUT.
 	pushTags(t, srv, "big", img, 10000)
-	tgt := setup(t, srv, "big", "")
+	tgt := setup(t, srv, "big")
 	srv.Reset()
 	res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), query(tgt, "", semverPolicy(t, ">=0")))
 	if err != nil {
@@ -196,7 +233,7 @@ func TestStrategiesChooseTheTagTheirNameSays(t *testing.T) {
 	srv.PushImageCreated(t, "app:a-newest", base.Add(48*time.Hour))
 	srv.PushImageCreated(t, "app:c-mid", base.Add(24*time.Hour))
 	srv.PushImageCreated(t, "app:z-ignored", base.Add(96*time.Hour))
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	allow, _ := resolver.ParseAllowTags("regexp:^[a-y]-")
 	tests := []struct {
 		name    string
@@ -226,7 +263,7 @@ func TestNewestBuildWithTagSortModeFetchesNoMetadata(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "app:a")
 	want := srv.PushImage(t, "app:b")
-	tgt := setup(t, srv, "app", "  tagsortmode: latest-last\n")
+	tgt := setup(t, srv, "app", func(e *testEntry) { e.TagSortMode = "latest-last" })
 	srv.Reset()
 	res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if err != nil {
@@ -244,15 +281,17 @@ func TestAMultiArchImageResolvesToItsIndexDigest(t *testing.T) {
 	srv := registrytest.New(t)
 	want := srv.PushIndex(t, "multi:1", "linux/amd64", "linux/arm64")
 	tests := []struct {
-		name, platforms, wantErr string
+		name      string
+		platforms []string
+		wantErr   string
 	}{
-		{"without platforms the index digest is the answer", "", ""},
-		{"an index covering the platforms is accepted", "  platforms: [linux/amd64, linux/arm64]\n", ""},
-		{"an index missing a platform is an error naming it", "  platforms: [linux/amd64, linux/s390x]\n", "linux/s390x"},
+		{"without platforms the index digest is the answer", nil, ""},
+		{"an index covering the platforms is accepted", []string{"linux/amd64", "linux/arm64"}, ""},
+		{"an index missing a platform is an error naming it", []string{"linux/amd64", "linux/s390x"}, "linux/s390x"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tgt := setup(t, srv, "multi", tc.platforms)
+			tgt := setup(t, srv, "multi", withPlatforms(tc.platforms...))
 			res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy()))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -270,7 +309,7 @@ func TestAMultiArchImageResolvesToItsIndexDigest(t *testing.T) {
 func TestAHeadWithoutDigestFallsBackToGet(t *testing.T) {
 	srv := registrytest.New(t)
 	want := srv.PushImage(t, "app:1")
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
 			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
@@ -347,7 +386,7 @@ func TestFaultsGiveTheDocumentedOutcomeWithinTheDeadline(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := registrytest.New(t)
 			want := srv.PushImage(t, "app:1")
-			tgt := setup(t, srv, "app", "")
+			tgt := setup(t, srv, "app")
 			srv.SetFault(tc.fault(srv))
 			start := time.Now()
 			res, err := resolver.New().Resolve(ctxFor(t, tc.deadline), query(tgt, "1", digestPolicy()))
@@ -370,7 +409,7 @@ func TestFaultsGiveTheDocumentedOutcomeWithinTheDeadline(t *testing.T) {
 func TestAGarbageManifestIsAnError(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushIndex(t, "app:1", "linux/amd64")
-	tgt := setup(t, srv, "app", "  platforms: [linux/amd64]\n")
+	tgt := setup(t, srv, "app", withPlatforms("linux/amd64"))
 	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
 			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
@@ -387,7 +426,7 @@ func TestAGarbageManifestIsAnError(t *testing.T) {
 func TestAnExpiredTokenIsRenewedAndWrongCredentialsFail(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBearer("u", "p"))
 	want := srv.PushImage(t, "app:1")
-	tgt := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:p")
+	tgt := setup(t, srv, "app", withLogin("u:p"))
 	r := resolver.New()
 	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", digestPolicy())); err != nil {
 		t.Fatal(err)
@@ -398,7 +437,7 @@ func TestAnExpiredTokenIsRenewedAndWrongCredentialsFail(t *testing.T) {
 		t.Fatalf("after the token expired: %+v, %v", res, err)
 	}
 
-	bad := setup(t, srv, "app", "  credentials: env:CREDS\n", "CREDS=u:wrong")
+	bad := setup(t, srv, "app", withLogin("u:wrong"))
 	_, err = resolver.New().Resolve(ctxFor(t, 5*time.Second), query(bad, "1", digestPolicy()))
 	if err == nil {
 		t.Fatal("wrong credentials were accepted")
@@ -411,7 +450,7 @@ func TestAnExpiredTokenIsRenewedAndWrongCredentialsFail(t *testing.T) {
 func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.T) {
 	srv := registrytest.New(t)
 	want := srv.PushImage(t, "app:1")
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	r := resolver.New(resolver.WithFailureTTL(time.Minute))
 	short := resolver.Policy{Strategy: resolver.Digest, CacheTTL: time.Millisecond}
 	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", short)); err != nil {
@@ -440,7 +479,7 @@ func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.
 func TestAFreshLookupBypassesTheCache(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "app:latest")
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	r := resolver.New()
 	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", digestPolicy())); err != nil {
 		t.Fatal(err)
@@ -459,7 +498,7 @@ func TestAFreshLookupBypassesTheCache(t *testing.T) {
 func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "app:1")
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	release := make(chan struct{})
 	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodHead {
@@ -497,7 +536,7 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 func TestACallerDeadlineIsNotCachedAsAFailure(t *testing.T) {
 	srv := registrytest.New(t)
 	want := srv.PushImage(t, "app:1")
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	slow := true
 	var mu sync.Mutex
 	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
@@ -528,7 +567,7 @@ func TestNewestBuildAgainWithinTheTTLMakesOnlyTheChosenTagsHEAD(t *testing.T) {
 	for i, tag := range []string{"a", "b", "c"} {
 		srv.PushImageCreated(t, "app:"+tag, base.Add(time.Duration(i)*time.Hour))
 	}
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	r := resolver.New()
 	p := resolver.Policy{Strategy: resolver.NewestBuild, CacheTTL: time.Minute}
 	if res, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "", p)); err != nil || res.Tag != "c" {
@@ -545,7 +584,7 @@ func TestNewestBuildAgainWithinTheTTLMakesOnlyTheChosenTagsHEAD(t *testing.T) {
 	}
 }
 
-// query is what config.Config.Query builds for tgt: the entry's platforms
+// query is what config's Query builds for tgt: the entry's platforms
 // and tagsortmode join the policy.
 func query(tgt registries.Target, tag string, p resolver.Policy) resolver.Query {
 	p.Platforms, p.TagSortMode = tgt.Client.Entry.Platforms, tgt.Client.Entry.TagSortMode

@@ -11,8 +11,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -51,21 +49,21 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 		name string
 		tls  bool
 		host func(srv *registrytest.Server) string
-		// extra entry YAML
-		extra func(srv *registrytest.Server) string
+		// entry sets the entry's TLS fields for srv.
+		entry func(srv *registrytest.Server) entryOption
 	}{
 		{
 			name:  "plain HTTP on 127.0.0.1",
 			host:  func(srv *registrytest.Server) string { return srv.Host },
-			extra: func(*registrytest.Server) string { return "" },
+			entry: func(*registrytest.Server) entryOption { return func(*testEntry) {} },
 		},
 		{
 			name: "HTTPS on 127.0.0.1, verified against the registry's CA",
 			tls:  true,
 			host: func(srv *registrytest.Server) string { return srv.Host },
-			extra: func(srv *registrytest.Server) string {
+			entry: func(srv *registrytest.Server) entryOption {
 				caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
-				return "  ca_data: |\n    " + strings.ReplaceAll(strings.TrimSpace(caPEM), "\n", "\n    ") + "\n"
+				return func(e *testEntry) { e.CAData = caPEM }
 			},
 		},
 		{
@@ -74,7 +72,7 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 			host: func(srv *registrytest.Server) string {
 				return strings.Replace(srv.Host, "127.0.0.1", "localhost", 1)
 			},
-			extra: func(*registrytest.Server) string { return "  insecure: true\n" },
+			entry: func(*registrytest.Server) entryOption { return func(e *testEntry) { e.Insecure = true } },
 		},
 	}
 	for _, tc := range tests {
@@ -91,8 +89,7 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 			if tc.tls {
 				scheme = "https"
 			}
-			doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s://%s\n  prefix: %s\n  limit: 100000\n%s", scheme, host, host, tc.extra(srv))
-			tgt := target(t, doc, host+"/big")
+			tgt := target(t, scheme+"://"+host, host, host+"/big", withLimit(100000), tc.entry(srv))
 			srv.Reset()
 			res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), query(tgt, "", semverPolicy(t, ">=0")))
 			if err != nil {
@@ -106,22 +103,4 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 			}
 		})
 	}
-}
-
-// target parses the config doc and matches image in it.
-func target(t *testing.T, doc, image string) registries.Target {
-	t.Helper()
-	c, err := config.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := registries.ParseImage(image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgt, ok := c.Registries.Match(img, "default")
-	if !ok {
-		t.Fatalf("no entry matches %s", image)
-	}
-	return tgt
 }

@@ -14,7 +14,7 @@ func TestATraceOnTheContextSeesTheTagsConsideredAndTheChoice(t *testing.T) {
 	for _, tag := range []string{"1.4.0", "1.4.7", "1.5.0", "1.4.9-rc1"} {
 		srv.PushImage(t, "app:"+tag)
 	}
-	tgt := setup(t, srv, "app", "")
+	tgt := setup(t, srv, "app")
 	p := semverPolicy(t, "~1.4")
 	p.IgnoreTags = []string{"*-rc*"}
 	var got []resolver.LookupTrace
