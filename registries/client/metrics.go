@@ -1,4 +1,4 @@
-package registries
+package client
 
 import "github.com/prometheus/client_golang/prometheus"
 

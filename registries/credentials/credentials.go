@@ -1,4 +1,4 @@
-package registries
+package credentials
 
 import (
 	"bytes"
@@ -21,12 +21,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
-// Credentials fetches and caches the credentials of every source. One lives
+// Cache fetches and caches the credentials of every source. One lives
 // for the whole process, so a script's answer outlives config reloads and the
 // admission that asked for it.
-type Credentials struct {
+type Cache struct {
 	secrets client.Reader // uncached: needs get on the named Secrets only
 	lookup  func(string) (string, bool)
 	environ func() []string
@@ -60,8 +63,8 @@ type failedFetch struct {
 const DefaultFailureHold = 5 * time.Second
 
 // WithFailureHold sets how long a failed fetch is answered from memory.
-func WithFailureHold(d time.Duration) CredentialsOption {
-	return func(c *Credentials) { c.failureHold = d }
+func WithFailureHold(d time.Duration) Option {
+	return func(c *Cache) { c.failureHold = d }
 }
 
 // DefaultRefetchInterval is how soon a credential the registry refused may
@@ -70,14 +73,14 @@ func WithFailureHold(d time.Duration) CredentialsOption {
 const DefaultRefetchInterval = 30 * time.Second
 
 // WithRefetchInterval sets how soon a refused credential may be fetched again.
-func WithRefetchInterval(d time.Duration) CredentialsOption {
-	return func(c *Credentials) { c.refetchInterval = d }
+func WithRefetchInterval(d time.Duration) Option {
+	return func(c *Cache) { c.refetchInterval = d }
 }
 
-// WithCredentialsLogger sets where an ext: script's stderr goes (at debug
+// WithLogger sets where an ext: script's stderr goes (at debug
 // level, redacted): never into a warning or a denial.
-func WithCredentialsLogger(l logr.Logger) CredentialsOption {
-	return func(c *Credentials) { c.log = l }
+func WithLogger(l logr.Logger) Option {
+	return func(c *Cache) { c.log = l }
 }
 
 type cachedCreds struct {
@@ -86,18 +89,18 @@ type cachedCreds struct {
 	expires time.Time    // zero: until restart
 }
 
-// CredentialsOption configures Credentials.
-type CredentialsOption func(*Credentials)
+// Option configures Credentials.
+type Option func(*Cache)
 
 // WithSecretReader sets the client Secrets are read with (an uncached
 // reader, such as the manager's APIReader).
-func WithSecretReader(r client.Reader) CredentialsOption {
-	return func(c *Credentials) { c.secrets = r }
+func WithSecretReader(r client.Reader) Option {
+	return func(c *Cache) { c.secrets = r }
 }
 
 // WithEnvironment replaces the process environment, for tests.
-func WithEnvironment(env []string) CredentialsOption {
-	return func(c *Credentials) {
+func WithEnvironment(env []string) Option {
+	return func(c *Cache) {
 		c.environ = func() []string { return env }
 		c.lookup = func(k string) (string, bool) {
 			for _, kv := range env {
@@ -112,13 +115,13 @@ func WithEnvironment(env []string) CredentialsOption {
 
 // WithContext ties the background refresh of cloud credentials (aws:,
 // gcp:, azure:) to ctx, the process's; Close stops it too.
-func WithContext(ctx context.Context) CredentialsOption {
-	return func(c *Credentials) { c.process = ctx }
+func WithContext(ctx context.Context) Option {
+	return func(c *Cache) { c.process = ctx }
 }
 
-// NewCredentials makes the process-wide credential cache.
-func NewCredentials(opts ...CredentialsOption) *Credentials {
-	c := &Credentials{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background(),
+// New makes the process-wide credential cache.
+func New(opts ...Option) *Cache {
+	c := &Cache{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background(),
 		dropped: map[string]time.Time{}, refetchInterval: DefaultRefetchInterval, log: logr.Discard(),
 		failed: map[string]failedFetch{}, failureHold: DefaultFailureHold}
 	for _, o := range opts {
@@ -129,7 +132,11 @@ func NewCredentials(opts ...CredentialsOption) *Credentials {
 }
 
 // Close stops the background refresh of cloud credentials and waits for it.
-func (c *Credentials) Close() { c.cloud.close() }
+func (c *Cache) Close() { c.cloud.close() }
+
+// DefaultCredsTimeout bounds an ext: script when the entry sets no
+// credstimeout; Argo CD Image Updater hard-codes the same 10s.
+const DefaultCredsTimeout = 10 * time.Second
 
 // FetchOptions is what a fetch needs to know about the entry that asks.
 type FetchOptions struct {
@@ -150,14 +157,14 @@ func cacheKey(src Source, host string) string {
 // Get returns the credentials of src, from the cache while they are fresh.
 // Concurrent calls for one source share one fetch. The fetch runs detached
 // from ctx so that a script's answer is cached even when ctx ends first.
-func (c *Credentials) Get(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+func (c *Cache) Get(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
 	auth, _, err := c.GetUntil(ctx, src, o)
 	return auth, err
 }
 
 // GetUntil is Get, also saying until when the credentials may be used
 // (zero: until a restart), so that what holds them can honour credsexpire.
-func (c *Credentials) GetUntil(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, time.Time, error) {
+func (c *Cache) GetUntil(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, time.Time, error) {
 	if isCloudKind(src.Kind) {
 		auth, err := c.cloud.get(ctx, src, o)
 		return auth, time.Time{}, err
@@ -174,7 +181,7 @@ func (c *Credentials) GetUntil(ctx context.Context, src Source, o FetchOptions) 
 	}
 	c.mu.Unlock()
 	ch := c.flight.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchBound(src, o))
+		fctx, cancel := ctxutil.DetachFor(ctx, fetchBound(src, o))
 		defer cancel()
 		cc, err := c.fetch(fctx, src, o)
 		if err != nil {
@@ -204,6 +211,22 @@ func (c *Credentials) GetUntil(ctx context.Context, src Source, o FetchOptions) 
 	}
 }
 
+// Authenticator returns the credentials of src for a repository path and
+// until when they may be used (zero: until a restart). A cloud source's
+// authenticator asks the token cache at every use, so what holds it never
+// outlives a token: no expiry is given for it.
+func (c *Cache) Authenticator(ctx context.Context, src Source, o FetchOptions) (authn.Authenticator, time.Time, error) {
+	if isCloudKind(src.Kind) {
+		a, err := c.cloudAuthenticator(ctx, src, o)
+		return a, time.Time{}, err
+	}
+	cfg, expires, err := c.GetUntil(ctx, src, o)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return authn.FromConfig(cfg), expires, nil
+}
+
 // fetchBound keeps a detached fetch from outliving its purpose.
 func fetchBound(src Source, o FetchOptions) time.Duration {
 	if src.Kind == "ext" {
@@ -219,7 +242,7 @@ func fetchBound(src Source, o FetchOptions) time.Duration {
 // them, and reports whether it did: within refetchInterval of the last drop
 // it keeps them, so a registry that keeps refusing costs one fetch per
 // interval rather than one per request.
-func (c *Credentials) Invalidate(src Source, host string) bool {
+func (c *Cache) Invalidate(src Source, host string) bool {
 	key := cacheKey(src, host)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -234,7 +257,7 @@ func (c *Credentials) Invalidate(src Source, host string) bool {
 	return true
 }
 
-func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (cachedCreds, error) {
+func (c *Cache) fetch(ctx context.Context, src Source, o FetchOptions) (cachedCreds, error) {
 	if src.Kind == "pullsecret" {
 		s, err := c.secret(ctx, src)
 		if err != nil {
@@ -247,7 +270,7 @@ func (c *Credentials) fetch(ctx context.Context, src Source, o FetchOptions) (ca
 	return cachedCreds{auth: auth}, err
 }
 
-func (c *Credentials) fetchOne(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+func (c *Cache) fetchOne(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
 	switch src.Kind {
 	case "env":
 		v, ok := c.lookup(src.Var)
@@ -271,7 +294,7 @@ func (c *Credentials) fetchOne(ctx context.Context, src Source, o FetchOptions) 
 	return authn.AuthConfig{}, fmt.Errorf("credentials: unknown source kind %q", src.Kind)
 }
 
-func (c *Credentials) secret(ctx context.Context, src Source) (*corev1.Secret, error) {
+func (c *Cache) secret(ctx context.Context, src Source) (*corev1.Secret, error) {
 	if c.secrets == nil {
 		return nil, fmt.Errorf("credentials from %s: no Kubernetes client to read Secrets with", src)
 	}
@@ -401,13 +424,12 @@ func splitAuthKey(k string) (host, path string) {
 	return normalizeHost(host), path
 }
 
+// normalizeHost is h without scheme or path, with every Docker Hub name as
+// docker.io.
 func normalizeHost(h string) string {
 	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
 	h, _, _ = strings.Cut(h, "/")
-	if dockerHubAliases[h] {
-		return dockerHub
-	}
-	return h
+	return imageref.NormalizePrefix(h)
 }
 
 // maxScriptOutput bounds what is read of an ext: script's stdout (one
@@ -421,7 +443,7 @@ const maxScriptOutput = 64 << 10
 // Its stderr goes to the debug log only, redacted: scripts print tokens
 // there (set -x, verbose CLIs), and warnings and denials reach every
 // tenant. The error says only how the script ended.
-func (c *Credentials) runScript(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
+func (c *Cache) runScript(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
 	cmd := exec.CommandContext(ctx, src.Path)
 	cmd.Env = withoutVars(c.environ(), o.HiddenEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -38,17 +38,17 @@ func (p *Pinger) Start(ctx context.Context) error {
 }
 
 func (p *Pinger) pingAll(ctx context.Context) {
-	for _, c := range p.Set().Clients() {
-		if !c.Entry.Ping {
+	for _, m := range p.Set().byLength {
+		if !m.entry.Ping {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := c.Ping(pctx)
+		err := m.client.Ping(pctx)
 		cancel()
 		if err != nil {
-			p.Log.Info("registry ping failed", "registry", c.Entry.Name, "error", err.Error())
+			p.Log.Info("registry ping failed", "registry", m.entry.Name, "error", err.Error())
 		} else {
-			p.Log.V(1).Info("registry ping succeeded", "registry", c.Entry.Name)
+			p.Log.V(1).Info("registry ping succeeded", "registry", m.entry.Name)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package registries_test
+package credentials_test
 
 import (
 	"context"
@@ -16,14 +16,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
 const secretValue = "s3cr3t-pa55" // must never appear in an error
 
-func source(t *testing.T, s string) registries.Source {
+func source(t *testing.T, s string) credentials.Source {
 	t.Helper()
-	src, err := registries.ParseSource(s)
+	src, err := credentials.ParseSource(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +71,8 @@ func TestEverySourceGivesItsUserAndPassword(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := registries.NewCredentials(registries.WithSecretReader(reader), registries.WithEnvironment([]string{"REG_CREDS=envuser:" + secretValue}))
-			got, err := c.Get(ctx(t), source(t, tc.src), registries.FetchOptions{Host: tc.host, Timeout: 5 * time.Second})
+			c := credentials.New(credentials.WithSecretReader(reader), credentials.WithEnvironment([]string{"REG_CREDS=envuser:" + secretValue}))
+			got, err := c.Get(ctx(t), source(t, tc.src), credentials.FetchOptions{Host: tc.host, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,8 +109,8 @@ func TestEverySourceFailsWithoutPrintingTheCredential(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := registries.NewCredentials(registries.WithSecretReader(reader), registries.WithEnvironment([]string{"NOUSER=:" + secretValue}))
-			_, err := c.Get(ctx(t), source(t, tc.src), registries.FetchOptions{Host: "x.io", Timeout: 5 * time.Second})
+			c := credentials.New(credentials.WithSecretReader(reader), credentials.WithEnvironment([]string{"NOUSER=:" + secretValue}))
+			_, err := c.Get(ctx(t), source(t, tc.src), credentials.FetchOptions{Host: "x.io", Timeout: 5 * time.Second})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -148,9 +148,9 @@ func countingScript(t *testing.T, sleep string) (path string, runs func() int) {
 
 func TestAScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 	path, runs := countingScript(t, "0")
-	c := registries.NewCredentials()
+	c := credentials.New()
 	src := source(t, "ext:"+path)
-	opts := registries.FetchOptions{Expire: 300 * time.Millisecond, Timeout: 5 * time.Second}
+	opts := credentials.FetchOptions{Expire: 300 * time.Millisecond, Timeout: 5 * time.Second}
 	for range 3 {
 		if _, err := c.Get(ctx(t), src, opts); err != nil {
 			t.Fatal(err)
@@ -170,14 +170,14 @@ func TestAScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 
 func TestConcurrentFetchesOfOneSourceRunTheScriptOnce(t *testing.T) {
 	path, runs := countingScript(t, "0.3")
-	c := registries.NewCredentials()
+	c := credentials.New()
 	src := source(t, "ext:"+path)
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.Get(ctx(t), src, registries.FetchOptions{Timeout: 5 * time.Second}); err != nil {
+			if _, err := c.Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -191,9 +191,9 @@ func TestConcurrentFetchesOfOneSourceRunTheScriptOnce(t *testing.T) {
 func TestAScriptIsKilledAfterCredsTimeout(t *testing.T) {
 	// The script's child (sleep) holds stdout open: the kill must reach it too.
 	p := script(t, "sleep 30; echo u:p")
-	c := registries.NewCredentials()
+	c := credentials.New()
 	start := time.Now()
-	_, err := c.Get(ctx(t), source(t, "ext:"+p), registries.FetchOptions{Timeout: 200 * time.Millisecond})
+	_, err := c.Get(ctx(t), source(t, "ext:"+p), credentials.FetchOptions{Timeout: 200 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 200ms") {
 		t.Fatalf("err = %v", err)
 	}
@@ -204,15 +204,15 @@ func TestAScriptIsKilledAfterCredsTimeout(t *testing.T) {
 
 func TestAScriptAnswerIsCachedEvenWhenTheCallerStoppedWaiting(t *testing.T) {
 	path, runs := countingScript(t, "0.3")
-	c := registries.NewCredentials()
+	c := credentials.New()
 	src := source(t, "ext:"+path)
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.Get(short, src, registries.FetchOptions{Timeout: 5 * time.Second}); err == nil {
+	if _, err := c.Get(short, src, credentials.FetchOptions{Timeout: 5 * time.Second}); err == nil {
 		t.Fatal("a caller that gave up got an answer")
 	}
 	time.Sleep(500 * time.Millisecond)
-	got, err := c.Get(ctx(t), src, registries.FetchOptions{Timeout: 5 * time.Second})
+	got, err := c.Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second})
 	if err != nil || got.Password != secretValue {
 		t.Fatalf("got %v", err)
 	}
@@ -223,8 +223,8 @@ func TestAScriptAnswerIsCachedEvenWhenTheCallerStoppedWaiting(t *testing.T) {
 
 func TestAScriptDoesNotSeeTheVariablesOfEnvCredentials(t *testing.T) {
 	p := script(t, `if [ -n "$HUB_CREDS" ]; then echo "leak:$HUB_CREDS"; else echo "u:$OTHER"; fi`)
-	c := registries.NewCredentials(registries.WithEnvironment([]string{"HUB_CREDS=x:y", "OTHER=kept", "PATH=" + os.Getenv("PATH")}))
-	got, err := c.Get(ctx(t), source(t, "ext:"+p), registries.FetchOptions{Timeout: 5 * time.Second, HiddenEnv: []string{"HUB_CREDS"}})
+	c := credentials.New(credentials.WithEnvironment([]string{"HUB_CREDS=x:y", "OTHER=kept", "PATH=" + os.Getenv("PATH")}))
+	got, err := c.Get(ctx(t), source(t, "ext:"+p), credentials.FetchOptions{Timeout: 5 * time.Second, HiddenEnv: []string{"HUB_CREDS"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +234,8 @@ func TestAScriptDoesNotSeeTheVariablesOfEnvCredentials(t *testing.T) {
 }
 
 func TestAValueWithoutAColonIsARegistryToken(t *testing.T) {
-	c := registries.NewCredentials(registries.WithEnvironment([]string{"TOKEN=" + secretValue}))
-	got, err := c.Get(ctx(t), source(t, "env:TOKEN"), registries.FetchOptions{})
+	c := credentials.New(credentials.WithEnvironment([]string{"TOKEN=" + secretValue}))
+	got, err := c.Get(ctx(t), source(t, "env:TOKEN"), credentials.FetchOptions{})
 	if err != nil || got.RegistryToken != secretValue {
 		t.Fatalf("got %v", err)
 	}
@@ -254,14 +254,14 @@ func TestSourcesParseAsWritten(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"env:", "secret:ns/name", "secret:name#key", "pullsecret:ns", "ext:relative.sh", "user:" + secretValue, "nocolon"} {
-		_, err := registries.ParseSource(bad)
+		_, err := credentials.ParseSource(bad)
 		if err == nil {
 			t.Errorf("%q accepted", bad)
 		} else if strings.Contains(err.Error(), secretValue) {
 			t.Errorf("%q: error prints the credential", bad)
 		}
 	}
-	if _, err := registries.ParseSource("imagepullsecrets"); err == nil || !strings.Contains(err.Error(), "not available") {
+	if _, err := credentials.ParseSource("imagepullsecrets"); err == nil || !strings.Contains(err.Error(), "not available") {
 		t.Errorf("imagepullsecrets: err = %v, want one saying it is not available yet", err)
 	}
 }

@@ -1,4 +1,4 @@
-package registries
+package client
 
 import (
 	"context"
@@ -16,6 +16,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
 // Client talks to one registry entry: one connection pool, one rate limit,
@@ -23,11 +26,11 @@ import (
 // tokens and connections are reused. Tokens are scoped per repository, which
 // is why transports are kept per repository rather than one per entry.
 type Client struct {
-	Entry *Entry
-
+	cfg      Config
+	source   *credentials.Source // nil: anonymous
 	identity Identity
 
-	creds     *Credentials
+	creds     *credentials.Cache
 	hiddenEnv []string
 	base      http.RoundTripper
 	metrics   *Metrics
@@ -37,31 +40,82 @@ type Client struct {
 	pool       *http.Transport
 }
 
-func (c *Client) closeIdle() { c.pool.CloseIdleConnections() }
-
 // maxRepoTransports bounds the authenticated transports kept per entry.
 const maxRepoTransports = 1024
 
-func newClient(e *Entry, o setOptions) (*Client, error) {
-	pool, err := baseTransport(e)
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	creds     *credentials.Cache
+	metrics   *Metrics
+	hiddenEnv []string
+}
+
+// WithCredentials sets the process-wide credential cache the client fetches
+// its credentials from.
+func WithCredentials(c *credentials.Cache) Option { return func(o *options) { o.creds = c } }
+
+// WithMetrics sets where registry requests are counted.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+// WithHiddenEnv names the variables (those of env: credential sources) that
+// ext: credential scripts must not see.
+func WithHiddenEnv(vars []string) Option { return func(o *options) { o.hiddenEnv = vars } }
+
+// New makes the client of the registry cfg describes; cfg is validated
+// (api_url set, limit positive). The transport is stacked as every request
+// goes through it, outermost first:
+//  1. retry 429 and 5xx answers while the deadline leaves room;
+//  2. wait for the registry's rate limit, shared fairly among tenants;
+//  3. count the request by status code;
+//  4. use api_url's scheme for the registry's host;
+//  5. the connection pool, with the registry's TLS settings.
+//
+// Authentication (ping, token, Basic) wraps this stack per repository.
+func New(cfg Config, opts ...Option) (*Client, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var src *credentials.Source
+	if cfg.Credentials != "" {
+		s, err := credentials.ParseSource(cfg.Credentials)
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		src = s
+	}
+	pool, err := baseTransport(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	var rt http.RoundTripper = &schemeTransport{host: e.Host(), scheme: e.APIURL.Scheme, next: pool}
-	rt = &countTransport{registry: e.Name, metrics: o.metrics, next: rt}
-	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(e.Limit), e.Limit)), next: rt}
+	var rt http.RoundTripper = &schemeTransport{host: cfg.Host(), scheme: cfg.APIURL.Scheme, next: pool}
+	rt = &countTransport{registry: cfg.Name, metrics: o.metrics, next: rt}
+	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(cfg.Limit), cfg.Limit)), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
 	cache, _ := lru.New[string, cachedTransport](maxRepoTransports)
-	return &Client{Entry: e, identity: e.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
+	return &Client{cfg: cfg, source: src, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
+
+// Name is the name of the registry entry the client serves.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Identity is the registry's identity, which scopes every answer obtained
+// through the client.
+func (c *Client) Identity() Identity { return c.identity }
+
+// CloseIdleConnections closes the idle connections of the client's pool,
+// when a config reload replaces it (in-flight requests finish).
+func (c *Client) CloseIdleConnections() { c.pool.CloseIdleConnections() }
 
 // Repository names repo at the entry's api_url host.
 func (c *Client) Repository(repo string) (name.Repository, error) {
 	var opts []name.Option
-	if c.Entry.PlainHTTP() {
+	if c.cfg.PlainHTTP() {
 		opts = append(opts, name.Insecure)
 	}
-	return name.NewRepository(c.Entry.Host()+"/"+repo, opts...)
+	return name.NewRepository(c.cfg.Host()+"/"+repo, opts...)
 }
 
 // Do runs f with the authenticated transport of repo. When the registry
@@ -84,9 +138,9 @@ func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.Round
 			return err
 		}
 		switch {
-		case refusedCredential(err) && c.Entry.Source() != nil:
+		case refusedCredential(err) && c.source != nil:
 			c.transports.Remove(repo.String())
-			if !c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host()) {
+			if !c.creds.Invalidate(*c.source, c.cfg.Host()) {
 				return err // dropped moments ago: do not fetch it again yet
 			}
 		case refused(err):
@@ -144,7 +198,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 		return ct.rt, nil
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
-		fctx, cancel := Detach(ctx)
+		fctx, cancel := ctxutil.Detach(ctx)
 		defer cancel()
 		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr())
 		if err != nil {
@@ -171,37 +225,26 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 // authenticator returns the entry's credentials for a repository path and
 // until when they may be used.
 func (c *Client) authenticator(ctx context.Context, repository string) (authn.Authenticator, time.Time, error) {
-	src := c.Entry.Source()
+	src := c.source
 	if src == nil {
 		return authn.Anonymous, time.Time{}, nil
 	}
 	if c.creds == nil {
 		return nil, time.Time{}, fmt.Errorf("credentials from %s: no credential store configured", src)
 	}
-	o := FetchOptions{
-		Host:       c.Entry.Host(),
+	return c.creds.Authenticator(ctx, *src, credentials.FetchOptions{
+		Host:       c.cfg.Host(),
 		Repository: repository,
-		Expire:     c.Entry.CredsExpire,
-		Timeout:    c.Entry.CredsTimeout,
+		Expire:     c.cfg.CredsExpire,
+		Timeout:    c.cfg.CredsTimeout,
 		HiddenEnv:  c.hiddenEnv,
-	}
-	if isCloudKind(src.Kind) {
-		// The authenticator asks the token cache at every use, so the
-		// transports holding it never outlive a token: no expiry here.
-		a, err := c.creds.cloudAuthenticator(ctx, *src, o)
-		return a, time.Time{}, err
-	}
-	cfg, expires, err := c.creds.GetUntil(ctx, *src, o)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	return authn.FromConfig(cfg), expires, nil
+	})
 }
 
 // Ping checks the registry with GET /v2/ and its credentials, which also
 // warms the credential cache. It records the outcome in image_pin_registry_up.
 func (c *Client) Ping(ctx context.Context) error {
-	reg, err := name.NewRegistry(c.Entry.Host(), c.registryOpts()...)
+	reg, err := name.NewRegistry(c.cfg.Host(), c.registryOpts()...)
 	if err != nil {
 		return err
 	}
@@ -209,7 +252,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	if err == nil {
 		err = c.pingWith(ctx, reg, auth)
 	}
-	c.metrics.setUp(c.Entry.Name, err == nil)
+	c.metrics.setUp(c.cfg.Name, err == nil)
 	return err
 }
 
@@ -220,7 +263,7 @@ func (c *Client) pingWith(ctx context.Context, reg name.Registry, auth authn.Aut
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Entry.APIURL.String()+"/v2/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.APIURL.String()+"/v2/", nil)
 	if err != nil {
 		return err
 	}
@@ -230,25 +273,14 @@ func (c *Client) pingWith(ctx context.Context, reg name.Registry, auth authn.Aut
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s/v2/: %s", c.Entry.APIURL, resp.Status)
+		return fmt.Errorf("GET %s/v2/: %s", c.cfg.APIURL, resp.Status)
 	}
 	return nil
 }
 
 func (c *Client) registryOpts() []name.Option {
-	if c.Entry.PlainHTTP() {
+	if c.cfg.PlainHTTP() {
 		return []name.Option{name.Insecure}
 	}
 	return nil
-}
-
-// Detach returns a context that outlives ctx's cancellation but keeps its
-// deadline (30s when it has none), for work shared by several callers whose
-// result is worth keeping after the first caller has gone.
-func Detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := context.WithoutCancel(ctx)
-	if dl, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(d, dl)
-	}
-	return context.WithTimeout(d, 30*time.Second)
 }

@@ -1,4 +1,4 @@
-package registries
+package client
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 )
 
 // baseTransport is the connection pool of one entry, with its TLS settings.
-func baseTransport(e *Entry) (*http.Transport, error) {
+func baseTransport(e *Config) (*http.Transport, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.Insecure} //nolint:gosec // insecure: true asks for it, as in Argo CD Image Updater
 	if e.CAFile != "" || e.CAData != "" {
 		pool, err := x509.SystemCertPool()

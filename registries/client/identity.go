@@ -1,4 +1,4 @@
-package registries
+package client
 
 import (
 	"crypto/sha256"
@@ -28,9 +28,9 @@ type Identity struct {
 	TLS          string // a fingerprint of ca_file (path) and ca_data
 }
 
-// Identity derives e's identity; the caller adds CredentialID for a
-// per-request credential.
-func (e *Entry) Identity() Identity {
+// Identity derives the registry's identity; the caller adds CredentialID for
+// a per-request credential.
+func (e *Config) Identity() Identity {
 	id := Identity{Name: e.Name, Credentials: e.Credentials, Insecure: e.Insecure}
 	if e.APIURL != nil {
 		id.APIURL = e.APIURL.Scheme + "://" + e.APIURL.Host

@@ -1,4 +1,4 @@
-package registries
+package credentials
 
 import (
 	"context"
@@ -35,10 +35,11 @@ var cloudKinds = map[string]struct {
 
 func isCloudKind(kind string) bool { _, ok := cloudKinds[kind]; return ok }
 
-// checkCloudSource checks, when the config is read, that a cloud source
-// knows what it needs from the entry's host and options (an aws: entry on a
-// host that is not ECR-shaped needs region=). It does no I/O.
-func checkCloudSource(src Source, host string) error {
+// Check checks, when the config is read, that the source can serve the
+// registry at host: a cloud source must know what it needs from the host
+// and its options (an aws: entry on a host that is not ECR-shaped needs
+// region=). It does no I/O.
+func (src Source) Check(host string) error {
 	if !isCloudKind(src.Kind) {
 		return nil
 	}
@@ -343,7 +344,7 @@ func (c *cloudTokens) invalidate(src Source, host string) {
 // cloudAuthenticator returns an authenticator that asks for the credential
 // of src on every request. It logs in first (or finds the credential
 // cached), so a failed login fails here, before any registry request.
-func (c *Credentials) cloudAuthenticator(ctx context.Context, src Source, o FetchOptions) (authn.Authenticator, error) {
+func (c *Cache) cloudAuthenticator(ctx context.Context, src Source, o FetchOptions) (authn.Authenticator, error) {
 	if _, err := c.cloud.get(ctx, src, o); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package registries
+package imageref
 
 import (
 	"fmt"
@@ -74,11 +74,20 @@ func ParseImage(ref string) (Image, error) {
 	return img, nil
 }
 
+// Path is the repository path at the image's registry host, without the
+// library/ Docker Hub adds to an official image written without it.
+func (i Image) Path() string { return i.path }
+
+// ImplicitNamespace reports whether the image is on Docker Hub and was
+// written without a namespace (nginx), so library/ is implied.
+func (i Image) ImplicitNamespace() bool { return i.implicitNS }
+
 // DockerHub reports whether the image lives on Docker Hub, in any spelling.
 func (i Image) DockerHub() bool { return i.host == dockerHub }
 
-// canonical is the form prefixes are matched against.
-func (i Image) canonical() string {
+// Canonical is the form prefixes are matched against: docker.io for every
+// Docker Hub spelling, with library/ for official images.
+func (i Image) Canonical() string {
 	if i.implicitNS {
 		return i.host + "/library/" + i.path
 	}
@@ -99,10 +108,6 @@ func NormalizePrefix(p string) string {
 	}
 	return host + "/" + rest
 }
-
-// Canonical is the form prefixes are matched against: docker.io for every
-// Docker Hub spelling, with library/ for official images.
-func (i Image) Canonical() string { return i.canonical() }
 
 // HasPathPrefix reports whether s starts with prefix on a path-segment
 // boundary: ghcr.io/team matches ghcr.io/team/x, not ghcr.io/teamb/x.
@@ -129,7 +134,7 @@ func CanonicalPrefix(p string) string {
 // docker.io/nginx names the official image (docker.io/library/nginx) as well
 // as the nginx/ namespace, as every Docker Hub client reads it.
 func (i Image) PrefixMatch(prefix string) (specificity int, ok bool) {
-	if HasPathPrefix(i.canonical(), prefix) {
+	if HasPathPrefix(i.Canonical(), prefix) {
 		return len(prefix), true
 	}
 	if i.implicitNS && i.host+"/"+i.path == prefix {

@@ -1,4 +1,4 @@
-package registries
+package client
 
 import "context"
 
@@ -7,7 +7,7 @@ import "context"
 // cache while fresh) for a repository path at the entry, for the resolve
 // command.
 func (c *Client) LoginName(ctx context.Context, repository string) (string, error) {
-	if c.Entry.Source() == nil {
+	if c.source == nil {
 		return "anonymous", nil
 	}
 	auth, _, err := c.authenticator(ctx, repository)

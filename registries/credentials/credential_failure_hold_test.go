@@ -1,4 +1,4 @@
-package registries_test
+package credentials_test
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
 // A credential script that fails (its provider throttles, its role is
@@ -24,9 +24,9 @@ func TestAFailingScriptRunsAtMostOncePerFailureHold(t *testing.T) {
 		b, _ := os.ReadFile(log)
 		return strings.Count(string(b), "run")
 	}
-	c := registries.NewCredentials(registries.WithFailureHold(300 * time.Millisecond))
+	c := credentials.New(credentials.WithFailureHold(300 * time.Millisecond))
 	src := source(t, "ext:"+path)
-	opts := registries.FetchOptions{Host: "r.example", Timeout: 5 * time.Second}
+	opts := credentials.FetchOptions{Host: "r.example", Timeout: 5 * time.Second}
 	for i := range 5 {
 		_, err := c.Get(ctx(t), src, opts)
 		if err == nil || !strings.Contains(err.Error(), "exit 3") {

@@ -1,4 +1,4 @@
-package registries
+package client
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 // Bounds of one tag listing, whatever a repository (or a hostile registry)
@@ -31,7 +33,7 @@ const (
 // failed at its second page. Here api_url's scheme decides, and a link is
 // only followed to api_url's host.
 func (c *Client) ListTags(ctx context.Context, rt http.RoundTripper, repo name.Repository, pageSize int) ([]string, error) {
-	base := c.Entry.APIURL
+	base := c.cfg.APIURL
 	next := &url.URL{Scheme: base.Scheme, Host: base.Host, Path: "/v2/" + repo.RepositoryStr() + "/tags/list"}
 	if pageSize > 0 {
 		next.RawQuery = fmt.Sprintf("n=%d", pageSize)
@@ -107,13 +109,13 @@ func (c *Client) nextPage(page *url.URL, headers []string) (*url.URL, error) {
 	}
 	ref, err := url.Parse(target)
 	if err != nil {
-		return nil, fmt.Errorf("the registry's next-page link %s: %v", Quote(target), err)
+		return nil, fmt.Errorf("the registry's next-page link %s: %v", imageref.Quote(target), err)
 	}
 	u := page.ResolveReference(ref)
-	if !strings.EqualFold(u.Host, c.Entry.Host()) {
-		return nil, fmt.Errorf("the registry's next-page link leads to %s, not to api_url's host %s", Quote(u.Host), c.Entry.Host())
+	if !strings.EqualFold(u.Host, c.cfg.Host()) {
+		return nil, fmt.Errorf("the registry's next-page link leads to %s, not to api_url's host %s", imageref.Quote(u.Host), c.cfg.Host())
 	}
-	u.Scheme, u.Host = c.Entry.APIURL.Scheme, c.Entry.Host()
+	u.Scheme, u.Host = c.cfg.APIURL.Scheme, c.cfg.Host()
 	return u, nil
 }
 

@@ -1,10 +1,10 @@
-package registries_test
+package imageref_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 func TestReferencesTheRuntimeGrammarRefusesAreRefusedBeforeAnyLookup(t *testing.T) {
@@ -18,14 +18,14 @@ func TestReferencesTheRuntimeGrammarRefusesAreRefusedBeforeAnyLookup(t *testing.
 	}
 	for _, tc := range tests {
 		t.Run(tc.ref, func(t *testing.T) {
-			_, err := registries.ParseImage(tc.ref)
+			_, err := imageref.ParseImage(tc.ref)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one naming %s", err, tc.want)
 			}
 		})
 	}
 	for _, ok := range []string{"nginx", "library/nginx:1.27", "reg.example:5000/a/b.c/d_e:v1.0", "reg.example/a/b@sha256:" + strings.Repeat("a", 64)} {
-		if _, err := registries.ParseImage(ok); err != nil {
+		if _, err := imageref.ParseImage(ok); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
 	}
