@@ -180,7 +180,7 @@ func (w *Watcher) Reload() bool {
 	if w.reloads != nil {
 		w.reloads.WithLabelValues("success").Inc()
 	}
-	w.log.Info("config reloaded", "path", w.path, "registries", len(c.Registries.Clients()))
+	w.log.Info("config reloaded", "path", w.path, "registries", len(c.Registries.Entries()))
 	for ch := range w.subs {
 		select {
 		case ch <- struct{}{}:

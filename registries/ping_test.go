@@ -48,7 +48,9 @@ func (s *pingSource) set(set *registries.Set) {
 // pingedSet is a Set of one entry with ping: yes for srv.
 func pingedSet(t *testing.T, srv *registrytest.Server) *registries.Set {
 	t.Helper()
-	e := &registries.Entry{Name: srv.Host, APIURL: &url.URL{Scheme: "http", Host: srv.Host}, Prefix: srv.Host, Ping: true}
+	e := &registries.Entry{Prefix: srv.Host}
+	e.Name, e.APIURL, e.Ping = srv.Host, &url.URL{Scheme: "http", Host: srv.Host}, true
+	e.SetDefaults()
 	if err := e.Validate(); err != nil {
 		t.Fatal(err)
 	}

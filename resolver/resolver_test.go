@@ -15,6 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -30,7 +32,7 @@ func TestMain(m *testing.M) {
 
 // setupB lifts the rate limit, which would otherwise be what a cold
 // benchmark measures (20 requests/s by default).
-func setupB(b *testing.B, srv *registrytest.Server, repo string) registries.Target {
+func setupB(b *testing.B, srv *registrytest.Server, repo string) testTarget {
 	return setup(b, srv, repo, withLimit(100000))
 }
 
@@ -39,6 +41,9 @@ func setupB(b *testing.B, srv *registrytest.Server, repo string) registries.Targ
 type testEntry struct {
 	registries.Entry
 	env []string // the environment its env: credentials read
+	// What a config gives each query through this entry.
+	platforms   []string
+	tagSortMode resolver.TagSortMode
 }
 
 // entryOption sets what a config file's entry fields would.
@@ -51,36 +56,50 @@ func withLogin(userPass string) entryOption {
 
 func withLimit(perSecond int) entryOption { return func(e *testEntry) { e.Limit = perSecond } }
 
-func withPlatforms(p ...string) entryOption { return func(e *testEntry) { e.Platforms = p } }
+func withPlatforms(p ...string) entryOption { return func(e *testEntry) { e.platforms = p } }
+
+func withTagSortMode(m resolver.TagSortMode) entryOption {
+	return func(e *testEntry) { e.tagSortMode = m }
+}
+
+// testTarget is where a test's lookups go, with what the entry says of its
+// answers (platforms, tagsortmode).
+type testTarget struct {
+	registries.Target
+	platforms   []string
+	tagSortMode resolver.TagSortMode
+}
 
 // setup returns the target of repo on srv, through an entry named test whose
 // prefix is srv's host.
-func setup(t testing.TB, srv *registrytest.Server, repo string, opts ...entryOption) registries.Target {
+func setup(t testing.TB, srv *registrytest.Server, repo string, opts ...entryOption) testTarget {
 	t.Helper()
 	return target(t, srv.URL, srv.Host, srv.Host+"/"+repo, opts...)
 }
 
-// target validates the entry for apiURL and prefix as config does, builds
-// its registries.Set and matches image in it.
-func target(t testing.TB, apiURL, prefix, image string, opts ...entryOption) registries.Target {
+// target defaults and validates the entry for apiURL and prefix as config
+// does, builds its registries.Set and matches image in it.
+func target(t testing.TB, apiURL, prefix, image string, opts ...entryOption) testTarget {
 	t.Helper()
 	u, err := url.Parse(apiURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEntry{Entry: registries.Entry{Name: "test", APIURL: u, Prefix: prefix}}
+	e := &testEntry{Entry: registries.Entry{Prefix: prefix}}
+	e.Name, e.APIURL = "test", u
 	for _, o := range opts {
 		o(e)
 	}
+	e.SetDefaults()
 	if err := e.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	creds := registries.NewCredentials(registries.WithEnvironment(e.env))
+	creds := credentials.New(credentials.WithEnvironment(e.env))
 	set, err := registries.NewSet([]*registries.Entry{&e.Entry}, registries.WithCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := registries.ParseImage(image)
+	img, err := imageref.ParseImage(image)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +107,7 @@ func target(t testing.TB, apiURL, prefix, image string, opts ...entryOption) reg
 	if !ok {
 		t.Fatalf("no entry matches %s", image)
 	}
-	return tgt
+	return testTarget{Target: tgt, platforms: e.platforms, tagSortMode: e.tagSortMode}
 }
 
 func digestPolicy() resolver.Policy {
@@ -263,7 +282,7 @@ func TestNewestBuildWithTagSortModeFetchesNoMetadata(t *testing.T) {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "app:a")
 	want := srv.PushImage(t, "app:b")
-	tgt := setup(t, srv, "app", func(e *testEntry) { e.TagSortMode = "latest-last" })
+	tgt := setup(t, srv, "app", withTagSortMode(resolver.TagSortLatestLast))
 	srv.Reset()
 	res, err := resolver.New().Resolve(ctxFor(t, 5*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if err != nil {
@@ -586,7 +605,7 @@ func TestNewestBuildAgainWithinTheTTLMakesOnlyTheChosenTagsHEAD(t *testing.T) {
 
 // query is what config's Query builds for tgt: the entry's platforms
 // and tagsortmode join the policy.
-func query(tgt registries.Target, tag string, p resolver.Policy) resolver.Query {
-	p.Platforms, p.TagSortMode = tgt.Client.Entry.Platforms, tgt.Client.Entry.TagSortMode
-	return resolver.Query{Target: tgt, Tag: tag, Policy: p}
+func query(tgt testTarget, tag string, p resolver.Policy) resolver.Query {
+	p.Platforms, p.TagSortMode = tgt.platforms, tgt.tagSortMode
+	return resolver.Query{Target: tgt.Target, Tag: tag, Policy: p}
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/internal/cli"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	pinhook "github.com/image-pin/image-pin-webhook/webhook"
 )
@@ -54,7 +56,7 @@ func main() {
 
 	// Credential scripts' orphaned children are reparented to this process
 	// (PID 1 in its container, or a subreaper elsewhere) and reaped.
-	if err := registries.BecomeSubreaper(); err != nil {
+	if err := credentials.BecomeSubreaper(); err != nil {
 		log.Info("cannot become a child subreaper; credential scripts' orphans go to init", "error", err.Error())
 	}
 	if err := run(ctrl.SetupSignalHandler(), opts); err != nil {
@@ -95,11 +97,11 @@ func run(ctx context.Context, opts *options) error {
 	// (aws:, gcp:, azure:) refresh in the background until it ends.
 	mgrCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()), registries.WithContext(mgrCtx),
-		registries.WithCredentialsLogger(log.WithName("credentials")))
+	creds := credentials.New(credentials.WithSecretReader(mgr.GetAPIReader()), credentials.WithContext(mgrCtx),
+		credentials.WithLogger(log.WithName("credentials")))
 	defer creds.Close()
 	watcher, err := config.NewWatcher(opts.ConfigPath,
-		[]registries.SetOption{registries.WithCredentials(creds), registries.WithMetrics(registries.NewMetrics(metrics.Registry))},
+		[]registries.SetOption{registries.WithCredentials(creds), registries.WithMetrics(client.NewMetrics(metrics.Registry))},
 		config.WithWatcherLogger(log.WithName("config")),
 		config.WithReloadMetrics(metrics.Registry),
 	)

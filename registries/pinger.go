@@ -1,0 +1,66 @@
+package registries
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// PingSource is where a Pinger finds the registries in force and hears that
+// they changed: the config watcher.
+type PingSource interface {
+	// Registries is the Set in force now.
+	Registries() *Set
+	// Subscribe returns a channel that receives after each change, and a
+	// function that ends the subscription.
+	Subscribe() (changed <-chan struct{}, cancel func())
+}
+
+// Pinger pings every entry with ping: yes in the background, at start, after
+// each config change and every Interval, warming credentials and tokens. Its
+// outcome is a metric and a log line, never a reason to refuse an admission
+// or to fail readiness.
+type Pinger struct {
+	Source   PingSource
+	Interval time.Duration
+	Log      logr.Logger
+}
+
+// Start runs until ctx ends; it is a controller-runtime Runnable.
+func (p *Pinger) Start(ctx context.Context) error {
+	interval := p.Interval
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	// Subscribed before the first ping, so a change while it runs is not missed.
+	changed, cancel := p.Source.Subscribe()
+	defer cancel()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		p.pingAll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-changed:
+		}
+	}
+}
+
+func (p *Pinger) pingAll(ctx context.Context) {
+	for _, m := range p.Source.Registries().byLength {
+		if !m.entry.Ping {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := m.client.Ping(pctx)
+		cancel()
+		if err != nil {
+			p.Log.Info("registry ping failed", "registry", m.entry.Name, "error", err.Error())
+		} else {
+			p.Log.V(1).Info("registry ping succeeded", "registry", m.entry.Name)
+		}
+	}
+}
