@@ -36,7 +36,7 @@ func main() {
 	}
 }
 
-func step(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
+func step(msg string) { fmt.Println("==> " + msg) }
 
 func run() error {
 	assets, bin := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("IMAGE_PIN_WEBHOOK_BIN")

@@ -23,7 +23,7 @@ import (
 // not change under running pods (the chart reuses its Secret via lookup).
 func TestAnUpgradeWithoutCertManagerKeepsTheCA(t *testing.T) {
 	ns := namespace(t, false)
-	release := uniq(t, "lookup")
+	release := uniq("lookup")
 	c, _ := kube(t)
 	kubeconfig := filepath.Join(s.dir, "kubeconfig")
 	flags := genericclioptions.NewConfigFlags(false)

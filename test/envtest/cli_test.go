@@ -67,7 +67,7 @@ func TestCheckAcceptsTheSeedsAndTheSuitesConfigsAndRefusesABrokenOne(t *testing.
 // auth) whose tag list takes two pages, by the webhook and by resolve with
 // the seed's secret: credentials read through the kubeconfig.
 func TestASemverLookupOverHTTPSByIPFollowsTagPagesInTheWebhookAndInResolve(t *testing.T) {
-	repo := "secret/" + uniq(t, "paged")
+	repo := "secret/" + uniq("paged")
 	push(t, s.tlsReg, repo+":0.0.1")
 	desc, err := s.tlsReg.Get(repo + ":0.0.1")
 	if err != nil {

@@ -31,7 +31,7 @@ func TestServerSideDiffsShowARealChangeAndNothingElse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t, true)
-			name := uniq(t, "gitops")
+			name := uniq("gitops")
 			repo := s.plain.Host + "/" + name
 			pinned := repo + ":v1@" + push(t, s.plain, name+":v1")
 			git := manifest{Namespace: ns, Image: repo + ":v1"}
@@ -79,7 +79,7 @@ func hasLine(out, sign, text string) bool {
 // answer exactly as the real request would, and leave nothing behind but
 // what the webhook cached.
 func TestADryRunAdmissionAnswersAsTheRealOneAndLeavesNothingBehind(t *testing.T) {
-	name := uniq(t, "dry")
+	name := uniq("dry")
 	repo := s.plain.Host + "/" + name
 	first := repo + ":v1@" + push(t, s.plain, name+":v1")
 	dryNS, realNS := namespace(t, true), namespace(t, true)

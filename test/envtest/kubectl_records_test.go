@@ -170,7 +170,7 @@ func (m manifest) annotated(t *testing.T, ann map[string]string) string {
 
 func TestKubectlSetImageToAnUnconfiguredRegistryThenRestartKeepsTheUsersImage(t *testing.T) {
 	ns := namespace(t, true)
-	name := uniq(t, "app")
+	name := uniq("app")
 	pinned := s.plain.Host + "/" + name + ":1@" + push(t, s.plain, name+":1")
 	kubectlOK(t, "apply", "-f", manifest{Namespace: ns, Image: s.plain.Host + "/" + name + ":1"}.file(t))
 	waitSettledOn(t, ns, pinned, []string{pinned}, 2)
@@ -187,7 +187,7 @@ func TestKubectlSetImageToAnUnconfiguredRegistryThenRestartKeepsTheUsersImage(t 
 
 func TestKubectlSetImageWhileTheRegistryAnswers503ThenRestartPinsTheNewImage(t *testing.T) {
 	ns := namespace(t, true)
-	app, api := "ignore/"+uniq(t, "app"), "ignore/"+uniq(t, "api")
+	app, api := "ignore/"+uniq("app"), "ignore/"+uniq("api")
 	appPinned := s.flaky.Host + "/" + app + ":1@" + push(t, s.flaky, app+":1")
 	apiImage := s.flaky.Host + "/" + api + ":1.5.0"
 	apiPinned := apiImage + "@" + push(t, s.flaky, api+":1.5.0")
@@ -210,7 +210,7 @@ func TestKubectlSetImageWhileTheRegistryAnswers503ThenRestartPinsTheNewImage(t *
 
 func TestKubectlSetImageToAWrittenDigestThenApplyingTheManifestRunsTheManifestsRepository(t *testing.T) {
 	ns := namespace(t, true)
-	app, api := uniq(t, "app"), uniq(t, "api")
+	app, api := uniq("app"), uniq("api")
 	appPinned := s.plain.Host + "/" + app + ":1@" + push(t, s.plain, app+":1")
 	apiWritten := s.plain.Host + "/" + api + ":1.5.0@" + push(t, s.plain, api+":1.5.0")
 	git := manifest{Namespace: ns, Image: s.plain.Host + "/" + app + ":1"}
@@ -244,7 +244,7 @@ func TestPodsTheControllersMakeForAnOptedOutDeploymentKeepTheImageAsWritten(t *t
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t, true)
-			name := uniq(t, "app")
+			name := uniq("app")
 			push(t, s.plain, name+":1")
 			image := s.plain.Host + "/" + name + ":1"
 			m := manifest{Namespace: ns, Image: image, Labels: tc.labels}
@@ -264,7 +264,7 @@ func TestPodsTheControllersMakeForAnOptedOutDeploymentKeepTheImageAsWritten(t *t
 
 func TestKubectlRolloutRestartPinsADeploymentCreatedBeforeItsNamespaceOptedIn(t *testing.T) {
 	ns := namespace(t, false)
-	name := uniq(t, "app")
+	name := uniq("app")
 	image := s.plain.Host + "/" + name + ":1"
 	pinned := image + "@" + push(t, s.plain, name+":1")
 	git := manifest{Namespace: ns, Image: image}
@@ -283,7 +283,7 @@ func TestKubectlRolloutRestartPinsADeploymentCreatedBeforeItsNamespaceOptedIn(t 
 
 func TestKubectlRolloutUndoToAnUnconfiguredImageThenRestartKeepsIt(t *testing.T) {
 	ns := namespace(t, true)
-	app, api := uniq(t, "app"), uniq(t, "api")
+	app, api := uniq("app"), uniq("api")
 	appPinned := s.plain.Host + "/" + app + ":1@" + push(t, s.plain, app+":1")
 	apiPinned := s.plain.Host + "/" + api + ":2@" + push(t, s.plain, api+":2")
 	git := manifest{Namespace: ns, Image: s.plain.Host + "/" + app + ":1"}

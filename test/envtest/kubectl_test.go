@@ -14,7 +14,7 @@ import (
 
 func TestKubectlCreateJobFromACronJobCarriesTheCronJobsPin(t *testing.T) {
 	ns := namespace(t, true)
-	name := uniq(t, "nightly")
+	name := uniq("nightly")
 	repo := s.plain.Host + "/" + name
 	pinned := repo + ":1@" + push(t, s.plain, name+":1")
 	path := filepath.Join(t.TempDir(), "cronjob.yaml")
@@ -69,7 +69,7 @@ spec:
 
 func TestKubectlDebugPinsTheEphemeralContainer(t *testing.T) {
 	ns := namespace(t, true)
-	name := uniq(t, "debug")
+	name := uniq("debug")
 	repo := s.plain.Host + "/" + name
 	app := repo + ":app@" + push(t, s.plain, name+":app")
 	debugger := repo + ":debug@" + push(t, s.plain, name+":debug")

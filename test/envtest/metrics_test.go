@@ -9,7 +9,7 @@ import (
 
 func TestTheContractsMetricsAreServed(t *testing.T) {
 	// One admission of its own, so the test does not rely on others having run.
-	repo := uniq(t, "metrics")
+	repo := uniq("metrics")
 	push(t, s.plain, repo+":1")
 	c, _ := kube(t)
 	if err := c.Create(ctx(t), deploy(namespace(t, true), nil, s.plain.Host+"/"+repo+":1")); err != nil {

@@ -150,7 +150,7 @@ func wantStored(t *testing.T, d *appsv1.Deployment, want string) {
 }
 
 func TestSetImageToAnUnpinnedImageThenRestartKeepsIt(t *testing.T) {
-	repo := uniq(t, "web")
+	repo := uniq("web")
 	digest := push(t, s.plain, repo+":1")
 	app := s.plain.Host + "/" + repo + ":1"
 	d := clientSideApply(t, deploy(namespace(t, true), nil, app))
@@ -163,8 +163,8 @@ func TestSetImageToAnUnpinnedImageThenRestartKeepsIt(t *testing.T) {
 }
 
 func TestSetImageWhileTheRegistryFailsThenRestartPinsTheNewImage(t *testing.T) {
-	app := "ignore/" + uniq(t, "app")
-	api := "ignore/" + uniq(t, "api")
+	app := "ignore/" + uniq("app")
+	api := "ignore/" + uniq("api")
 	push(t, s.flaky, app+":1")
 	apiDigest := push(t, s.flaky, api+":1.5.0")
 	d := clientSideApply(t, deploy(namespace(t, true), nil, s.flaky.Host+"/"+app+":1"))
@@ -180,7 +180,7 @@ func TestSetImageWhileTheRegistryFailsThenRestartPinsTheNewImage(t *testing.T) {
 }
 
 func TestSetImageToAWrittenDigestThenReApplyingTheManifestResolvesTheManifest(t *testing.T) {
-	repo, other := uniq(t, "app"), uniq(t, "api")
+	repo, other := uniq("app"), uniq("api")
 	digest := push(t, s.plain, repo+":1")
 	otherDigest := push(t, s.plain, other+":1.5.0")
 	app := s.plain.Host + "/" + repo + ":1"
@@ -194,7 +194,7 @@ func TestSetImageToAWrittenDigestThenReApplyingTheManifestResolvesTheManifest(t 
 }
 
 func TestARestartPinsAnImageLeftUnpinnedAtCreate(t *testing.T) {
-	repo := "ignore/" + uniq(t, "app")
+	repo := "ignore/" + uniq("app")
 	digest := push(t, s.flaky, repo+":1")
 	image := s.flaky.Host + "/" + repo + ":1"
 	s.flaky.Stop()
@@ -213,7 +213,7 @@ func TestAReApplyThatAddsSkipKeepsTheImageAsWritten(t *testing.T) {
 		fn   func(*testing.T, *appsv1.Deployment) *appsv1.Deployment
 	}{{"client-side", clientSideApply}, {"server-side", serverSideApply}} {
 		t.Run(apply.name, func(t *testing.T) {
-			repo := uniq(t, "app")
+			repo := uniq("app")
 			digest := push(t, s.plain, repo+":1")
 			image := s.plain.Host + "/" + repo + ":1"
 			manifest := deploy(namespace(t, true), nil, image)
@@ -232,7 +232,7 @@ func TestAReApplyThatAddsSkipKeepsTheImageAsWritten(t *testing.T) {
 }
 
 func TestRollingBackAndForthRunsWhatEachRevisionAskedFor(t *testing.T) {
-	repo, other := uniq(t, "app"), uniq(t, "api")
+	repo, other := uniq("app"), uniq("api")
 	digest := push(t, s.plain, repo+":1")
 	otherDigest := push(t, s.plain, other+":2")
 	app, api := s.plain.Host+"/"+repo+":1", s.plain.Host+"/"+other+":2"
@@ -278,7 +278,7 @@ func optIn(t *testing.T, ns string) {
 }
 
 func TestPodsOfAnOptedOutWorkloadRunWhatItsTemplateSays(t *testing.T) {
-	repo := uniq(t, "app")
+	repo := uniq("app")
 	push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
 	ns := namespace(t, true)
@@ -314,7 +314,7 @@ func TestPodsOfAnOptedOutWorkloadRunWhatItsTemplateSays(t *testing.T) {
 }
 
 func TestAnExistingWorkloadsTemplateIsNotChangedOnItsNextUpdate(t *testing.T) {
-	repo := uniq(t, "app")
+	repo := uniq("app")
 	push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
 	ns := namespace(t, false) // created before the namespace opted in

@@ -234,7 +234,7 @@ func waitSettled(t *testing.T, ns, image string, sets int, replicas int32) rollo
 
 func TestEverydayKubectlOnADeploymentWhoseTagMoves(t *testing.T) {
 	ns := namespace(t, true)
-	name := uniq(t, "kubectl")
+	name := uniq("kubectl")
 	repo := s.plain.Host + "/" + name
 	first := push(t, s.plain, name+":v1")
 	pinned := repo + ":v1@" + first

@@ -95,7 +95,7 @@ func push(t *testing.T, r *cluster.Registry, repoTag string) string {
 }
 
 // uniq gives a repository name of the test's own, so tests never share a tag.
-func uniq(t *testing.T, base string) string {
+func uniq(base string) string {
 	return fmt.Sprintf("%s-%d", base, rand.IntN(1_000_000))
 }
 
@@ -125,7 +125,7 @@ func stored(t *testing.T, d *appsv1.Deployment) string {
 
 func TestADeploymentOfLatestIsPinned(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "web")
+	repo := uniq("web")
 	digest := push(t, s.plain, repo+":latest")
 	c, _ := kube(t)
 	d := deploy(ns, nil, s.plain.Host+"/"+repo)
@@ -143,7 +143,7 @@ func TestADeploymentOfLatestIsPinned(t *testing.T) {
 
 func TestASemverConstraintAnnotationPicksTheNewestMatch(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "api")
+	repo := uniq("api")
 	digests := map[string]string{}
 	for _, tag := range []string{"1.3.9", "1.4.0", "v1.4.7", "1.4.8-rc1", "1.5.0", "latest"} {
 		digests[tag] = push(t, s.plain, repo+":"+tag)
@@ -160,7 +160,7 @@ func TestASemverConstraintAnnotationPicksTheNewestMatch(t *testing.T) {
 
 func TestAMultiArchImageIsPinnedToItsIndexDigest(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "multi")
+	repo := uniq("multi")
 	digest, err := s.plain.PushIndex(repo + ":1")
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestAMultiArchImageIsPinnedToItsIndexDigest(t *testing.T) {
 
 func TestAPodIsPinned(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "pod")
+	repo := uniq("pod")
 	digest := push(t, s.plain, repo+":2")
 	c, _ := kube(t)
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
@@ -192,7 +192,7 @@ func TestAPodIsPinned(t *testing.T) {
 
 func TestACronJobWithAnInitContainerIsPinned(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "cron")
+	repo := uniq("cron")
 	main, initD := push(t, s.plain, repo+":main"), push(t, s.plain, repo+":init")
 	c, _ := kube(t)
 	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cj"}, Spec: batchv1.CronJobSpec{
@@ -217,7 +217,7 @@ func TestACronJobWithAnInitContainerIsPinned(t *testing.T) {
 
 func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "kinds")
+	repo := uniq("kinds")
 	digest := push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
 	want := image + "@" + digest
@@ -263,7 +263,7 @@ func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
 
 func TestAKubectlDebugEphemeralContainerIsPinned(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "debug")
+	repo := uniq("debug")
 	push(t, s.plain, repo+":app")
 	dbg := push(t, s.plain, repo+":debug")
 	c, _ := kube(t)
@@ -284,7 +284,7 @@ func TestAKubectlDebugEphemeralContainerIsPinned(t *testing.T) {
 }
 
 func TestObjectsTheWebhookMustLeaveAlone(t *testing.T) {
-	repo := uniq(t, "alone")
+	repo := uniq("alone")
 	digest := push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
 	skipped := deploy(namespace(t, true), nil, image)
@@ -297,9 +297,9 @@ func TestObjectsTheWebhookMustLeaveAlone(t *testing.T) {
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}}}
 	kubeSystem := deploy("kube-system", nil, image)
-	kubeSystem.Name = uniq(t, "web")
+	kubeSystem.Name = uniq("web")
 	own := deploy(ownNamespace, nil, image)
-	own.Name = uniq(t, "web")
+	own.Name = uniq("web")
 	tests := []struct {
 		name  string
 		obj   client.Object
@@ -347,7 +347,7 @@ func TestEveryCredentialSourceAuthenticates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t, true)
-			repo := tc.path + "/" + uniq(t, "app")
+			repo := tc.path + "/" + uniq("app")
 			digest := push(t, tc.reg, repo+":1")
 			c, w := kube(t)
 			d := deploy(ns, nil, tc.reg.Host+"/"+repo+":1")
@@ -371,7 +371,7 @@ func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 	before := runs()
 	c, _ := kube(t)
 	for i := range 3 {
-		repo := "ext/" + uniq(t, "win")
+		repo := "ext/" + uniq("win")
 		push(t, s.tokenReg, repo+":1")
 		d := deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))
 		if err := c.Create(ctx(t), d); err != nil {
@@ -385,7 +385,7 @@ func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 		t.Fatalf("the script ran %d times for three admissions within credsexpire, want 1", n)
 	}
 	time.Sleep(4500 * time.Millisecond)
-	repo := "ext/" + uniq(t, "win")
+	repo := "ext/" + uniq("win")
 	push(t, s.tokenReg, repo+":1")
 	if err := c.Create(ctx(t), deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))); err != nil {
 		t.Fatal(err)
@@ -397,7 +397,7 @@ func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 
 func TestWrongCredentialsFollowOnError(t *testing.T) {
 	t.Run("ignore admits the image unchanged with a warning", func(t *testing.T) {
-		image := s.tokenReg.Host + "/wrong-ignore/" + uniq(t, "app") + ":1"
+		image := s.tokenReg.Host + "/wrong-ignore/" + uniq("app") + ":1"
 		c, w := kube(t)
 		d := deploy(namespace(t, true), nil, image)
 		if err := c.Create(ctx(t), d); err != nil {
@@ -411,7 +411,7 @@ func TestWrongCredentialsFollowOnError(t *testing.T) {
 		}
 	})
 	t.Run("fail denies with the container, image and cause", func(t *testing.T) {
-		image := s.tokenReg.Host + "/wrong-fail/" + uniq(t, "app") + ":1"
+		image := s.tokenReg.Host + "/wrong-fail/" + uniq("app") + ":1"
 		c, _ := kube(t)
 		err := c.Create(ctx(t), deploy(namespace(t, true), nil, image))
 		if err == nil || !strings.Contains(err.Error(), `container "c0"`) || !strings.Contains(err.Error(), image) {
@@ -424,8 +424,8 @@ func TestWrongCredentialsFollowOnError(t *testing.T) {
 }
 
 func TestARegistryStoppedMidTest(t *testing.T) {
-	known := "ignore/" + uniq(t, "app")
-	knownFail := "fail/" + uniq(t, "app")
+	known := "ignore/" + uniq("app")
+	knownFail := "fail/" + uniq("app")
 	digest := push(t, s.flaky, known+":1")
 	push(t, s.flaky, knownFail+":1")
 	c, w := kube(t)
@@ -456,7 +456,7 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 	})
 	t.Run("ignore leaves an image never resolved unchanged with a warning", func(t *testing.T) {
 		w.reset()
-		image := s.flaky.Host + "/ignore/" + uniq(t, "never") + ":1"
+		image := s.flaky.Host + "/ignore/" + uniq("never") + ":1"
 		d := deploy(namespace(t, true), nil, image)
 		if err := c.Create(ctx(t), d); err != nil {
 			t.Fatal(err)
@@ -482,7 +482,7 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 
 func TestUpdatesNeverStartARolloutUnlessAsked(t *testing.T) {
 	ns := namespace(t, true)
-	repo := uniq(t, "upd")
+	repo := uniq("upd")
 	first := push(t, s.plain, repo+":stable")
 	image := s.plain.Host + "/" + repo + ":stable"
 	pinned := image + "@" + first

@@ -88,7 +88,7 @@ func (p *process) admit(t *testing.T, image string) string {
 }
 
 func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
-	repo := uniq(t, "noapi")
+	repo := uniq("noapi")
 	digest := push(t, s.plain, repo+":1")
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kc, []byte(cluster.UnreachableKubeconfig), 0o600); err != nil {
@@ -134,7 +134,7 @@ func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
 }
 
 func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) {
-	repo := uniq(t, "drain")
+	repo := uniq("drain")
 	push(t, s.plain, repo+":1")
 	// A registry that takes 2s per manifest: an admission is in flight when SIGTERM comes.
 	target, _ := url.Parse("http://" + s.plain.Host)

@@ -154,7 +154,7 @@ func TestACredentialScriptsStderrReachesNoWarningDenialOrMetric(t *testing.T) {
 }
 
 func TestForgedReviewsOnTheAdmissionPortLeaveTheAdmissionMetricBounded(t *testing.T) {
-	repo := uniq(t, "forged")
+	repo := uniq("forged")
 	push(t, s.plain, repo+":1")
 	p := startMetered(t, fmt.Sprintf("registries:\n- name: plain\n  api_url: http://%[1]s\n  prefix: %[1]s\n", s.plain.Host))
 	ops := []string{"CREATE", "UPDATE"}
@@ -182,7 +182,7 @@ func TestForgedReviewsOnTheAdmissionPortLeaveTheAdmissionMetricBounded(t *testin
 
 func TestNewestBuildOnThousandsOfTagsStaysBoundedAndLeavesAnotherNamespacesLookupOnTime(t *testing.T) {
 	const tags = 3000
-	big, small := "newest/"+uniq(t, "big"), "newest/"+uniq(t, "small")
+	big, small := "newest/"+uniq("big"), "newest/"+uniq("small")
 	push(t, s.tlsReg, big+":0")
 	desc, err := s.tlsReg.Get(big + ":0")
 	if err != nil {

@@ -35,7 +35,7 @@ func TestTenantsNeverSeeEachOthersAnswersOrFailures(t *testing.T) {
 	for _, order := range []string{"scoped first", "unscoped first"} {
 		for _, expire := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, cache expired between: %v", order, expire), func(t *testing.T) {
-				repo := "tenant/" + uniq(t, "private")
+				repo := "tenant/" + uniq("private")
 				digest := push(t, s.tokenReg, repo+":1")
 				image := s.tokenReg.Host + "/" + repo + ":1"
 				scoped, other := tenantNamespace(t, "tenant-a"), tenantNamespace(t, "tenant-c")
