@@ -12,7 +12,7 @@ import (
 )
 
 func TestBadInputAtTheDoorGetsAClearRefusalOrAWellFormedAnswer(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	many := make([]string, 1000)
 	for i := range many {
@@ -55,7 +55,7 @@ func TestBadInputAtTheDoorGetsAClearRefusalOrAWellFormedAnswer(t *testing.T) {
 }
 
 func TestAThousandContainersArePinnedWithOnePatchEach(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	imgs := make([]string, 1000)
 	for i := range imgs {
 		imgs[i] = e.srv.Host + "/app:1"

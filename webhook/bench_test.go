@@ -28,7 +28,7 @@ func BenchmarkWarmAdmission(b *testing.B) {
 				srv.PushImage(b, fmt.Sprintf("app%d:1", i))
 				images[i] = fmt.Sprintf("%s/app%d:1", srv.Host, i)
 			}
-			cfg := configFor(b, srv, "", "")
+			cfg := configFor(b, srv)
 			h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
 			body := review(b, admissionv1.Create, "team-a", deployment(nil, images...), nil)
 			post := func() *httptest.ResponseRecorder {

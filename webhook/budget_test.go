@@ -10,7 +10,7 @@ import (
 // TestTheRegistryRequestBudget counts, at the registry, what admissions
 // cost: the numbers docs/performance.md promises.
 func TestTheRegistryRequestBudget(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	admitN := func(n int, obj any) {
 		var wg sync.WaitGroup

@@ -15,7 +15,7 @@ func ecrEnv(t *testing.T, policy string) (*env, *cloudtest.AWS) {
 	t.Helper()
 	aws := cloudtest.NewAWS(t)
 	aws.SetEnv(t)
-	e := newEnv(t, "  credentials: aws:region=eu-west-1\n  limit: 100000\n", policy)
+	e := newEnv(t, withEntry("  credentials: aws:region=eu-west-1\n  limit: 100000\n"), withPolicy(policy))
 	e.srv.SetFault(aws.Guard)
 	return e, aws
 }

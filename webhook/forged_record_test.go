@@ -24,7 +24,7 @@ func TestAForgedRecordDoesNotMakeReapplyKeepADigestTheWebhookNeverChose(t *testi
 	if os.Getenv("IMAGE_PIN_REVIEW_FINDINGS") == "" {
 		t.Skip("review finding (not fixed): the re-apply rule trusts a record the user can forge; set IMAGE_PIN_REVIEW_FINDINGS=1 to run")
 	}
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	other := e.srv.PushImage(t, "app:other-build") // any digest in the same repository
 	written := e.srv.Host + "/app:1"
 	forged := deployment(map[string]string{webhook.OriginalImagesKey: originals("app", written)}, written+"@"+other)

@@ -35,7 +35,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	}
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"request":{"uid":"x","kind":{"version":"v1","kind":"Pod"},"object":{"metadata":{"annotations":{"image-pin.io/constraint":"~1"}},"spec":{"containers":[{"name":"a","image":"docker.io/app:1"}]}}}}`))
-	cfg := configFor(f, srv, "", "policy:\n  resolve_timeout: 500ms\n")
+	cfg := configFor(f, srv, withPolicy("policy:\n  resolve_timeout: 500ms\n"))
 	h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()

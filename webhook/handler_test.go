@@ -36,15 +36,14 @@ type env struct {
 }
 
 // newEnv starts a registry with sample images and a handler whose config
-// points at it; extra is appended to the registry entry, policy is the
-// policy block.
-func newEnv(t *testing.T, extra, policy string) *env {
+// has one entry, test, pointing at it.
+func newEnv(t *testing.T, opts ...configOption) *env {
 	t.Helper()
 	e := &env{srv: registrytest.New(t), digests: map[string]string{}}
 	for _, rt := range []string{"app:1", "init:latest", "debug:1", "api:1.4.0", "api:v1.4.7", "api:1.5.0", "api:2.0.0-rc1"} {
 		e.digests[rt] = e.srv.PushImage(t, rt)
 	}
-	e.setConfig(t, extra, policy)
+	e.setConfig(t, opts...)
 	e.res = resolver.New()
 	h := webhook.NewHandler(func() *config.Config { return e.cfg.Load() }, e.res, webhook.WithOwnNamespace("image-pin-system"))
 	e.http = httptest.NewServer(&admission.Webhook{Handler: h})
@@ -52,16 +51,33 @@ func newEnv(t *testing.T, extra, policy string) *env {
 	return e
 }
 
-func (e *env) setConfig(t *testing.T, extra, policy string) {
+func (e *env) setConfig(t *testing.T, opts ...configOption) {
 	t.Helper()
-	e.cfg.Store(configFor(t, e.srv, extra, policy))
+	e.cfg.Store(configFor(t, e.srv, opts...))
 }
 
-// configFor is a config with one registry entry, test, for srv; extra is
-// appended to the entry and policy is the policy block.
-func configFor(tb testing.TB, srv *registrytest.Server, extra, policy string) *config.Config {
+// testConfig is the YAML a test adds to configFor's document.
+type testConfig struct {
+	entry  string // appended to the entry's fields
+	policy string // the policy block
+}
+
+type configOption func(*testConfig)
+
+// withEntry appends fields to the registry entry, e.g. "  limit: 5\n".
+func withEntry(yaml string) configOption { return func(c *testConfig) { c.entry += yaml } }
+
+// withPolicy sets the policy block, e.g. "policy:\n  mode: report\n".
+func withPolicy(yaml string) configOption { return func(c *testConfig) { c.policy = yaml } }
+
+// configFor is a config with one registry entry, test, for srv.
+func configFor(tb testing.TB, srv *registrytest.Server, opts ...configOption) *config.Config {
 	tb.Helper()
-	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s%s", srv.URL, srv.Host, extra, policy)
+	var tc testConfig
+	for _, o := range opts {
+		o(&tc)
+	}
+	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s%s", srv.URL, srv.Host, tc.entry, tc.policy)
 	c, err := config.Parse([]byte(doc), registries.WithCredentials(credentials.New()))
 	if err != nil {
 		tb.Fatal(err)
@@ -144,7 +160,7 @@ func originals(kv ...string) string {
 }
 
 func TestEveryKindIsPinnedWithAnExactMinimalPatch(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	tests := []struct{ fixture, spec string }{
 		{"pod", "/spec"},
 		{"podtemplate", "/template/spec"},
@@ -170,7 +186,7 @@ func TestEveryKindIsPinnedWithAnExactMinimalPatch(t *testing.T) {
 }
 
 func TestKubectlDebugEphemeralContainersArePinned(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	r := e.admit(t, e.fixture(t, "pod-ephemeralcontainers"))
 	assertPatch(t, r, []op{{"replace", "/spec/ephemeralContainers/0/image", e.pinned("REGISTRY/debug:1", "debug:1")}})
 }
@@ -232,7 +248,7 @@ func deployment(ann map[string]string, images ...string) *appsv1.Deployment {
 }
 
 func TestObjectsThatMustNotChangeGetNoPatch(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	owned := &appsv1.ReplicaSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
@@ -295,7 +311,7 @@ func pinsImages(t *testing.T, r *admissionv1.AdmissionResponse) bool {
 }
 
 func TestReadmittingItsOwnOutputChangesNothing(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	for _, f := range []string{"deployment", "cronjob", "pod"} {
 		first := e.admit(t, e.fixture(t, f))
 		var rev map[string]any
@@ -309,7 +325,7 @@ func TestReadmittingItsOwnOutputChangesNothing(t *testing.T) {
 }
 
 func TestAnnotationsSteerTheChoiceOfTag(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	tests := []struct {
 		name  string
@@ -335,7 +351,7 @@ func TestAnnotationsSteerTheChoiceOfTag(t *testing.T) {
 }
 
 func TestMalformedAnnotationsAreDeniedNamingThem(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	tests := []struct {
 		ann  map[string]string
 		want string
@@ -356,7 +372,7 @@ func TestMalformedAnnotationsAreDeniedNamingThem(t *testing.T) {
 }
 
 func TestUnknownAnnotationsAndContainersGetWarnings(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	r := e.admit(t, review(t, admissionv1.Create, "team-a", deployment(map[string]string{
 		"image-pin.io/stratgy": "digest", "image-pin.io/strategy.nosuch": "skip",
 	}, e.srv.Host+"/app:1"), nil))
@@ -372,7 +388,7 @@ func TestUnknownAnnotationsAndContainersGetWarnings(t *testing.T) {
 }
 
 func TestReportModeWarnsAndNeverPatches(t *testing.T) {
-	e := newEnv(t, "", "policy:\n  mode: report\n")
+	e := newEnv(t, withPolicy("policy:\n  mode: report\n"))
 	r := e.admit(t, e.fixture(t, "deployment"))
 	assertPatch(t, r, nil)
 	if all := strings.Join(r.Warnings, "\n"); !strings.Contains(all, "would be pinned to") || !strings.Contains(all, e.digests["app:1"]) {
@@ -394,7 +410,7 @@ func TestRegistryFailuresFollowOnError(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, tc.extra, tc.policy)
+			e := newEnv(t, withEntry(tc.extra), withPolicy(tc.policy))
 			host = e.srv.Host
 			body := review(t, admissionv1.Create, "team-a", deployment(nil, host+"/app:1"), nil)
 			if tc.warmFirst {
@@ -426,7 +442,7 @@ func TestRegistryFailuresFollowOnError(t *testing.T) {
 }
 
 func TestUpdatesFollowTheContract(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	orig := host + "/app:1"
 	pinnedOld := orig + "@" + e.digests["app:1"]
@@ -470,7 +486,7 @@ func TestUpdatesFollowTheContract(t *testing.T) {
 }
 
 func TestBadInputGetsAWellFormedAnswerNamingIt(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{"containers":"not-a-list"}}`
 	mk := func(kind, obj string) []byte {
 		return []byte(fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":%s,"resource":{"version":"v1","resource":"x"},"operation":"CREATE","namespace":"team-a","object":%s}}`, kind, obj))
@@ -508,7 +524,7 @@ func TestBadInputGetsAWellFormedAnswerNamingIt(t *testing.T) {
 }
 
 func TestAnAdmissionIsAnsweredWithinResolveTimeout(t *testing.T) {
-	e := newEnv(t, "", "policy:\n  resolve_timeout: 300ms\n  on_error: fail\n")
+	e := newEnv(t, withPolicy("policy:\n  resolve_timeout: 300ms\n  on_error: fail\n"))
 	e.srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		select {
 		case <-r.Context().Done():

@@ -30,7 +30,7 @@ func podOwnedBy(apiVersion, kind string, images ...string) *corev1.Pod {
 // template when it was admitted, left it alone when the workload opted out,
 // and a Pod resolved on its own would run another digest than its replicas.
 func TestPodsOfAWorkloadAreNotResolvedOnTheirOwn(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	for _, owner := range []struct{ apiVersion, kind string }{
 		{"apps/v1", "ReplicaSet"}, {"apps/v1", "StatefulSet"}, {"apps/v1", "DaemonSet"}, {"batch/v1", "Job"}, {"v1", "ReplicationController"},
@@ -48,7 +48,7 @@ func TestPodsOfAWorkloadAreNotResolvedOnTheirOwn(t *testing.T) {
 }
 
 func TestPodsOfOtherControllersAreResolvedOnTheirOwn(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	tests := []struct{ name, apiVersion, kind string }{
 		{"a bare Pod", "", ""},
@@ -70,7 +70,7 @@ func TestPodsOfOtherControllersAreResolvedOnTheirOwn(t *testing.T) {
 }
 
 func TestKubectlDebugOnAPodOfAWorkloadIsPinned(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	old := podOwnedBy("apps/v1", "ReplicaSet", host+"/app:1")
 	p := old.DeepCopy()
@@ -85,7 +85,7 @@ func TestKubectlDebugOnAPodOfAWorkloadIsPinned(t *testing.T) {
 // An update that changes no image and no image-pin.io/ annotation, such as a
 // controller removing a finalizer, is never denied for an annotation.
 func TestAMalformedAnnotationNeverBlocksUnrelatedUpdates(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	bad := map[string]string{"image-pin.io/strategy": "newest"}
 	withFinalizer := func(d *appsv1.Deployment) *appsv1.Deployment {

@@ -28,7 +28,7 @@ const recordPath = "/metadata/annotations/image-pin.io~1original-images"
 // the webhook did with it: the sequences of issue 11, one admission each, with
 // the old object as the API server holds it.
 func TestTheOriginalImagesRecordAlwaysDescribesTheStoredImage(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	app, api := host+"/app:1", host+"/api:1.5.0"
 	appPinned, apiPinned := app+"@"+e.digests["app:1"], api+"@"+e.digests["api:1.5.0"]
@@ -86,7 +86,7 @@ func TestTheOriginalImagesRecordAlwaysDescribesTheStoredImage(t *testing.T) {
 }
 
 func TestARecordOnCreateIsKeptOnlyWhenItDescribesTheImage(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	app := host + "/app:1"
 	appPinned := app + "@" + e.digests["app:1"]
@@ -101,7 +101,7 @@ func TestARecordOnCreateIsKeptOnlyWhenItDescribesTheImage(t *testing.T) {
 }
 
 func TestARestartPinsAnImageNeverPinned(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	app := e.srv.Host + "/app:1"
 	// Left unpinned at CREATE (the registry failed under on_error: ignore), so
 	// the object carries no record.
@@ -114,7 +114,7 @@ func TestARestartPinsAnImageNeverPinned(t *testing.T) {
 }
 
 func TestAFailedLookupRecordsTheImageLeftAsWritten(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
 	app, api := host+"/app:1", host+"/api:1.5.0"
 	e.srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
@@ -126,7 +126,7 @@ func TestAFailedLookupRecordsTheImageLeftAsWritten(t *testing.T) {
 }
 
 func TestAReApplyThatAddsSkipLeavesTheImageAsWritten(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	app := e.srv.Host + "/app:1"
 	pinned := app + "@" + e.digests["app:1"]
 	tests := []struct {
@@ -145,7 +145,7 @@ func TestAReApplyThatAddsSkipLeavesTheImageAsWritten(t *testing.T) {
 }
 
 func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	api := e.srv.Host + "/api"
 	old := deployment(map[string]string{webhook.OriginalImagesKey: originals("app", api), "image-pin.io/constraint": "~1.4"}, api+":v1.4.7@"+e.digests["api:v1.4.7"])
 	obj := deployment(map[string]string{webhook.OriginalImagesKey: originals("app", api), "image-pin.io/constraint": "~1.5"}, api)
@@ -158,7 +158,7 @@ func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
 // digest this replica happens to remember (another replica may have pinned a
 // newer one): the stored pin of the same original stays.
 func TestARestartDuringAnOutageKeepsTheStoredPin(t *testing.T) {
-	e := newEnv(t, "", "policy:\n  on_error: ignore\n  cache_ttl: 1ms\n")
+	e := newEnv(t, withPolicy("policy:\n  on_error: ignore\n  cache_ttl: 1ms\n"))
 	app := e.srv.Host + "/app:1"
 	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil)) // remembers app:1's digest
 	newer := e.srv.PushImage(t, "app:1")

@@ -24,7 +24,7 @@ func TestSemverWithoutAConstraintFollowsOnError(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, "", tc.policy)
+			e := newEnv(t, withPolicy(tc.policy))
 			r := e.admit(t, review(t, admissionv1.Create, "team-a", deployment(tc.ann, e.srv.Host+"/api:1.4.0"), nil))
 			if r.Allowed != tc.allowed {
 				t.Fatalf("allowed = %v, want %v (%v)", r.Allowed, tc.allowed, r.Result)
@@ -44,9 +44,9 @@ func TestSemverWithoutAConstraintFollowsOnError(t *testing.T) {
 }
 
 func TestARuleWithSemverTakesItsConstraintFromAnAnnotation(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := newEnv(t)
 	host := e.srv.Host
-	e.setConfig(t, "", "policy:\n  images:\n  - prefix: "+host+"/api\n    strategy: semver\n")
+	e.setConfig(t, withPolicy("policy:\n  images:\n  - prefix: "+host+"/api\n    strategy: semver\n"))
 	r := e.admit(t, review(t, admissionv1.Create, "team-a", deployment(map[string]string{"image-pin.io/constraint": "~1.4"}, host+"/api"), nil))
 	assertPatch(t, r, []op{
 		{"replace", "/spec/template/spec/containers/0/image", host + "/api:v1.4.7@" + e.digests["api:v1.4.7"]},

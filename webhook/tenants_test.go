@@ -33,14 +33,14 @@ func newTenants(t *testing.T, policy string) *tenants {
 	t.Helper()
 	tn := &tenants{srv: registrytest.New(t, registrytest.WithBasic("u", "p"))}
 	tn.digest = tn.srv.PushImage(t, "team-a/app:1")
-	tn.setConfig(t, policy, "")
+	tn.setConfig(t, policy)
 	h := webhook.NewHandler(func() *config.Config { return tn.cfg.Load() }, resolver.New())
 	tn.http = httptest.NewServer(&admission.Webhook{Handler: h})
 	t.Cleanup(tn.http.Close)
 	return tn
 }
 
-func (tn *tenants) setConfig(t *testing.T, policy, scopedExtra string) {
+func (tn *tenants) setConfig(t *testing.T, policy string) {
 	t.Helper()
 	doc := fmt.Sprintf(`registries:
 - name: team-a
@@ -48,10 +48,10 @@ func (tn *tenants) setConfig(t *testing.T, policy, scopedExtra string) {
   prefix: %[2]s/team-a
   credentials: env:TEAM_A
   namespaces: [team-a]
-%[4]s- name: public
+- name: public
   api_url: %[1]s
   prefix: %[2]s
-%[3]s`, tn.srv.URL, tn.srv.Host, policy, scopedExtra)
+%[3]s`, tn.srv.URL, tn.srv.Host, policy)
 	creds := credentials.New(credentials.WithEnvironment([]string{"TEAM_A=u:p"}))
 	c, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
 	if err != nil {
