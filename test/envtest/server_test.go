@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -232,6 +233,21 @@ func TestAnInvalidConfigAtStartExitsNamingTheField(t *testing.T) {
 		t.Fatal("started with an invalid config")
 	}
 	for _, want := range []string{cfg, `registries[0] "ECR"`, "credsexpire"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not name %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestABadFlagValueExitsWithStatusTwoNamingTheFlagBeforeListening(t *testing.T) {
+	cmd := exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), "--config", filepath.Join(t.TempDir(), "absent.yaml"),
+		"--kubeconfig", filepath.Join(s.dir, "kubeconfig"), "--port", "0", "--shutdown-delay", "-1s")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("err = %v, want exit status 2:\n%s", err, out)
+	}
+	for _, want := range []string{"--port: 0", "--shutdown-delay: -1s"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output does not name %s:\n%s", want, out)
 		}
