@@ -250,7 +250,7 @@ func (p *plan) build() {
 		if img.Digest != "" {
 			continue
 		}
-		q, ok, err := p.cfg.Query(img, p.req.Namespace, p.ov.forContainer(c.name, resolver.Fields{}), fresh)
+		q, ok, err := p.cfg.Query(img, p.req.Namespace, p.ov.forContainer(c.name), fresh)
 		if err != nil {
 			// semver without a constraint from any source: this container
 			// cannot be resolved, which on_error decides like any failure.
@@ -270,10 +270,10 @@ func (p *plan) build() {
 	}
 }
 
-// fields merges what steers the choice for one container of img, as the
+// steering merges what steers the choice for one container of img, as the
 // container's query does.
-func (p *plan) fields(name string, img registries.Image) resolver.Fields {
-	return p.cfg.Fields(img, p.ov.forContainer(name, resolver.Fields{}))
+func (p *plan) steering(name string, img registries.Image) config.Steering {
+	return p.cfg.Steering(img, p.ov.forContainer(name))
 }
 
 // skips reports whether the container is now to be left alone.
@@ -282,19 +282,18 @@ func (p *plan) skips(name, image string) bool {
 	if err != nil {
 		return false
 	}
-	f := p.fields(name, img)
-	return f.Strategy != nil && *f.Strategy == resolver.Skip
+	return p.steering(name, img).Skip
 }
 
 // tagMayMove reports whether pinning written may choose another tag than the
-// written one (every strategy but digest).
+// written one (every strategy but digest; skip chooses none).
 func (p *plan) tagMayMove(name, written string) bool {
 	img, err := p.h.parseImage(written)
 	if err != nil {
 		return false
 	}
-	f := p.fields(name, img)
-	return f.Strategy != nil && *f.Strategy != resolver.Digest && *f.Strategy != resolver.Skip
+	s := p.steering(name, img)
+	return s.Strategy != nil && *s.Strategy != resolver.Digest
 }
 
 // steeringChanged reports whether the request changes an image-pin.io/
