@@ -98,9 +98,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	obj, err := decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.Object.Raw)
 	var unsupported unsupportedKind
 	if errors.As(err, &unsupported) {
-		resp := admission.Allowed("")
-		resp.Warnings = []string{"image-pin: " + err.Error() + "; left as it is"}
-		return resp, outcomeUnchanged
+		return admission.Allowed("").WithWarnings("image-pin: " + err.Error() + "; left as it is"), outcomeUnchanged
 	}
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
@@ -141,9 +139,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	ov, err := parseAnnotations(obj.meta.Annotations, names)
 	if err != nil {
 		if old != nil && !touchesImages(old, obj) {
-			resp := admission.Allowed("")
-			resp.Warnings = limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})
-			return resp, outcomeUnchanged
+			return admission.Allowed("").WithWarnings(limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})...), outcomeUnchanged
 		}
 		return admission.Denied(limitDenial(err.Error())), outcomeDenied
 	}
@@ -367,9 +363,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 	}
 	if len(denials) > 0 {
-		resp := admission.Denied(limitDenial(denials...))
-		resp.Warnings = limitWarnings(p.warnings)
-		return resp, outcomeDenied
+		return admission.Denied(limitDenial(denials...)).WithWarnings(limitWarnings(p.warnings)...), outcomeDenied
 	}
 	var patches []jsonpatch.JsonPatchOperation
 	for _, t := range p.tasks {
@@ -388,15 +382,16 @@ func (p *plan) respond() (admission.Response, string) {
 			patches = append(patches, op)
 		}
 	}
-	resp := admission.Allowed("")
-	resp.Warnings = limitWarnings(p.warnings)
+	warnings := limitWarnings(p.warnings)
 	if len(patches) == 0 {
-		return resp, outcomeUnchanged
+		return admission.Allowed("").WithWarnings(warnings...), outcomeUnchanged
 	}
-	resp.Patches = patches
-	pt := admissionv1.PatchTypeJSONPatch
-	resp.PatchType = &pt
-	return resp, outcomePatched
+	// Our own operations, one per changed image and one for the record, not
+	// PatchResponseFromRaw's diff of the whole object: a re-encoded object
+	// differs from the raw one in fields we never touched (defaults, field
+	// order, numbers), and a patch must only say what the webhook decided.
+	// Response.Complete sets the patch type.
+	return admission.Patched("", patches...).WithWarnings(warnings...), outcomePatched
 }
 
 // annotationPatch writes original-images when it differs from what the
