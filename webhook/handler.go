@@ -139,7 +139,8 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	ov, err := parseAnnotations(obj.meta.Annotations, names)
 	if err != nil {
 		if old != nil && !touchesImages(old, obj) {
-			return admission.Allowed("").WithWarnings(limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})...), outcomeUnchanged
+			msg := err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"
+			return admission.Allowed("").WithWarnings(limitWarnings([]string{msg})...), outcomeUnchanged
 		}
 		return admission.Denied(limitDenial(err.Error())), outcomeDenied
 	}
