@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // lookup asks the registry: the tag (chosen by strategy) and its digest.
@@ -76,7 +76,7 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 
 // digest asks for the tag's descriptor with a manifest HEAD, and GETs the
 // manifest only when the HEAD answer lacks what a digest needs.
-func (r *Resolver) digest(ctx context.Context, c *registries.Client, ref name.Tag) (*v1.Descriptor, error) {
+func (r *Resolver) digest(ctx context.Context, c *client.Client, ref name.Tag) (*v1.Descriptor, error) {
 	var desc *v1.Descriptor
 	err := c.Do(ctx, ref.Repository, func(rt http.RoundTripper) error {
 		d, err := remote.Head(ref, remote.WithTransport(rt), remote.WithContext(ctx))
@@ -170,9 +170,9 @@ const newestBuildWorkers = 8
 func (r *Resolver) newestBuild(ctx context.Context, q Query, repo name.Repository, tags []string) (string, error) {
 	p := q.Policy
 	switch p.TagSortMode {
-	case "latest-first":
+	case TagSortLatestFirst:
 		return tags[0], nil
-	case "latest-last":
+	case TagSortLatestLast:
 		return tags[len(tags)-1], nil
 	}
 	if max := p.maxCandidates(); len(tags) > max {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	pinhook "github.com/image-pin/image-pin-webhook/webhook"
 )
@@ -96,7 +98,7 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
 		return ExitUsage
 	}
-	creds := registries.NewCredentials(registries.WithSecretReader(newLazyReader(f.kubeconfig)))
+	creds := credentials.New(credentials.WithSecretReader(newLazyReader(f.kubeconfig)))
 	cfg, err := config.Load(f.config, registries.WithCredentials(creds))
 	if err != nil {
 		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
@@ -128,14 +130,14 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // namespace, with a resolver of its own so the trace sees every lookup.
 func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image string) imageReport {
 	r := imageReport{Image: image}
-	img, err := registries.ParseImage(image)
+	img, err := imageref.ParseImage(image)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	target, matched := cfg.Registries.Match(img, f.namespace)
 	if matched {
-		ev := viewEntry(target.Client.Entry)
+		ev := viewEntry(target.Entry, cfg.Policy.Registries[target.Entry.Prefix])
 		r.Entry = &ev
 	}
 	// The lookup may outlive Handle by a moment when the deadline cuts it
@@ -199,11 +201,11 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 }
 
 // unmatched says why no entry serves img in ns.
-func unmatched(cfg *config.Config, img registries.Image, ns string) string {
-	for _, c := range cfg.Registries.Clients() {
-		if registries.HasPathPrefix(img.Canonical(), c.Entry.Prefix) {
+func unmatched(cfg *config.Config, img imageref.Image, ns string) string {
+	for _, e := range cfg.Registries.Entries() {
+		if imageref.HasPathPrefix(img.Canonical(), e.Prefix) {
 			return fmt.Sprintf("entry %q has its prefix but admits only the namespaces %s, not %s: an admission leaves it as it is",
-				c.Entry.Name, strings.Join(c.Entry.Namespaces, ", "), ns)
+				e.Name, strings.Join(e.Namespaces, ", "), ns)
 		}
 	}
 	return fmt.Sprintf("no entry of the config matches it (as %s): an admission leaves it as it is", img.Canonical())
