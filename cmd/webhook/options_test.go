@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +87,39 @@ func TestBadFlagValuesAreRefusedNamingTheFlag(t *testing.T) {
 func TestZeroTurnsMetricsAndProbesOff(t *testing.T) {
 	if err := parse(t, "--metrics-bind-address", "0", "--health-probe-bind-address", "0").Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestAClientCAFileThatCannotBeUsedIsAnErrorNamingTheFlag(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{"a missing file": filepath.Join(t.TempDir(), "absent.pem"), "a file without PEM": notPEM} {
+		t.Run(name, func(t *testing.T) {
+			_, err := parse(t, "--client-ca-file", path).admissionTLS()
+			if err == nil || !strings.Contains(err.Error(), "--client-ca-file") {
+				t.Errorf("err = %v, want one naming --client-ca-file", err)
+			}
+		})
+	}
+}
+
+func TestHTTP2IsOffUnlessAsked(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		wantHTTP2 bool
+	}{{nil, false}, {[]string{"--enable-http2"}, true}} {
+		opts, err := parse(t, tc.args...).admissionTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &tls.Config{}
+		for _, o := range opts {
+			o(c)
+		}
+		if http1Only := len(c.NextProtos) == 1 && c.NextProtos[0] == "http/1.1"; http1Only == tc.wantHTTP2 {
+			t.Errorf("%v: NextProtos %v", tc.args, c.NextProtos)
+		}
 	}
 }
