@@ -74,9 +74,19 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 // A connection that broke in the middle of an answer (a reset, a truncated
 // body) is also tried once more: the transport retries failures before the
 // answer's headers, but not a body that was cut off after them.
+//
+// An entry whose credentials are imagepullsecrets needs the object's pull
+// secrets: use Target.Do.
 func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
+	return c.do(ctx, repo, nil, f)
+}
+
+// do is Do with the admitted object's pull secrets, for an entry whose
+// credentials are imagepullsecrets (nil otherwise).
+func (c *Client) do(ctx context.Context, repo name.Repository, pull *PullSecrets, f func(http.RoundTripper) error) error {
+	key := transportKey(repo, pull)
 	for attempt := 0; ; attempt++ {
-		rt, err := c.transport(ctx, repo)
+		rt, err := c.transport(ctx, repo, pull)
 		if err == nil {
 			err = f(rt)
 		}
@@ -84,13 +94,19 @@ func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.Round
 			return err
 		}
 		switch {
+		case refusedCredential(err) && pull != nil:
+			// The Secret's credential is what the workload presents:
+			// nothing to fetch again until the Secret changes (a new
+			// resourceVersion, a new key).
+			c.transports.Remove(key)
+			return err
 		case refusedCredential(err) && c.Entry.Source() != nil:
-			c.transports.Remove(repo.String())
+			c.transports.Remove(key)
 			if !c.creds.Invalidate(*c.Entry.Source(), c.Entry.Host()) {
 				return err // dropped moments ago: do not fetch it again yet
 			}
 		case refused(err):
-			c.transports.Remove(repo.String()) // a new token, same credential
+			c.transports.Remove(key) // a new token, same credential
 		case broken(err):
 		default:
 			return err
@@ -138,15 +154,19 @@ type cachedTransport struct {
 // transport returns the cached authenticated transport of repo, or makes
 // one (a ping and, for bearer registries, a token request). It is remade
 // when its credentials pass credsexpire, not only when a registry refuses them.
-func (c *Client) transport(ctx context.Context, repo name.Repository) (http.RoundTripper, error) {
-	key := repo.String()
+//
+// Transports are kept per repository and per workload credential (the
+// pull secrets' ID): a token obtained with one namespace's Secrets is never
+// used for another's request.
+func (c *Client) transport(ctx context.Context, repo name.Repository, pull *PullSecrets) (http.RoundTripper, error) {
+	key := transportKey(repo, pull)
 	if ct, ok := c.transports.Get(key); ok && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
 		return ct.rt, nil
 	}
 	ch := c.flight.DoChan(key, func() (any, error) {
 		fctx, cancel := Detach(ctx)
 		defer cancel()
-		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr())
+		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr(), pull)
 		if err != nil {
 			return nil, err
 		}
@@ -168,12 +188,32 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 	}
 }
 
+// transportKey keys the transport cache: the repository, and the
+// identity of the workload's pull secrets when the entry uses them.
+func transportKey(repo name.Repository, pull *PullSecrets) string {
+	if pull == nil {
+		return repo.String()
+	}
+	return repo.String() + "\x00" + pull.ID()
+}
+
 // authenticator returns the entry's credentials for a repository path and
-// until when they may be used.
-func (c *Client) authenticator(ctx context.Context, repository string) (authn.Authenticator, time.Time, error) {
+// until when they may be used; pull is the admitted object's pull secrets,
+// for an entry whose credentials are imagepullsecrets.
+func (c *Client) authenticator(ctx context.Context, repository string, pull *PullSecrets) (authn.Authenticator, time.Time, error) {
 	src := c.Entry.Source()
 	if src == nil {
 		return authn.Anonymous, time.Time{}, nil
+	}
+	if src.Kind == KindImagePullSecrets {
+		if pull == nil {
+			return nil, time.Time{}, fmt.Errorf("credentials from %s: the lookup carries no object's pull secrets", src)
+		}
+		cfg, err := pull.auth(c.Entry.Host(), repository)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		return authn.FromConfig(cfg), time.Time{}, nil
 	}
 	if c.creds == nil {
 		return nil, time.Time{}, fmt.Errorf("credentials from %s: no credential store configured", src)
@@ -205,7 +245,14 @@ func (c *Client) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auth, _, err := c.authenticator(ctx, "")
+	if src := c.Entry.Source(); src != nil && src.Kind == KindImagePullSecrets {
+		// Its credentials come with each admission: the ping can only
+		// show that the registry answers.
+		err = c.reachable(ctx)
+		c.metrics.setUp(c.Entry.Name, err == nil)
+		return err
+	}
+	auth, _, err := c.authenticator(ctx, "", nil)
 	if err == nil {
 		err = c.pingWith(ctx, reg, auth)
 	}
@@ -230,6 +277,24 @@ func (c *Client) pingWith(ctx context.Context, reg name.Registry, auth authn.Aut
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/v2/: %s", c.Entry.APIURL, resp.Status)
+	}
+	return nil
+}
+
+// reachable sends GET /v2/ without credentials: a 200, or a 401 that asks
+// for them, is a registry that answers.
+func (c *Client) reachable(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Entry.APIURL.String()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.base.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
 		return fmt.Errorf("GET %s/v2/: %s", c.Entry.APIURL, resp.Status)
 	}
 	return nil

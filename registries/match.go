@@ -1,9 +1,13 @@
 package registries
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // Set is the configured entries, ready for matching. It is immutable: a
@@ -87,8 +91,35 @@ type Target struct {
 	Client     *Client
 	Repository string
 	// Identity is the entry's identity, which scopes every answer obtained
-	// through it (see Identity).
+	// through it (see Identity); with the workload's pull secrets, their ID.
 	Identity Identity
+
+	pull *PullSecrets // imagepullsecrets: the admitted object's
+}
+
+// UsesPullSecrets reports whether the entry's credentials are the admitted
+// object's own pull secrets (imagepullsecrets): a lookup then needs them,
+// see WithPullSecrets.
+func (t Target) UsesPullSecrets() bool {
+	if t.Client == nil {
+		return false
+	}
+	src := t.Client.Entry.Source()
+	return src != nil && src.Kind == KindImagePullSecrets
+}
+
+// WithPullSecrets is t looking up with the pull secrets an object
+// presents. Their ID joins t's identity, so that every answer, failure and
+// in-flight lookup obtained with them is kept apart from other workloads'.
+func (t Target) WithPullSecrets(p *PullSecrets) Target {
+	t.pull = p
+	t.Identity.CredentialID = p.ID()
+	return t
+}
+
+// Do is Client.Do with the target's pull secrets, if it carries any.
+func (t Target) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
+	return t.Client.do(ctx, repo, t.pull, f)
 }
 
 // Match finds the entry for img as used by an object in namespace ns: the
