@@ -17,32 +17,6 @@ import (
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
-// perRepositoryAuth makes srv answer each top-level repository namespace
-// (team-a/…) only to its own user, whose password is secretValue+user, as a
-// registry with one robot account per team does. The ping asks for Basic
-// credentials.
-func perRepositoryAuth(srv *registrytest.Server, owners map[string]string) {
-	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		deny := func() bool {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
-			return true
-		}
-		u, p, ok := r.BasicAuth()
-		if !ok || p != secretValue+u {
-			return deny()
-		}
-		if r.URL.Path == "/v2/" {
-			return false
-		}
-		top, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/")
-		if owners[top] != u {
-			return deny()
-		}
-		return false
-	})
-}
-
 func pullSecret(ns, name, host, user string) *corev1.Secret {
 	s := secret(ns, name, dockerConfig(fmt.Sprintf(`%q:{"auth":%q}`, host, b64(user+":"+secretValue+user))))
 	s.Type = corev1.SecretTypeDockerConfigJson
@@ -70,7 +44,7 @@ func newPullSecretsRegistry(t *testing.T) *pullSecretsRegistry {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "team-a/app:1")
 	srv.PushImage(t, "team-b/app:1")
-	perRepositoryAuth(srv, map[string]string{"team-a": "a", "team-b": "b"})
+	srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return secretValue + u })
 	reader := fake.NewClientBuilder().Build()
 	e := entry(t, "shared", srv.URL, srv.Host, func(e *registries.Entry) { e.Credentials = "imagepullsecrets" })
 	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(registries.NewCredentials(registries.WithSecretReader(reader))))
