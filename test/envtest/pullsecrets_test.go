@@ -122,3 +122,49 @@ func TestEachNamespaceGetsOnlyWhatItsOwnPullSecretsCanRead(t *testing.T) {
 	}
 	noSecret("the missing Secret's denial")
 }
+
+// resolve shows which Secrets an imagepullsecrets entry used (names and
+// resourceVersions, read through the kubeconfig) and whom they log in as,
+// never a value; a ServiceAccount's pull secrets when the Pod names none.
+func TestResolveShowsThePullSecretsAndIdentityItUsed(t *testing.T) {
+	s.tokens.Grant("robot-a", pullPassA, "pullsecrets/a")
+	repo := "pullsecrets/a/" + uniq(t, "cli")
+	digest := push(t, s.tokenReg, repo+":1")
+	image := s.tokenReg.Host + "/" + repo + ":1"
+	ns := tenantNamespace(t, "pull-cli")
+	pullSecretIn(t, ns, "regcred", "robot-a", pullPassA)
+	c, _ := kube(t)
+	if err := c.Create(ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "puller"},
+		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--image-pull-secrets", "regcred"}, {"--service-account", "puller"}} {
+		t.Run(args[0], func(t *testing.T) {
+			code, out, errOut := cli(t, nil, append([]string{"resolve", "--config", s.config, "--kubeconfig", s.kubecfg, "-n", ns}, append(args, image)...)...)
+			for _, p := range []string{pullPassA, pullPassB} {
+				if strings.Contains(out+errOut, p) {
+					t.Fatal("resolve printed a password")
+				}
+			}
+			if code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			t.Log("\n" + out)
+			for _, want := range []string{
+				"credentials: imagepullsecrets (imagepullsecrets), as user robot-a",
+				"secrets:     Secrets regcred (resourceVersion ",
+				"in namespace " + ns,
+				"credential ID ",
+				"pinned:      " + image + "@" + digest,
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	code, out, errOut := cli(t, nil, "resolve", "--config", s.config, "--kubeconfig", s.kubecfg, "-n", ns, "--image-pull-secrets", "nope", image)
+	if code != 1 || !strings.Contains(out, "Secret "+ns+"/nope") {
+		t.Errorf("a missing Secret: exit %d, want 1 and an error naming it:\n%s%s", code, out, errOut)
+	}
+}
