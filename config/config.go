@@ -15,10 +15,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
 
-// Mode says whether the webhook patches.
+// Mode says whether the webhook patches. The webhook acts on it.
 type Mode string
 
 const (
@@ -27,6 +29,31 @@ const (
 	// ModeReport never patches; it warns what it would pin.
 	ModeReport Mode = "report"
 )
+
+// OnError says what an admission does when an image cannot be resolved.
+// The webhook acts on it.
+type OnError string
+
+const (
+	// OnErrorUnset defers (in a registry entry) to the policy's on_error.
+	OnErrorUnset OnError = ""
+	// OnErrorIgnore admits the object (pinned to the last known digest, if any).
+	OnErrorIgnore OnError = "ignore"
+	// OnErrorFail denies the admission.
+	OnErrorFail OnError = "fail"
+)
+
+// RegistryPolicy is what a registries entry says of the answers obtained
+// through it rather than of how to reach it: registries.Entry holds the
+// latter.
+type RegistryPolicy struct {
+	// OnError is the entry's on_error; unset defers to the policy's.
+	OnError OnError
+	// TagSortMode is the entry's tagsortmode, for newest-build.
+	TagSortMode resolver.TagSortMode
+	// Platforms an index must cover.
+	Platforms []string
+}
 
 // Defaults of the policy block.
 const (
@@ -56,7 +83,7 @@ type Config struct {
 type Policy struct {
 	Mode           Mode
 	Defaults       resolver.Fields
-	OnError        registries.OnError
+	OnError        OnError
 	CacheTTL       time.Duration
 	ResolveTimeout time.Duration
 	// MaxCandidateTags bounds the tags newest-build reads build dates of.
@@ -64,17 +91,20 @@ type Policy struct {
 	// MaxLookups bounds the lookups of one admission.
 	MaxLookups int
 	Images     []ImageRule // longest prefix first
+	// Registries holds each registry entry's policy, by the entry's prefix
+	// (canonical, and unique among entries).
+	Registries map[string]RegistryPolicy
 }
 
 // ImageRule is one policy.images entry.
 type ImageRule struct {
-	Prefix string // canonical, as registries.CanonicalPrefix gives
+	Prefix string // canonical, as imageref.CanonicalPrefix gives
 	Fields resolver.Fields
 }
 
 // Rule returns the fields of the longest policy.images prefix that img
 // matches on a path-segment boundary.
-func (p *Policy) Rule(img registries.Image) resolver.Fields {
+func (p *Policy) Rule(img imageref.Image) resolver.Fields {
 	var f resolver.Fields
 	best := -1
 	for _, r := range p.Images {
@@ -143,12 +173,14 @@ func Decode(data []byte) (*Spec, error) {
 		}
 	}
 	entries := make([]*registries.Entry, 0, len(f.Registries))
+	regPolicies := make([]RegistryPolicy, 0, len(f.Registries))
 	for i, rc := range f.Registries {
-		e, err := rc.entry()
+		e, rp, err := rc.entry()
 		if err != nil {
 			return nil, fmt.Errorf("registries[%d] %q: %w", i, rc.Name, err)
 		}
 		entries = append(entries, e)
+		regPolicies = append(regPolicies, rp)
 	}
 	if err := registries.CheckEntries(entries); err != nil {
 		return nil, err
@@ -157,37 +189,70 @@ func Decode(data []byte) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	pol.Registries = make(map[string]RegistryPolicy, len(entries))
+	for i, e := range entries {
+		pol.Registries[e.Prefix] = regPolicies[i]
+	}
 	return &Spec{Entries: entries, Policy: pol}, nil
 }
 
-func (rc registryConf) entry() (*registries.Entry, error) {
+// entry splits a registries entry into how to reach the registry and what
+// the policy says of its answers, defaulted and validated.
+func (rc registryConf) entry() (*registries.Entry, RegistryPolicy, error) {
 	if hasUserinfo(rc.APIURL) {
 		// Never repeated: it is likely a password. Dropping it silently
 		// would leave the user wondering why lookups are anonymous.
-		return nil, fmt.Errorf("api_url: must not hold a user name or password (user:password@); give them in credentials: (env:, secret:, pullsecret: or ext:) instead")
+		return nil, RegistryPolicy{}, fmt.Errorf("api_url: must not hold a user name or password (user:password@); give them in credentials: (env:, secret:, pullsecret: or ext:) instead")
 	}
 	u, err := url.Parse(strings.TrimSpace(rc.APIURL))
 	if err != nil {
-		return nil, fmt.Errorf("api_url: %q is not a URL", rc.APIURL)
+		return nil, RegistryPolicy{}, fmt.Errorf("api_url: %q is not a URL", rc.APIURL)
 	}
 	e := &registries.Entry{
-		Name: rc.Name, APIURL: u, Prefix: rc.Prefix, Ping: rc.Ping, Insecure: rc.Insecure,
-		Credentials: rc.Credentials, CredsExpire: rc.CredsExpire.Duration, CredsTimeout: rc.CredsTimeout.Duration,
-		Default: rc.Default, DefaultNS: rc.DefaultNS, TagSortMode: rc.TagSortMode, Limit: rc.Limit,
-		CAFile: rc.CAFile, CAData: rc.CAData, OnError: registries.OnError(rc.OnError),
-		Namespaces: rc.Namespaces, Platforms: rc.Platforms,
+		Config: client.Config{
+			Name: rc.Name, APIURL: u, Ping: rc.Ping, Insecure: rc.Insecure,
+			Credentials: rc.Credentials, CredsExpire: rc.CredsExpire.Duration, CredsTimeout: rc.CredsTimeout.Duration,
+			Limit: rc.Limit, CAFile: rc.CAFile, CAData: rc.CAData,
+		},
+		Prefix: rc.Prefix, Default: rc.Default, DefaultNS: rc.DefaultNS, Namespaces: rc.Namespaces,
 	}
 	if rc.APIURL == "" {
 		e.APIURL = nil
 	}
+	e.SetDefaults()
 	if err := e.Validate(); err != nil {
-		return nil, err
+		return nil, RegistryPolicy{}, err
 	}
-	return e, nil
+	rp, err := rc.policy()
+	if err != nil {
+		return nil, RegistryPolicy{}, err
+	}
+	return e, rp, nil
+}
+
+// policy reads the entry's on_error, tagsortmode and platforms.
+func (rc registryConf) policy() (RegistryPolicy, error) {
+	rp := RegistryPolicy{OnError: OnError(rc.OnError), Platforms: rc.Platforms}
+	switch rp.OnError {
+	case OnErrorUnset, OnErrorIgnore, OnErrorFail:
+	default:
+		return rp, fmt.Errorf("on_error: %q must be ignore or fail", rc.OnError)
+	}
+	mode, err := resolver.ParseTagSortMode(rc.TagSortMode)
+	if err != nil {
+		return rp, fmt.Errorf("tagsortmode: %w", err)
+	}
+	rp.TagSortMode = mode
+	for _, p := range rp.Platforms {
+		if parts := strings.Split(p, "/"); len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return rp, fmt.Errorf("platforms: %q must be os/arch or os/arch/variant", p)
+		}
+	}
+	return rp, nil
 }
 
 func (pc policyConf) policy() (Policy, error) {
-	p := Policy{Mode: Mode(pc.Mode), OnError: registries.OnError(pc.OnError), CacheTTL: DefaultCacheTTL, ResolveTimeout: pc.ResolveTimeout.Duration}
+	p := Policy{Mode: Mode(pc.Mode), OnError: OnError(pc.OnError), CacheTTL: DefaultCacheTTL, ResolveTimeout: pc.ResolveTimeout.Duration}
 	switch p.Mode {
 	case "":
 		p.Mode = ModePin
@@ -196,9 +261,9 @@ func (pc policyConf) policy() (Policy, error) {
 		return p, fmt.Errorf("policy: mode: %q must be pin or report", pc.Mode)
 	}
 	switch p.OnError {
-	case registries.OnErrorUnset:
-		p.OnError = registries.OnErrorIgnore
-	case registries.OnErrorIgnore, registries.OnErrorFail:
+	case OnErrorUnset:
+		p.OnError = OnErrorIgnore
+	case OnErrorIgnore, OnErrorFail:
 	default:
 		return p, fmt.Errorf("policy: on_error: %q must be ignore or fail", pc.OnError)
 	}
@@ -231,7 +296,7 @@ func (pc policyConf) policy() (Policy, error) {
 		if strings.TrimSpace(r.Prefix) == "" {
 			return p, fmt.Errorf("policy: images[%d]: prefix: must be set", i)
 		}
-		prefix := registries.CanonicalPrefix(r.Prefix)
+		prefix := imageref.CanonicalPrefix(r.Prefix)
 		if seen[prefix] {
 			return p, fmt.Errorf("policy: images[%d] %q: prefix: duplicate of an earlier rule", i, r.Prefix)
 		}

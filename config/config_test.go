@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 func TestTheSeedExamplesLoadVerbatim(t *testing.T) {
@@ -25,11 +25,11 @@ func TestTheSeedExamplesLoadVerbatim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cl := c.Registries.Clients()
+			cl := c.Registries.Entries()
 			if len(cl) != 1 {
 				t.Fatalf("%d entries, want 1", len(cl))
 			}
-			e := cl[0].Entry
+			e := cl[0]
 			if e.Name != tc.name || e.Prefix != tc.prefix || e.Credentials != tc.creds || e.CredsExpire != tc.expire {
 				t.Errorf("entry = %+v", e)
 			}
@@ -39,7 +39,7 @@ func TestTheSeedExamplesLoadVerbatim(t *testing.T) {
 			if e.Insecure {
 				t.Errorf("insecure is true")
 			}
-			if c.Policy.Mode != config.ModePin || c.Policy.OnError != registries.OnErrorIgnore || c.Policy.CacheTTL != 5*time.Minute || c.Policy.ResolveTimeout != 8*time.Second {
+			if c.Policy.Mode != config.ModePin || c.Policy.OnError != config.OnErrorIgnore || c.Policy.CacheTTL != 5*time.Minute || c.Policy.ResolveTimeout != 8*time.Second {
 				t.Errorf("policy defaults = %+v", c.Policy)
 			}
 		})
@@ -51,8 +51,9 @@ func TestTheFullContractExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := c.Registries.Clients()[0].Entry
-	if e.CredsTimeout != 10*time.Second || e.OnError != registries.OnErrorFail || len(e.Namespaces) != 2 || len(e.Platforms) != 2 {
+	e := c.Registries.Entries()[0]
+	rp := c.Policy.Registries[e.Prefix]
+	if e.CredsTimeout != 10*time.Second || rp.OnError != config.OnErrorFail || len(e.Namespaces) != 2 || len(rp.Platforms) != 2 {
 		t.Errorf("entry = %+v", e)
 	}
 	if len(c.Policy.Images) != 1 || c.Policy.Images[0].Prefix != "ghcr.io/acme/api" {
@@ -127,7 +128,7 @@ func TestAnEmptyFileIsAValidConfigThatResolvesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Registries.Clients()) != 0 || c.Policy.Mode != config.ModePin {
+	if len(c.Registries.Entries()) != 0 || c.Policy.Mode != config.ModePin {
 		t.Errorf("config = %+v", c)
 	}
 }
@@ -153,7 +154,7 @@ func TestImageRulesMatchTheLongestPrefixOnSegmentBoundaries(t *testing.T) {
 		{"docker.io/library/nginx:1", "newest-build"},
 	}
 	for _, tc := range tests {
-		img, err := registries.ParseImage(tc.image)
+		img, err := imageref.ParseImage(tc.image)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 // A rule and a registry entry name Docker Hub repositories the same way:
@@ -36,7 +36,7 @@ func TestDockerHubRuleSpellingsMatchEverySpellingOfTheImage(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, image := range append(append([]string{}, tc.matches...), tc.misses...) {
-				img, err := registries.ParseImage(image)
+				img, err := imageref.ParseImage(image)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -58,12 +58,12 @@ func TestDockerHubEntrySpellingsMatchEverySpellingOfTheImage(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, image := range official {
-				img, _ := registries.ParseImage(image)
+				img, _ := imageref.ParseImage(image)
 				if _, ok := c.Registries.Match(img, "team-a"); !ok {
 					t.Errorf("entry %q does not match %q", prefix, image)
 				}
 			}
-			other, _ := registries.ParseImage("acme/nginx")
+			other, _ := imageref.ParseImage("acme/nginx")
 			if _, ok := c.Registries.Match(other, "team-a"); ok && prefix != "docker.io" && prefix != "index.docker.io" {
 				t.Errorf("entry %q matches acme/nginx", prefix)
 			}

@@ -1,9 +1,17 @@
 package config
 
 import (
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
+
+// Query is one container's lookup and what the admission does when it
+// fails: the resolver reads the first, the webhook acts on the second.
+type Query struct {
+	resolver.Query
+	// OnError is the entry's on_error, else the policy's.
+	OnError OnError
+}
 
 // Query puts together, in one place, everything the lookup of one image
 // depends on: the entry that matches img among those that admit namespace
@@ -15,34 +23,34 @@ import (
 // ok is false when the image is left alone: no entry admits ns for it, or
 // its strategy is skip. The error says why the merged fields are not a
 // policy (semver without a constraint); q then still carries on_error.
-func (c *Config) Query(img registries.Image, ns string, over resolver.Fields, fresh bool) (q resolver.Query, ok bool, err error) {
+func (c *Config) Query(img imageref.Image, ns string, over resolver.Fields, fresh bool) (q Query, ok bool, err error) {
 	target, ok := c.Registries.Match(img, ns)
 	if !ok {
-		return resolver.Query{}, false, nil
+		return Query{}, false, nil
 	}
 	f := c.Fields(img, over)
 	if f.Strategy != nil && *f.Strategy == resolver.Skip {
-		return resolver.Query{}, false, nil
+		return Query{}, false, nil
 	}
-	e := target.Client.Entry
-	onErr := e.OnError
-	if onErr == registries.OnErrorUnset {
+	rp := c.Policy.Registries[target.Entry.Prefix]
+	onErr := rp.OnError
+	if onErr == OnErrorUnset {
 		onErr = c.Policy.OnError
 	}
 	pol, err := f.Policy()
 	if err != nil {
 		// The container matched and must be answered for: the caller acts
 		// on the error as on_error says.
-		return resolver.Query{Target: target, Tag: img.Tag, OnError: onErr}, true, err
+		return Query{Query: resolver.Query{Target: target, Tag: img.Tag}, OnError: onErr}, true, err
 	}
-	pol.Platforms, pol.TagSortMode = e.Platforms, e.TagSortMode
+	pol.Platforms, pol.TagSortMode = rp.Platforms, rp.TagSortMode
 	pol.CacheTTL, pol.Fresh, pol.MaxCandidates = c.Policy.CacheTTL, fresh, c.Policy.MaxCandidateTags
-	return resolver.Query{Target: target, Tag: img.Tag, Policy: pol, OnError: onErr}, true, nil
+	return Query{Query: resolver.Query{Target: target, Tag: img.Tag, Policy: pol}, OnError: onErr}, true, nil
 }
 
 // Fields merges the fields that steer the choice of img's tag, each from the
 // most specific source: over (the object's annotations), then the longest
 // policy.images rule, then the policy defaults.
-func (c *Config) Fields(img registries.Image, over resolver.Fields) resolver.Fields {
+func (c *Config) Fields(img imageref.Image, over resolver.Fields) resolver.Fields {
 	return over.Over(c.Policy.Rule(img)).Over(c.Policy.Defaults)
 }

@@ -55,14 +55,14 @@ func TestAReloadThatFailedOutsideTheFileIsRetried(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem") // outside the watched directory
 	writeFile(t, path, "registries:\n- name: r1\n  api_url: https://r1.example\n  prefix: r1.example\n  ca_file: "+ca+"\n")
 	time.Sleep(300 * time.Millisecond) // the reload fails: no ca_file yet
-	if len(w.Current().Registries.Clients()) != 0 {
+	if len(w.Current().Registries.Entries()) != 0 {
 		t.Fatal("a config with a missing ca_file took effect")
 	}
 	writeFile(t, ca, caPEM(t)) // the Secret is mounted; the config file is unchanged
 	select {
 	case c := <-changed:
-		if len(c.Registries.Clients()) != 1 {
-			t.Errorf("%d registries in force, want 1", len(c.Registries.Clients()))
+		if len(c.Registries.Entries()) != 1 {
+			t.Errorf("%d registries in force, want 1", len(c.Registries.Entries()))
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the reload was not tried again")

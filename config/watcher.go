@@ -160,7 +160,7 @@ func (w *Watcher) Reload() bool {
 	if w.reloads != nil {
 		w.reloads.WithLabelValues("success").Inc()
 	}
-	w.log.Info("config reloaded", "path", w.path, "registries", len(c.Registries.Clients()))
+	w.log.Info("config reloaded", "path", w.path, "registries", len(c.Registries.Entries()))
 	if w.onChange != nil {
 		w.onChange(c)
 	}

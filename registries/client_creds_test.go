@@ -10,13 +10,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
 // headThrough makes one authenticated request for repo:1 through the entry's client.
 func headThrough(t *testing.T, set *registries.Set, image string) error {
 	t.Helper()
-	img, _ := registries.ParseImage(image)
+	img, _ := imageref.ParseImage(image)
 	tgt, ok := set.Match(img, "default")
 	if !ok {
 		t.Fatalf("no entry for %s", image)
@@ -38,7 +40,7 @@ func TestACachedTransportHonoursCredsExpire(t *testing.T) {
 		e.Credentials = "ext:" + login
 		e.CredsExpire = 300 * time.Millisecond
 	})
-	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(registries.NewCredentials()))
+	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(credentials.New()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,15 +74,15 @@ func TestAPullSecretKeyIsChosenMostSpecificFirst(t *testing.T) {
 		{"pullsecret:ci/orgs", "ghcr.io", "other/app", "any"},
 		{"pullsecret:ci/scoped", "ghcr.io", "other/app", ""},
 	}
-	c := registries.NewCredentials(registries.WithSecretReader(reader))
+	c := credentials.New(credentials.WithSecretReader(reader))
 	for _, tc := range tests {
 		t.Run(tc.src+" "+tc.repo, func(t *testing.T) {
 			for i := 0; i < 20; i++ { // map order varies from run to run
 				c := c
 				if i%2 == 1 {
-					c = registries.NewCredentials(registries.WithSecretReader(reader)) // uncached
+					c = credentials.New(credentials.WithSecretReader(reader)) // uncached
 				}
-				got, err := c.Get(ctx(t), source(t, tc.src), registries.FetchOptions{Host: tc.host, Repository: tc.repo})
+				got, err := c.Get(ctx(t), source(t, tc.src), credentials.FetchOptions{Host: tc.host, Repository: tc.repo})
 				if err != nil {
 					t.Fatal(err)
 				}

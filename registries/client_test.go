@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
@@ -30,11 +32,11 @@ func TestARefusedCredentialIsDroppedOnceAndFetchedAgain(t *testing.T) {
 				e.Credentials = "ext:" + login
 				e.CredsExpire = time.Hour
 			})
-			set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(registries.NewCredentials()))
+			set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(credentials.New()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			img, _ := registries.ParseImage(srv.Host + "/app:1")
+			img, _ := imageref.ParseImage(srv.Host + "/app:1")
 			tgt, _ := set.Match(img, "default")
 			repo, _ := tgt.Client.Repository(tgt.Repository)
 			head := func() error {

@@ -12,6 +12,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/cloudtest"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -32,28 +35,28 @@ func cloudLeaks(t *testing.T) {
 // endpoints issued (guard), with one entry whose credentials are a cloud kind.
 type cloudSetup struct {
 	reg   *registrytest.Server
-	creds *registries.Credentials
+	creds *credentials.Cache
 	set   *registries.Set
 }
 
 // newCloud holds no failed login, so that a test can fix the identity and
 // log in at once; TestAFailedCloudLoginIsHeldSoLookupsDoNotLogInAgain holds them.
-func newCloud(t *testing.T, credentials string, guard func(http.ResponseWriter, *http.Request) bool, mod ...func(*registries.Entry)) *cloudSetup {
+func newCloud(t *testing.T, credsSource string, guard func(http.ResponseWriter, *http.Request) bool, mod ...func(*registries.Entry)) *cloudSetup {
 	t.Helper()
-	return newCloudWith(t, credentials, guard, 0, mod...)
+	return newCloudWith(t, credsSource, guard, 0, mod...)
 }
 
-func newCloudWith(t *testing.T, credentials string, guard func(http.ResponseWriter, *http.Request) bool, hold time.Duration, mod ...func(*registries.Entry)) *cloudSetup {
+func newCloudWith(t *testing.T, credsSource string, guard func(http.ResponseWriter, *http.Request) bool, hold time.Duration, mod ...func(*registries.Entry)) *cloudSetup {
 	t.Helper()
 	s := &cloudSetup{reg: registrytest.New(t)}
 	s.reg.PushImage(t, "team/app:1")
 	s.reg.Reset()
 	s.reg.SetFault(guard)
 	e := entry(t, "cloud", s.reg.URL, s.reg.Host, append([]func(*registries.Entry){func(e *registries.Entry) {
-		e.Credentials = credentials
+		e.Credentials = credsSource
 		e.Limit = 100000
 	}}, mod...)...)
-	s.creds = registries.NewCredentials(registries.WithFailureHold(hold))
+	s.creds = credentials.New(credentials.WithFailureHold(hold))
 	t.Cleanup(s.creds.Close)
 	var err error
 	if s.set, err = registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(s.creds)); err != nil {
@@ -89,7 +92,7 @@ func (s *cloudSetup) slowestHead(t *testing.T, d time.Duration) time.Duration {
 
 func (s *cloudSetup) head(ctx context.Context, t *testing.T) error {
 	t.Helper()
-	img, _ := registries.ParseImage(s.reg.Host + "/team/app:1")
+	img, _ := imageref.ParseImage(s.reg.Host + "/team/app:1")
 	tgt, ok := s.set.Match(img, "default")
 	if !ok {
 		t.Fatal("no entry matches")
@@ -111,11 +114,11 @@ type ecrSetup struct {
 	aws *cloudtest.AWS
 }
 
-func newECR(t *testing.T, credentials string, mod ...func(*registries.Entry)) *ecrSetup {
+func newECR(t *testing.T, credsSource string, mod ...func(*registries.Entry)) *ecrSetup {
 	t.Helper()
 	aws := cloudtest.NewAWS(t)
 	aws.SetEnv(t)
-	return &ecrSetup{cloudSetup: newCloud(t, credentials, aws.Guard, mod...), aws: aws}
+	return &ecrSetup{cloudSetup: newCloud(t, credsSource, aws.Guard, mod...), aws: aws}
 }
 
 func TestOneECRTokenServesAThousandResolutions(t *testing.T) {
@@ -163,7 +166,7 @@ func TestAnECRTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
 func TestAFailedCloudLoginIsHeldSoLookupsDoNotLogInAgain(t *testing.T) {
 	aws := cloudtest.NewAWS(t)
 	aws.SetEnv(t)
-	s := &ecrSetup{cloudSetup: newCloudWith(t, "aws:region=eu-west-1", aws.Guard, registries.DefaultFailureHold), aws: aws}
+	s := &ecrSetup{cloudSetup: newCloudWith(t, "aws:region=eu-west-1", aws.Guard, credentials.DefaultFailureHold), aws: aws}
 	aws.Refuse(true)
 	for i := 0; i < 20; i++ {
 		if err := s.head(ctx(t), t); err == nil {
@@ -171,7 +174,7 @@ func TestAFailedCloudLoginIsHeldSoLookupsDoNotLogInAgain(t *testing.T) {
 		}
 	}
 	if sts, _ := aws.Counts(); sts != 1 {
-		t.Errorf("STS was asked %d times by 20 lookups, want 1 (the failure is held for %s)", sts, registries.DefaultFailureHold)
+		t.Errorf("STS was asked %d times by 20 lookups, want 1 (the failure is held for %s)", sts, credentials.DefaultFailureHold)
 	}
 	s.creds.Close()
 	cloudLeaks(t)
@@ -279,7 +282,8 @@ func TestCloudSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := mustURL(t, tc.apiURL)
-			e := &registries.Entry{Name: "ecr", APIURL: u, Prefix: u.Host, Credentials: tc.creds}
+			e := &registries.Entry{Config: client.Config{Name: "ecr", APIURL: u, Credentials: tc.creds}, Prefix: u.Host}
+			e.SetDefaults()
 			err := e.Validate()
 			if tc.wantErr == "" {
 				if err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/cloudtest"
 	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
@@ -48,7 +50,7 @@ func TestARealRegistryAcceptsTheECRTokenAndNothingElse(t *testing.T) {
 	aws.SetEnv(t)
 
 	resolveAll := func(n int) error {
-		creds := registries.NewCredentials()
+		creds := credentials.New()
 		defer creds.Close()
 		e := entry(t, "ecr", reg.URL, reg.Host, func(e *registries.Entry) {
 			e.Credentials = "aws:region=eu-west-1"
@@ -59,7 +61,7 @@ func TestARealRegistryAcceptsTheECRTokenAndNothingElse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		img, _ := registries.ParseImage(reg.Host + "/team/app:1")
+		img, _ := imageref.ParseImage(reg.Host + "/team/app:1")
 		tgt, _ := set.Match(img, "default")
 		repo, _ := tgt.Client.Repository(tgt.Repository)
 		for i := 0; i < n; i++ {

@@ -14,12 +14,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
 // headVia heads repo:1 through an entry of srv whose credential comes from
 // the script at login.
-func headVia(t *testing.T, srv *registrytest.Server, creds *registries.Credentials, login string) func(repo string) error {
+func headVia(t *testing.T, srv *registrytest.Server, creds *credentials.Cache, login string) func(repo string) error {
 	e := entry(t, "test", srv.URL, srv.Host, func(e *registries.Entry) {
 		e.Credentials = "ext:" + login
 		e.CredsExpire = time.Hour
@@ -29,7 +31,7 @@ func headVia(t *testing.T, srv *registrytest.Server, creds *registries.Credentia
 		t.Fatal(err)
 	}
 	return func(r string) error {
-		img, _ := registries.ParseImage(srv.Host + "/" + r + ":1")
+		img, _ := imageref.ParseImage(srv.Host + "/" + r + ":1")
 		tgt, _ := set.Match(img, "default")
 		repo, _ := tgt.Client.Repository(tgt.Repository)
 		return tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
@@ -55,7 +57,7 @@ func TestForbiddenRepositoriesNeverMakeTheScriptRunAgain(t *testing.T) {
 				return false
 			})
 			login, runs := countingScript(t, "0")
-			head := headVia(t, srv, registries.NewCredentials(), login)
+			head := headVia(t, srv, credentials.New(), login)
 			for i := 0; i < 20; i++ {
 				if err := head("forbidden"); err == nil {
 					t.Fatal("a forbidden repository was read")
@@ -75,7 +77,7 @@ func TestARefusedCredentialIsFetchedAgainAtMostOncePerInterval(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBearer("u", "right"))
 	srv.PushImage(t, "app:1")
 	login, runs := countingScript(t, "0") // prints u:<secretValue>, which the registry refuses
-	head := headVia(t, srv, registries.NewCredentials(registries.WithRefetchInterval(time.Hour)), login)
+	head := headVia(t, srv, credentials.New(credentials.WithRefetchInterval(time.Hour)), login)
 	for i := 0; i < 20; i++ {
 		if err := head("app"); err == nil {
 			t.Fatal("a wrong credential was accepted")
@@ -94,9 +96,9 @@ func TestScriptStderrGoesOnlyToTheDebugLogRedacted(t *testing.T) {
 		logged = append(logged, args)
 		mu.Unlock()
 	}, funcr.Options{Verbosity: 1})
-	c := registries.NewCredentials(registries.WithCredentialsLogger(log))
+	c := credentials.New(credentials.WithLogger(log))
 	src := source(t, "ext:"+script(t, "set -x; echo \"+ curl -u admin:"+secretValue+"\" >&2; echo \"Authorization: Bearer "+secretValue+"\" >&2; exit 7"))
-	_, err := c.Get(ctx(t), src, registries.FetchOptions{Timeout: 5 * time.Second})
+	_, err := c.Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second})
 	if err == nil || !strings.HasSuffix(err.Error(), "the credential script failed (exit 7)") {
 		t.Fatalf("err = %v, want it to end in: the credential script failed (exit 7)", err)
 	}
@@ -112,12 +114,12 @@ func TestScriptStderrGoesOnlyToTheDebugLogRedacted(t *testing.T) {
 }
 
 func TestAScriptsChildrenAreKilledAndReapedWhenItExits(t *testing.T) {
-	if err := registries.BecomeSubreaper(); err != nil {
+	if err := credentials.BecomeSubreaper(); err != nil {
 		t.Skipf("prctl: %v", err)
 	}
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	src := source(t, "ext:"+script(t, "sleep 60 & echo $! > "+pidFile+"; echo u:p"))
-	if _, err := registries.NewCredentials().Get(ctx(t), src, registries.FetchOptions{Timeout: 5 * time.Second}); err != nil {
+	if _, err := credentials.New().Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(pidFile)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 // As in Argo CD Image Updater, an entry's defaultns names the namespace of
@@ -26,7 +27,7 @@ func TestDefaultNSAppliesToOneSegmentImagesOfEveryRegistry(t *testing.T) {
 		{"bitnami/redis", "bitnami/redis"},
 	}
 	for _, tc := range tests {
-		img, _ := registries.ParseImage(tc.image)
+		img, _ := imageref.ParseImage(tc.image)
 		tgt, ok := set.Match(img, "default")
 		if !ok || tgt.Repository != tc.wantRepo {
 			t.Errorf("%s: looked up as %q, want %q", tc.image, tgt.Repository, tc.wantRepo)

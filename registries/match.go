@@ -1,36 +1,41 @@
 package registries
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
-// Set is the configured entries, ready for matching. It is immutable: a
-// config reload builds a new one.
+// Set is the configured entries, ready for matching, each with its client.
+// It is immutable: a config reload builds a new one.
 type Set struct {
-	byLength []*Client // longest prefix first
-	dflt     *Client   // the default: true entry, if any
+	byLength []member // longest prefix first
+	dflt     *member  // the default: true entry, if any
+}
+
+// member is an entry and the client built from it.
+type member struct {
+	entry  *Entry
+	client *client.Client
 }
 
 // SetOption configures NewSet.
 type SetOption func(*setOptions)
 
 type setOptions struct {
-	creds     *Credentials
-	metrics   *Metrics
-	hiddenEnv []string
+	creds   *credentials.Cache
+	metrics *client.Metrics
 }
 
 // WithCredentials sets the process-wide credential cache.
-func WithCredentials(c *Credentials) SetOption { return func(o *setOptions) { o.creds = c } }
+func WithCredentials(c *credentials.Cache) SetOption { return func(o *setOptions) { o.creds = c } }
 
 // WithMetrics sets where registry requests are counted.
-func WithMetrics(m *Metrics) SetOption { return func(o *setOptions) { o.metrics = m } }
+func WithMetrics(m *client.Metrics) SetOption { return func(o *setOptions) { o.metrics = m } }
 
 // NewSet checks the entries as a whole (the caller validated each one), makes
 // a client for each, and orders them for matching.
@@ -39,9 +44,10 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var hiddenEnv []string
 	for _, e := range entries {
 		if src := e.Source(); src != nil && src.Kind == "env" {
-			o.hiddenEnv = append(o.hiddenEnv, src.Var)
+			hiddenEnv = append(hiddenEnv, src.Var)
 		}
 	}
 	if err := CheckEntries(entries); err != nil {
@@ -49,16 +55,18 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 	}
 	s := &Set{}
 	for _, e := range entries {
-		c, err := newClient(e, o)
+		c, err := client.New(e.Config, client.WithCredentials(o.creds), client.WithMetrics(o.metrics), client.WithHiddenEnv(hiddenEnv))
 		if err != nil {
 			return nil, fmt.Errorf("registry %q: %w", e.Name, err)
 		}
-		if e.Default {
-			s.dflt = c
-		}
-		s.byLength = append(s.byLength, c)
+		s.byLength = append(s.byLength, member{entry: e, client: c})
 	}
-	sort.SliceStable(s.byLength, func(i, j int) bool { return len(s.byLength[i].Entry.Prefix) > len(s.byLength[j].Entry.Prefix) })
+	sort.SliceStable(s.byLength, func(i, j int) bool { return len(s.byLength[i].entry.Prefix) > len(s.byLength[j].entry.Prefix) })
+	for i := range s.byLength {
+		if s.byLength[i].entry.Default {
+			s.dflt = &s.byLength[i]
+		}
+	}
 	return s, nil
 }
 
@@ -82,90 +90,70 @@ func CheckEntries(entries []*Entry) error {
 	return nil
 }
 
-// Clients lists the entries' clients, longest prefix first.
-func (s *Set) Clients() []*Client { return s.byLength }
+// Entries lists the entries, longest prefix first.
+func (s *Set) Entries() []*Entry {
+	out := make([]*Entry, len(s.byLength))
+	for i, m := range s.byLength {
+		out[i] = m.entry
+	}
+	return out
+}
 
-// Target is where to look an image up: the entry to use and the repository
-// path at that entry's api_url.
+// Target is where to look an image up: the entry to use, its client and
+// the repository path at that entry's api_url.
 type Target struct {
-	Client     *Client
+	Entry      *Entry
+	Client     *client.Client
 	Repository string
 	// Identity is the entry's identity, which scopes every answer obtained
-	// through it (see Identity); with the workload's pull secrets, their ID.
-	Identity Identity
+	// through it (see client.Identity); with the workload's pull secrets
+	// (WithPullSecrets), their ID.
+	Identity client.Identity
 
-	pull *PullSecrets // imagepullsecrets: the admitted object's
-}
-
-// UsesPullSecrets reports whether the entry's credentials are the admitted
-// object's own pull secrets (imagepullsecrets): a lookup then needs them,
-// see WithPullSecrets.
-func (t Target) UsesPullSecrets() bool {
-	if t.Client == nil {
-		return false
-	}
-	src := t.Client.Entry.Source()
-	return src != nil && src.Kind == KindImagePullSecrets
-}
-
-// WithPullSecrets is t looking up with the pull secrets an object
-// presents. Their ID joins t's identity, so that every answer, failure and
-// in-flight lookup obtained with them is kept apart from other workloads'.
-func (t Target) WithPullSecrets(p *PullSecrets) Target {
-	t.pull = p
-	t.Identity.CredentialID = p.ID()
-	return t
-}
-
-// Do is Client.Do with the target's pull secrets, if it carries any.
-func (t Target) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
-	return t.Client.do(ctx, repo, t.pull, f)
+	pull *credentials.PullSecrets // imagepullsecrets: the admitted object's
 }
 
 // Match finds the entry for img as used by an object in namespace ns: the
 // longest prefix on a path-segment boundary, among the entries that allow ns.
 // Docker Hub images without a matching entry fall back to the default entry.
-func (s *Set) Match(img Image, ns string) (Target, bool) {
-	var best *Client
+func (s *Set) Match(img imageref.Image, ns string) (Target, bool) {
+	var best *member
 	bestLen := -1
-	for _, cl := range s.byLength {
-		if !cl.Entry.AllowsNamespace(ns) {
+	for i := range s.byLength {
+		m := &s.byLength[i]
+		if !m.entry.AllowsNamespace(ns) {
 			continue
 		}
-		if n, ok := img.PrefixMatch(cl.Entry.Prefix); ok && n > bestLen {
-			best, bestLen = cl, n
+		if n, ok := img.PrefixMatch(m.entry.Prefix); ok && n > bestLen {
+			best, bestLen = m, n
 		}
 	}
-	if best == nil && img.DockerHub() && s.dflt != nil && s.dflt.Entry.AllowsNamespace(ns) {
+	if best == nil && img.DockerHub() && s.dflt != nil && s.dflt.entry.AllowsNamespace(ns) {
 		best = s.dflt
 	}
 	if best == nil {
 		return Target{}, false
 	}
-	return best.target(img), true
+	return Target{Entry: best.entry, Client: best.client, Repository: best.entry.Repository(img), Identity: best.client.Identity()}, true
 }
 
-func (c *Client) target(img Image) Target {
-	return Target{Client: c, Repository: img.repository(c.Entry), Identity: c.identity}
-}
-
-// repository is the path to look the image up under at e's api_url.
+// Repository is the path to look img up under at the entry's api_url.
 // As in Argo CD Image Updater, the entry's defaultns names the namespace of
 // a one-segment path on any registry; Docker Hub's is library unless set.
-func (i Image) repository(e *Entry) string {
+func (e *Entry) Repository(img imageref.Image) string {
 	switch {
-	case i.implicitNS && e.DefaultNS == "":
-		return "library/" + i.path
-	case e.DefaultNS != "" && !strings.Contains(i.path, "/"):
-		return e.DefaultNS + "/" + i.path
+	case img.ImplicitNamespace() && e.DefaultNS == "":
+		return "library/" + img.Path()
+	case e.DefaultNS != "" && !strings.Contains(img.Path(), "/"):
+		return e.DefaultNS + "/" + img.Path()
 	}
-	return i.path
+	return img.Path()
 }
 
 // CloseIdleConnections closes the idle connections of every entry's pool,
 // when a config reload replaces this Set (in-flight requests finish).
 func (s *Set) CloseIdleConnections() {
-	for _, c := range s.byLength {
-		c.closeIdle()
+	for _, m := range s.byLength {
+		m.client.CloseIdleConnections()
 	}
 }

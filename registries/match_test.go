@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 func entry(t *testing.T, name, apiURL, prefix string, mod ...func(*registries.Entry)) *registries.Entry {
@@ -13,10 +15,11 @@ func entry(t *testing.T, name, apiURL, prefix string, mod ...func(*registries.En
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &registries.Entry{Name: name, APIURL: u, Prefix: prefix}
+	e := &registries.Entry{Config: client.Config{Name: name, APIURL: u}, Prefix: prefix}
 	for _, m := range mod {
 		m(e)
 	}
+	e.SetDefaults()
 	if err := e.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,22 +56,22 @@ func TestImagesMatchTheLongestPrefixOnPathSegmentBoundaries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			img, err := registries.ParseImage(tc.image)
+			img, err := imageref.ParseImage(tc.image)
 			if err != nil {
 				t.Fatal(err)
 			}
 			tgt, ok := set.Match(img, tc.ns)
 			if tc.wantEntry == "" {
 				if ok {
-					t.Fatalf("matched %s", tgt.Client.Entry.Name)
+					t.Fatalf("matched %s", tgt.Entry.Name)
 				}
 				return
 			}
 			if !ok {
 				t.Fatal("no match")
 			}
-			if tgt.Client.Entry.Name != tc.wantEntry || tgt.Repository != tc.wantRepo {
-				t.Errorf("got %s %s, want %s %s", tgt.Client.Entry.Name, tgt.Repository, tc.wantEntry, tc.wantRepo)
+			if tgt.Entry.Name != tc.wantEntry || tgt.Repository != tc.wantRepo {
+				t.Errorf("got %s %s, want %s %s", tgt.Entry.Name, tgt.Repository, tc.wantEntry, tc.wantRepo)
 			}
 		})
 	}
@@ -87,40 +90,14 @@ func TestDockerHubImagesFallBackToTheDefaultEntryWithItsDefaultNamespace(t *test
 		{"mirror.example/x/y", "x/y"},
 	}
 	for _, tc := range tests {
-		img, _ := registries.ParseImage(tc.image)
+		img, _ := imageref.ParseImage(tc.image)
 		tgt, ok := set.Match(img, "default")
-		if !ok || tgt.Repository != tc.wantRepo || tgt.Client.Entry.Name != "mirror" {
+		if !ok || tgt.Repository != tc.wantRepo || tgt.Entry.Name != "mirror" {
 			t.Errorf("%s: %v %+v, want %s", tc.image, ok, tgt, tc.wantRepo)
 		}
 	}
-	img, _ := registries.ParseImage("quay.io/x/y")
+	img, _ := imageref.ParseImage("quay.io/x/y")
 	if _, ok := set.Match(img, "default"); ok {
 		t.Errorf("a non-Docker-Hub image fell back to the default entry")
 	}
 }
-
-func TestParseImageKeepsTheImageAsWritten(t *testing.T) {
-	tests := []struct{ in, repo, tag, digest string }{
-		{"nginx", "nginx", "", ""},
-		{"nginx:1.25", "nginx", "1.25", ""},
-		{"localhost:5000/a/b:v1", "localhost:5000/a/b", "v1", ""},
-		{"ghcr.io/a/b:v1@sha256:" + sixtyFour, "ghcr.io/a/b", "v1", "sha256:" + sixtyFour},
-		{"ghcr.io/a/b@sha256:" + sixtyFour, "ghcr.io/a/b", "", "sha256:" + sixtyFour},
-	}
-	for _, tc := range tests {
-		img, err := registries.ParseImage(tc.in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if img.Repo != tc.repo || img.Tag != tc.tag || img.Digest != tc.digest {
-			t.Errorf("%s: %+v", tc.in, img)
-		}
-	}
-	for _, bad := range []string{"", "UPPER/case", "a:b:c", "ghcr.io/a@sha256:short"} {
-		if _, err := registries.ParseImage(bad); err == nil {
-			t.Errorf("%q was accepted", bad)
-		}
-	}
-}
-
-const sixtyFour = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

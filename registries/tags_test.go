@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
@@ -76,7 +76,7 @@ func TestTagListingsFollowOnlyLinksToAPIURLsHostOverItsScheme(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			img, _ := registries.ParseImage(srv.Host + "/app")
+			img, _ := imageref.ParseImage(srv.Host + "/app")
 			tgt, _ := cfg.Registries.Match(img, "default")
 			repo, _ := tgt.Client.Repository(tgt.Repository)
 			var got []string

@@ -17,6 +17,9 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
@@ -45,7 +48,7 @@ func TestTLSSettingsOfAnEntryDecideWhomItTrusts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			img, _ := registries.ParseImage(srv.Host + "/app:1")
+			img, _ := imageref.ParseImage(srv.Host + "/app:1")
 			tgt, _ := cfg.Registries.Match(img, "default")
 			repo, _ := tgt.Client.Repository(tgt.Repository)
 			err = tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
@@ -62,10 +65,10 @@ func TestTLSSettingsOfAnEntryDecideWhomItTrusts(t *testing.T) {
 func TestAPingMarksTheRegistryUpOrDown(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBasic("u", "p"))
 	reg := prometheus.NewRegistry()
-	m := registries.NewMetrics(reg)
+	m := client.NewMetrics(reg)
 	doc := fmt.Sprintf("registries:\n- name: good\n  api_url: %s\n  prefix: %s/good\n  ping: yes\n  credentials: env:GOOD\n- name: bad\n  api_url: %s\n  prefix: %s/bad\n  ping: yes\n  credentials: env:BAD\n- name: quiet\n  api_url: %s\n  prefix: %s/quiet\n",
 		srv.URL, srv.Host, srv.URL, srv.Host, srv.URL, srv.Host)
-	creds := registries.NewCredentials(registries.WithEnvironment([]string{"GOOD=u:p", "BAD=u:wrong"}))
+	creds := credentials.New(credentials.WithEnvironment([]string{"GOOD=u:p", "BAD=u:wrong"}))
 	cfg, err := config.Parse([]byte(doc), registries.WithCredentials(creds), registries.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
@@ -98,11 +101,11 @@ func TestTheRateLimitCoversTokenRequestsToo(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBearer("u", "p"))
 	srv.PushImage(t, "app:1")
 	doc := fmt.Sprintf("registries:\n- name: slow\n  api_url: %s\n  prefix: %s\n  limit: 1\n  credentials: env:CREDS\n", srv.URL, srv.Host)
-	cfg, err := config.Parse([]byte(doc), registries.WithCredentials(registries.NewCredentials(registries.WithEnvironment([]string{"CREDS=u:p"}))))
+	cfg, err := config.Parse([]byte(doc), registries.WithCredentials(credentials.New(credentials.WithEnvironment([]string{"CREDS=u:p"}))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _ := registries.ParseImage(srv.Host + "/app:1")
+	img, _ := imageref.ParseImage(srv.Host + "/app:1")
 	tgt, _ := cfg.Registries.Match(img, "default")
 	repo, _ := tgt.Client.Repository(tgt.Repository)
 	srv.Reset()

@@ -170,9 +170,9 @@ const newestBuildWorkers = 8
 func (r *Resolver) newestBuild(ctx context.Context, q Query, repo name.Repository, tags []string) (string, error) {
 	p := q.Policy
 	switch p.TagSortMode {
-	case "latest-first":
+	case TagSortLatestFirst:
 		return tags[0], nil
-	case "latest-last":
+	case TagSortLatestLast:
 		return tags[len(tags)-1], nil
 	}
 	if max := p.maxCandidates(); len(tags) > max {

@@ -159,7 +159,7 @@ type Policy struct {
 	// Platforms an index must cover (the registry entry's platforms).
 	Platforms []string
 	// TagSortMode is the entry's tagsortmode, for newest-build.
-	TagSortMode string
+	TagSortMode TagSortMode
 	// CacheTTL is how long an answer is served from the cache
 	// (policy.cache_ttl); 0 turns the answer cache off, while in-flight
 	// dedup and the last known good answer stay.
@@ -220,7 +220,7 @@ func (p Policy) key() string {
 	b.WriteByte('|')
 	b.WriteString(strings.Join(p.IgnoreTags, ","))
 	b.WriteByte('|')
-	b.WriteString(p.TagSortMode)
+	b.WriteString(p.TagSortMode.String())
 	return b.String()
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // Query is everything one container's lookup depends on. It is put together
@@ -17,16 +18,13 @@ type Query struct {
 	Tag string
 	// Policy is complete, with the entry's platforms and tagsortmode.
 	Policy Policy
-	// OnError is what the admission does when the lookup fails: the entry's
-	// on_error, else the policy's. Resolve does not act on it.
-	OnError registries.OnError
 }
 
 // key identifies one answer: the entry it was obtained through, the
 // repository, the tag (for digest, where the tag is given rather than
 // chosen) and everything the choice of tag depends on.
 type key struct {
-	entry  registries.Identity
+	entry  client.Identity
 	repo   string
 	tag    string
 	policy policyKey
@@ -37,12 +35,12 @@ type key struct {
 type policyKey struct {
 	strategy                             Strategy
 	constraint, allow, ignore, platforms string
-	sortMode                             string
+	sortMode                             TagSortMode
 }
 
 // repoKey scopes a tag list to the entry that listed it.
 type repoKey struct {
-	entry registries.Identity
+	entry client.Identity
 	repo  string
 }
 

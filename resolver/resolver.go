@@ -10,7 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
 )
 
 // Result is the outcome of one resolution.
@@ -155,7 +155,7 @@ func (e expired) Unwrap() error { return e.error }
 // the answer or the failure.
 func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context) (answer, error)) (answer, error) {
 	c := r.flight.start(k, func() (answer, error) {
-		lctx, cancel := registries.Detach(ctx)
+		lctx, cancel := ctxutil.Detach(ctx)
 		defer cancel()
 		a, err := lookup(lctx)
 		if err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -30,20 +32,20 @@ func TestMain(m *testing.M) {
 
 // setupB lifts the rate limit, which would otherwise be what a cold
 // benchmark measures (20 requests/s by default).
-func setupB(b *testing.B, srv *registrytest.Server, repo string) registries.Target {
+func setupB(b *testing.B, srv *registrytest.Server, repo string) testTarget {
 	return setup(b, srv, repo, "  limit: 100000\n")
 }
 
 // setup returns a target for repo on srv, with the given extra entry YAML.
-func setup(t testing.TB, srv *registrytest.Server, repo, extra string, env ...string) registries.Target {
+func setup(t testing.TB, srv *registrytest.Server, repo, extra string, env ...string) testTarget {
 	t.Helper()
 	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s", srv.URL, srv.Host, extra)
-	creds := registries.NewCredentials(registries.WithEnvironment(env))
+	creds := credentials.New(credentials.WithEnvironment(env))
 	c, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := registries.ParseImage(srv.Host + "/" + repo)
+	img, err := imageref.ParseImage(srv.Host + "/" + repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,14 @@ func setup(t testing.TB, srv *registrytest.Server, repo, extra string, env ...st
 	if !ok {
 		t.Fatalf("no match for %s", repo)
 	}
-	return tgt
+	return testTarget{Target: tgt, policy: c.Policy.Registries[tgt.Entry.Prefix]}
+}
+
+// testTarget is where a test's lookups go, with what the config says of the
+// entry's answers (platforms, tagsortmode).
+type testTarget struct {
+	registries.Target
+	policy config.RegistryPolicy
 }
 
 func digestPolicy() resolver.Policy {
@@ -549,7 +558,7 @@ func TestNewestBuildAgainWithinTheTTLMakesOnlyTheChosenTagsHEAD(t *testing.T) {
 
 // query is what config.Config.Query builds for tgt: the entry's platforms
 // and tagsortmode join the policy.
-func query(tgt registries.Target, tag string, p resolver.Policy) resolver.Query {
-	p.Platforms, p.TagSortMode = tgt.Client.Entry.Platforms, tgt.Client.Entry.TagSortMode
-	return resolver.Query{Target: tgt, Tag: tag, Policy: p}
+func query(tgt testTarget, tag string, p resolver.Policy) resolver.Query {
+	p.Platforms, p.TagSortMode = tgt.policy.Platforms, tgt.policy.TagSortMode
+	return resolver.Query{Target: tgt.Target, Tag: tag, Policy: p}
 }

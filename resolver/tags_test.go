@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -109,13 +109,13 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 }
 
 // target parses the config doc and matches image in it.
-func target(t *testing.T, doc, image string) registries.Target {
+func target(t *testing.T, doc, image string) testTarget {
 	t.Helper()
 	c, err := config.Parse([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := registries.ParseImage(image)
+	img, err := imageref.ParseImage(image)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +123,5 @@ func target(t *testing.T, doc, image string) registries.Target {
 	if !ok {
 		t.Fatalf("no entry matches %s", image)
 	}
-	return tgt
+	return testTarget{Target: tgt, policy: c.Policy.Registries[tgt.Entry.Prefix]}
 }

@@ -18,7 +18,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -153,9 +155,9 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
 	// flight should still be answered. resolve_timeout bounds it either way.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Policy.ResolveTimeout)
+	rctx, cancel := ctxutil.DetachFor(ctx, cfg.Policy.ResolveTimeout)
 	defer cancel()
-	rctx = registries.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
+	rctx = client.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
 	p.resolve(rctx)
 	return p.respond()
 }
@@ -164,9 +166,9 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 type task struct {
 	c        container
 	original string // the image form recorded in original-images and resolved
-	img      registries.Image
-	query    resolver.Query // everything the lookup depends on, from config.Config.Query
-	fixed    string         // set without asking the registry (a re-apply)
+	img      imageref.Image
+	query    config.Query // everything the lookup depends on, from config.Config.Query
+	fixed    string       // set without asking the registry (a re-apply)
 
 	out string // the image to write; "" leaves it
 	err error
@@ -244,7 +246,7 @@ func (p *plan) build() {
 		if err != nil {
 			// Refused before any registry request; what happens follows
 			// policy.on_error, as no entry can be trusted to match it.
-			p.tasks = append(p.tasks, &task{c: c, original: original, query: resolver.Query{OnError: p.cfg.Policy.OnError}, err: err})
+			p.tasks = append(p.tasks, &task{c: c, original: original, query: config.Query{OnError: p.cfg.Policy.OnError}, err: err})
 			continue
 		}
 		if img.Digest != "" {
@@ -272,7 +274,7 @@ func (p *plan) build() {
 
 // fields merges what steers the choice for one container of img, as the
 // container's query does.
-func (p *plan) fields(name string, img registries.Image) resolver.Fields {
+func (p *plan) fields(name string, img imageref.Image) resolver.Fields {
 	return p.cfg.Fields(img, p.ov.forContainer(name, resolver.Fields{}))
 }
 
@@ -336,14 +338,14 @@ func (p *plan) resolve(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := p.h.resolver.Resolve(ctx, t.query)
+			res, err := p.h.resolver.Resolve(ctx, t.query.Query)
 			t.err = err
 			// The last known digest stands in for a failed lookup, except in
 			// a restart of an image pinned already: this replica's memory may
 			// be older than the stored pin (made by another replica), and a
 			// restart must never roll back.
 			keep := res.Stale && t.query.Policy.Fresh && strings.Contains(t.c.image, "@")
-			if res.Digest != "" && !keep && (err == nil || (res.Stale && t.query.OnError == registries.OnErrorIgnore)) {
+			if res.Digest != "" && !keep && (err == nil || (res.Stale && t.query.OnError == config.OnErrorIgnore)) {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}()
@@ -358,9 +360,9 @@ func (p *plan) respond() (admission.Response, string) {
 		if t.err == nil {
 			continue
 		}
-		msg := fmt.Sprintf("container %q image %s: %v", t.c.name, registries.Quote(t.original), t.err)
+		msg := fmt.Sprintf("container %q image %s: %v", t.c.name, imageref.Quote(t.original), t.err)
 		switch {
-		case t.query.OnError == registries.OnErrorFail && !report:
+		case t.query.OnError == config.OnErrorFail && !report:
 			denials = append(denials, msg)
 		case t.out != "":
 			p.warnings = append(p.warnings, msg+"; pinned to the last known digest")
@@ -423,16 +425,16 @@ func (p *plan) annotationPatch(recorded map[string]string) (jsonpatch.JsonPatchO
 }
 
 type parsedImage struct {
-	img registries.Image
+	img imageref.Image
 	err error
 }
 
 // parseImage parses ref once per distinct reference.
-func (h *Handler) parseImage(ref string) (registries.Image, error) {
+func (h *Handler) parseImage(ref string) (imageref.Image, error) {
 	if p, ok := h.images.Get(ref); ok {
 		return p.img, p.err
 	}
-	img, err := registries.ParseImage(ref)
+	img, err := imageref.ParseImage(ref)
 	h.images.Add(ref, parsedImage{img, err})
 	return img, err
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 	"github.com/image-pin/image-pin-webhook/webhook"
@@ -62,7 +63,7 @@ func (e *env) setConfig(t *testing.T, extra, policy string) {
 func configFor(tb testing.TB, srv *registrytest.Server, extra, policy string) *config.Config {
 	tb.Helper()
 	doc := fmt.Sprintf("registries:\n- name: test\n  api_url: %s\n  prefix: %s\n%s%s", srv.URL, srv.Host, extra, policy)
-	c, err := config.Parse([]byte(doc), registries.WithCredentials(registries.NewCredentials()))
+	c, err := config.Parse([]byte(doc), registries.WithCredentials(credentials.New()))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -4,14 +4,14 @@ import (
 	"cmp"
 	"context"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
 // workload is what the admitted object presents to a registry: its
 // namespace, its ServiceAccount and its own imagePullSecrets.
-func (p *plan) workload() registries.Workload {
+func (p *plan) workload() credentials.Workload {
 	s := p.obj.spec
-	w := registries.Workload{Namespace: p.req.Namespace, ServiceAccount: cmp.Or(s.ServiceAccountName, s.DeprecatedServiceAccount)}
+	w := credentials.Workload{Namespace: p.req.Namespace, ServiceAccount: cmp.Or(s.ServiceAccountName, s.DeprecatedServiceAccount)}
 	for _, r := range s.ImagePullSecrets {
 		w.PullSecrets = append(w.PullSecrets, r.Name)
 	}
@@ -25,7 +25,7 @@ func (p *plan) workload() registries.Workload {
 // on_error says.
 func (p *plan) withPullSecrets(ctx context.Context) {
 	var (
-		pull *registries.PullSecrets
+		pull *credentials.PullSecrets
 		err  error
 		read bool
 	)

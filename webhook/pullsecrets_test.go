@@ -17,6 +17,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 	"github.com/image-pin/image-pin-webhook/webhook"
@@ -48,7 +49,7 @@ func newPullSecretTenants(t *testing.T, policy string) *pullSecretTenants {
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team-c", Name: "default"}},
 	).Build()
 	doc := fmt.Sprintf("registries:\n- name: shared\n  api_url: %s\n  prefix: %s\n  credentials: imagepullsecrets\n%s", p.srv.URL, p.srv.Host, policy)
-	c, err := config.Parse([]byte(doc), registries.WithCredentials(registries.NewCredentials(registries.WithSecretReader(p.reader))))
+	c, err := config.Parse([]byte(doc), registries.WithCredentials(credentials.New(credentials.WithSecretReader(p.reader))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@ package webhook
 import (
 	"encoding/json"
 
-	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
 // The original-images record is state an earlier admission wrote, and the
@@ -45,7 +45,7 @@ func (h *Handler) describes(written, stored string, tagMayMove bool) bool {
 	return tagMayMove || tagOrLatest(w) == tagOrLatest(s)
 }
 
-func tagOrLatest(i registries.Image) string {
+func tagOrLatest(i imageref.Image) string {
 	if i.Tag == "" {
 		return "latest"
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 	"github.com/image-pin/image-pin-webhook/webhook"
@@ -52,7 +53,7 @@ func (tn *tenants) setConfig(t *testing.T, policy, scopedExtra string) {
   api_url: %[1]s
   prefix: %[2]s
 %[3]s`, tn.srv.URL, tn.srv.Host, policy, scopedExtra)
-	creds := registries.NewCredentials(registries.WithEnvironment([]string{"TEAM_A=u:p"}))
+	creds := credentials.New(credentials.WithEnvironment([]string{"TEAM_A=u:p"}))
 	c, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestAReloadThatChangesAnEntrysCredentialsStartsItsCachesFresh(t *testing.T)
 	// The entry now names a credential the registry refuses: its answers
 	// obtained with the old credential belong to the old identity.
 	doc := fmt.Sprintf("registries:\n- name: team-a\n  api_url: %s\n  prefix: %s/team-a\n  credentials: env:WRONG\n  namespaces: [team-a]\npolicy:\n  on_error: fail\n", tn.srv.URL, tn.srv.Host)
-	c, err := config.Parse([]byte(doc), registries.WithCredentials(registries.NewCredentials(registries.WithEnvironment([]string{"WRONG=u:nope"}))))
+	c, err := config.Parse([]byte(doc), registries.WithCredentials(credentials.New(credentials.WithEnvironment([]string{"WRONG=u:nope"}))))
 	if err != nil {
 		t.Fatal(err)
 	}

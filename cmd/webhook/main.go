@@ -30,6 +30,8 @@ import (
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/internal/cli"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	pinhook "github.com/image-pin/image-pin-webhook/webhook"
 )
@@ -61,7 +63,7 @@ func main() {
 
 	// Credential scripts' orphaned children are reparented to this process
 	// (PID 1 in its container, or a subreaper elsewhere) and reaped.
-	if err := registries.BecomeSubreaper(); err != nil {
+	if err := credentials.BecomeSubreaper(); err != nil {
 		log.Info("cannot become a child subreaper; credential scripts' orphans go to init", "error", err.Error())
 	}
 	if err := run(*configPath, *certDir, *port, *metricsAddr, *probeAddr, *drain, serving{http2: *enableHTTP2, clientCA: *clientCA}); err != nil {
@@ -136,10 +138,10 @@ func run(configPath, certDir string, port int, metricsAddr, probeAddr string, dr
 	// (aws:, gcp:, azure:) refresh in the background until it ends.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	creds := registries.NewCredentials(registries.WithSecretReader(mgr.GetAPIReader()), registries.WithContext(ctx),
-		registries.WithCredentialsLogger(log.WithName("credentials")))
+	creds := credentials.New(credentials.WithSecretReader(mgr.GetAPIReader()), credentials.WithContext(ctx),
+		credentials.WithLogger(log.WithName("credentials")))
 	defer creds.Close()
-	regMetrics := registries.NewMetrics(metrics.Registry)
+	regMetrics := client.NewMetrics(metrics.Registry)
 	changed := make(chan struct{}, 1)
 	res := resolver.New(resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))
 	watcher, err := config.NewWatcher(configPath,

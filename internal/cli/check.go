@@ -9,6 +9,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
 
@@ -103,8 +104,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		rep.Error = err.Error()
 	} else {
-		for _, c := range cfg.Registries.Clients() {
-			rep.Registries = append(rep.Registries, viewEntry(c.Entry))
+		for _, e := range cfg.Registries.Entries() {
+			rep.Registries = append(rep.Registries, viewEntry(e, cfg.Policy.Registries[e.Prefix]))
 		}
 		pv := viewPolicy(cfg.Policy)
 		rep.Policy = &pv
@@ -124,9 +125,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
-func viewEntry(e *registries.Entry) entryView {
+func viewEntry(e *registries.Entry, rp config.RegistryPolicy) entryView {
 	v := entryView{Name: e.Name, Prefix: e.Prefix, APIURL: e.APIURL.String(), Default: e.Default, Insecure: e.Insecure,
-		Ping: e.Ping, Namespaces: e.Namespaces, Platforms: e.Platforms, OnError: string(e.OnError), Limit: e.Limit}
+		Ping: e.Ping, Namespaces: e.Namespaces, Platforms: rp.Platforms, OnError: string(rp.OnError), Limit: e.Limit}
 	if src := e.Source(); src != nil {
 		v.Credentials = &credView{Kind: src.Kind, Source: src.String(), From: describeSource(*src, e)}
 		if e.CredsExpire > 0 {
@@ -138,7 +139,7 @@ func viewEntry(e *registries.Entry) entryView {
 
 // describeSource says where a credential is read from, in words; it names
 // variables, Secrets and scripts, never what they hold.
-func describeSource(src registries.Source, e *registries.Entry) string {
+func describeSource(src credentials.Source, e *registries.Entry) string {
 	switch src.Kind {
 	case "env":
 		return fmt.Sprintf("environment variable %s of the webhook (user:password, or a token)", src.Var)
@@ -148,7 +149,7 @@ func describeSource(src registries.Source, e *registries.Entry) string {
 		return fmt.Sprintf("the auths entry for %s in pull Secret %s/%s, read through the Kubernetes API", e.Host(), src.Namespace, src.Name)
 	case "ext":
 		return fmt.Sprintf("what the script %s prints (user:password), run without a shell", src.Path)
-	case registries.KindImagePullSecrets:
+	case credentials.KindImagePullSecrets:
 		return fmt.Sprintf("the auths entry for %s in the admitted object's imagePullSecrets, else its ServiceAccount's, read through the Kubernetes API in the object's namespace", e.Host())
 	}
 	return src.String()

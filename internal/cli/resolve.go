@@ -17,6 +17,8 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	pinhook "github.com/image-pin/image-pin-webhook/webhook"
 )
@@ -65,8 +67,8 @@ type resolveFlags struct {
 }
 
 // workload is what the resolved Pod presents to imagepullsecrets entries.
-func (f resolveFlags) workload() registries.Workload {
-	w := registries.Workload{Namespace: f.namespace, ServiceAccount: f.serviceAccount}
+func (f resolveFlags) workload() credentials.Workload {
+	w := credentials.Workload{Namespace: f.namespace, ServiceAccount: f.serviceAccount}
 	for _, n := range strings.Split(f.pullSecrets, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			w.PullSecrets = append(w.PullSecrets, n)
@@ -114,7 +116,7 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
 		return ExitUsage
 	}
-	creds := registries.NewCredentials(registries.WithSecretReader(newLazyReader(f.kubeconfig)))
+	creds := credentials.New(credentials.WithSecretReader(newLazyReader(f.kubeconfig)))
 	cfg, err := config.Load(f.config, registries.WithCredentials(creds))
 	if err != nil {
 		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
@@ -146,14 +148,14 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // namespace, with a resolver of its own so the trace sees every lookup.
 func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image string) imageReport {
 	r := imageReport{Image: image}
-	img, err := registries.ParseImage(image)
+	img, err := imageref.ParseImage(image)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
 	target, matched := cfg.Registries.Match(img, f.namespace)
 	if matched {
-		ev := viewEntry(target.Client.Entry)
+		ev := viewEntry(target.Entry, cfg.Policy.Registries[target.Entry.Prefix])
 		r.Entry = &ev
 	}
 	// The lookup may outlive Handle by a moment when the deadline cuts it
@@ -217,7 +219,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 // identify fills in whom the target's credentials log in as and, for
 // imagepullsecrets, which Secrets (names and resourceVersions) gave them
 // and the credential ID answers are kept under: never a value.
-func identify(ctx context.Context, target registries.Target, w registries.Workload, cv *credView) error {
+func identify(ctx context.Context, target registries.Target, w credentials.Workload, cv *credView) error {
 	if target.UsesPullSecrets() {
 		pull, err := target.ReadPullSecrets(ctx, w)
 		if err != nil {
@@ -235,11 +237,11 @@ func identify(ctx context.Context, target registries.Target, w registries.Worklo
 }
 
 // unmatched says why no entry serves img in ns.
-func unmatched(cfg *config.Config, img registries.Image, ns string) string {
-	for _, c := range cfg.Registries.Clients() {
-		if registries.HasPathPrefix(img.Canonical(), c.Entry.Prefix) {
+func unmatched(cfg *config.Config, img imageref.Image, ns string) string {
+	for _, e := range cfg.Registries.Entries() {
+		if imageref.HasPathPrefix(img.Canonical(), e.Prefix) {
 			return fmt.Sprintf("entry %q has its prefix but admits only the namespaces %s, not %s: an admission leaves it as it is",
-				c.Entry.Name, strings.Join(c.Entry.Namespaces, ", "), ns)
+				e.Name, strings.Join(e.Namespaces, ", "), ns)
 		}
 	}
 	return fmt.Sprintf("no entry of the config matches it (as %s): an admission leaves it as it is", img.Canonical())
@@ -250,7 +252,7 @@ const podContainer = "resolve"
 
 // podAdmission is the CREATE of a one-container Pod, as the API server
 // would send it; a dry run, as kubectl --dry-run=server would be.
-func podAdmission(ns, image string, ann map[string]string, w registries.Workload) admission.Request {
+func podAdmission(ns, image string, ann map[string]string, w credentials.Workload) admission.Request {
 	pod := corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "image-pin-resolve", Namespace: ns, Annotations: ann},

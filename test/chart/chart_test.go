@@ -82,13 +82,13 @@ func TestTheSeedsValuesWorkAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the rendered config does not load: %v\n%s", err, cm.Data["config.yaml"])
 	}
-	clients := cfg.Registries.Clients()
-	if len(clients) != 2 {
-		t.Fatalf("%d registries in the rendered config, want 2", len(clients))
+	entries := cfg.Registries.Entries()
+	if len(entries) != 2 {
+		t.Fatalf("%d registries in the rendered config, want 2", len(entries))
 	}
-	for _, c := range clients {
-		if !c.Entry.Ping {
-			t.Errorf("%s: ping: yes did not come through as true", c.Entry.Name)
+	for _, e := range entries {
+		if !e.Ping {
+			t.Errorf("%s: ping: yes did not come through as true", e.Name)
 		}
 	}
 	scripts := find[*corev1.ConfigMap](t, objs, "image-pin-webhook-scripts")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/test/cluster"
 	"github.com/image-pin/image-pin-webhook/webhook"
@@ -283,7 +284,7 @@ func TestTheFaultMatrix(t *testing.T) {
 				}
 				doc := fmt.Sprintf("registries:\n- name: faulty\n  api_url: %s\n  prefix: bench.local\n  credentials: env:FAULT_CREDS\npolicy:\n  on_error: %s\n  resolve_timeout: %s\n",
 					apiURL, onError, resolveTimeout)
-				creds := registries.NewCredentials(registries.WithEnvironment([]string{"FAULT_CREDS=" + user + ":" + pass}))
+				creds := credentials.New(credentials.WithEnvironment([]string{"FAULT_CREDS=" + user + ":" + pass}))
 				cfg, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
 				if err != nil {
 					t.Fatal(err)

@@ -1,0 +1,33 @@
+package client
+
+import (
+	"net/url"
+	"time"
+)
+
+// DefaultLimit is the requests per second allowed to one registry when the
+// entry sets no limit, as in Argo CD Image Updater.
+const DefaultLimit = 20
+
+// Config is what a Client needs to reach one registry, as plain data: where
+// it is, whom to trust, how fast to go and where its credentials come from.
+// The registries package's Entry embeds it, adding what routes an image to
+// it; a Client never sees the entry.
+type Config struct {
+	Name         string
+	APIURL       *url.URL // scheme and host only
+	Ping         bool
+	Insecure     bool
+	Credentials  string // the raw source, e.g. secret:ns/name#key; never a secret value
+	CredsExpire  time.Duration
+	CredsTimeout time.Duration
+	Limit        int
+	CAFile       string
+	CAData       string
+}
+
+// Host is the host[:port] lookups go to.
+func (c *Config) Host() string { return c.APIURL.Host }
+
+// PlainHTTP reports whether api_url asks for plain HTTP.
+func (c *Config) PlainHTTP() bool { return c.APIURL.Scheme == "http" }
