@@ -108,16 +108,17 @@ func TestEachNamespaceIsPinnedOnlyWithWhatItsOwnPullSecretsCanRead(t *testing.T)
 			for _, tc := range []struct {
 				name, ns string
 				secrets  []string
+				why      string // what the warning says was presented
 			}{
-				{"another namespace's pull secret", "team-b", []string{"regcred"}},
-				{"no pull secret at all", "team-c", nil},
+				{"another namespace's pull secret", "team-b", []string{"regcred"}, "Secret team-b/regcred"},
+				{"no pull secret at all", "team-c", nil, "presented no credential"},
 			} {
 				r := p.admit(t, tc.ns, "team-a/app", tc.secrets...)
 				if pinnedTo(r, p.digestA) {
 					t.Fatalf("%s (%s) was served team-a's digest: %s", tc.ns, tc.name, r.Patch)
 				}
-				if len(r.Warnings) == 0 {
-					t.Errorf("%s got no warning: its lookup must have failed", tc.ns)
+				if w := strings.Join(r.Warnings, "\n"); !strings.Contains(w, tc.why) {
+					t.Errorf("%s: warnings %q, want the failed lookup saying %q", tc.ns, w, tc.why)
 				}
 			}
 			if r := p.admit(t, "team-b", "team-b/app", "regcred"); !pinnedTo(r, p.digestB) {

@@ -155,7 +155,19 @@ func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.Round
 // credentials are imagepullsecrets (nil otherwise). Their ID keys the
 // authenticated transport, so a token obtained with one workload's Secrets
 // never serves another's request.
+//
+// A lookup with pull secrets that the registry refuses (401, 403) says
+// which Secret and auths key it presented, or that it presented none.
 func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, f func(http.RoundTripper) error) error {
+	err := c.doWith(ctx, repo, pull, f)
+	var te *transport.Error
+	if pull != nil && errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+		return fmt.Errorf("%w (%s)", err, pull.Presented(c.cfg.Host(), repo.RepositoryStr()))
+	}
+	return err
+}
+
+func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, f func(http.RoundTripper) error) error {
 	key := transportKey(repo, pull)
 	for attempt := 0; ; attempt++ {
 		rt, err := c.transport(ctx, repo, pull)

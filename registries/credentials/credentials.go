@@ -347,13 +347,19 @@ type scopedAuth struct {
 	auth authn.AuthConfig
 }
 
+// covers reports whether the entry serves the repository path: a key
+// without a path serves the whole host.
+func (s scopedAuth) covers(repository string) bool {
+	return s.path == "" || repository == s.path || strings.HasPrefix(repository, s.path+"/")
+}
+
 // pick chooses the credentials for a repository path: of a pull secret's
 // entries for the host, the most specific one whose path covers it, as the
 // kubelet does (ghcr.io/org-a before ghcr.io; docker.io and
 // https://index.docker.io/v1/ are one key, the first in order taken).
 func (cc cachedCreds) pick(repository string) authn.AuthConfig {
 	for _, s := range cc.scoped {
-		if s.path == "" || repository == s.path || strings.HasPrefix(repository, s.path+"/") {
+		if s.covers(repository) {
 			return s.auth
 		}
 	}

@@ -147,14 +147,64 @@ func pullSecretSource(s *corev1.Secret) Source {
 // No entry covering the repository means an anonymous lookup, as for the
 // kubelet.
 func (p *PullSecrets) Auth(host, repository string) (authn.AuthConfig, error) {
+	all, _, err := p.entries(host)
+	if err != nil {
+		return authn.AuthConfig{}, err
+	}
+	return cachedCreds{scoped: all}.pick(repository), nil
+}
+
+// entries lists every Secret's auths entries for host in the order Auth
+// tries them, with the name of the Secret each comes from.
+func (p *PullSecrets) entries(host string) ([]scopedAuth, []string, error) {
 	var all []scopedAuth
+	var from []string
 	for _, s := range p.secrets {
 		scoped, err := secretAuths(s, host, pullSecretSource(s))
 		if err != nil {
-			return authn.AuthConfig{}, err
+			return nil, nil, err
 		}
 		all = append(all, scoped...)
+		for range scoped {
+			from = append(from, s.Name)
+		}
 	}
-	sort.SliceStable(all, func(i, j int) bool { return len(all[i].path) > len(all[j].path) })
-	return cachedCreds{scoped: all}.pick(repository), nil
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return len(all[idx[i]].path) > len(all[idx[j]].path) })
+	sorted, names := make([]scopedAuth, len(all)), make([]string, len(all))
+	for i, k := range idx {
+		sorted[i], names[i] = all[k], from[k]
+	}
+	return sorted, names, nil
+}
+
+// Presented says which credential Auth gives for repository at host: the
+// Secret and its auths key, or why none (never a value). It goes into the
+// error of a lookup the registry refused, so that a tenant can tell which
+// of its Secrets to fix.
+func (p *PullSecrets) Presented(host, repository string) string {
+	all, names, err := p.entries(host)
+	if err != nil {
+		return err.Error()
+	}
+	for i, s := range all {
+		if s.covers(repository) {
+			return fmt.Sprintf("presented the auths entry %q of Secret %s/%s", s.key, p.namespace, names[i])
+		}
+	}
+	if len(p.secrets) == 0 {
+		return fmt.Sprintf("presented no credential: the object and its ServiceAccount name no pull secret in namespace %s", p.namespace)
+	}
+	return fmt.Sprintf("presented no credential: no auths entry of the pull secrets (%s) covers %s/%s", p.names(), host, repository)
+}
+
+func (p *PullSecrets) names() string {
+	n := make([]string, len(p.secrets))
+	for i, s := range p.secrets {
+		n[i] = p.namespace + "/" + s.Name
+	}
+	return strings.Join(n, ", ")
 }

@@ -153,3 +153,32 @@ func TestAPullSecretThatCannotBeReadFailsNamingItNeverItsValue(t *testing.T) {
 		})
 	}
 }
+
+func TestTheCredentialPresentedIsTheMostSpecificFirstSecretInOrderAndIsNamedWithoutAValue(t *testing.T) {
+	reader := fake.NewClientBuilder().WithObjects(
+		pullSecret("team-a", "generic", "r.example", "generic"),
+		pullSecret("team-a", "org", "r.example/org", "org"),
+		pullSecret("team-a", "generic-too", "https://r.example/v2/", "generic-too"),
+	).Build()
+	p, err := credentials.New(credentials.WithSecretReader(reader)).ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"generic", "org", "generic-too"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ host, repo, user, presented string }{
+		{"r.example", "org/app", "org", `presented the auths entry "r.example/org" of Secret team-a/org`},
+		{"r.example", "other/app", "generic", `presented the auths entry "r.example" of Secret team-a/generic`},
+		{"elsewhere.example", "org/app", "", "presented no credential: no auths entry of the pull secrets (team-a/generic, team-a/org, team-a/generic-too) covers elsewhere.example/org/app"},
+	}
+	for _, tc := range tests {
+		auth, err := p.Auth(tc.host, tc.repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth.Username != tc.user {
+			t.Errorf("%s/%s: user %q, want %q", tc.host, tc.repo, auth.Username, tc.user)
+		}
+		if got := p.Presented(tc.host, tc.repo); got != tc.presented || strings.Contains(got, secretValue) {
+			t.Errorf("%s/%s: presented %q, want %q", tc.host, tc.repo, got, tc.presented)
+		}
+	}
+}
