@@ -140,3 +140,18 @@ func TestAnImagePullSecretsEntryLooksNothingUpWithoutTheObjectsSecrets(t *testin
 		t.Errorf("the registry saw %d requests", n)
 	}
 }
+
+// The entry's credentials come with each admission: its ping can only say
+// whether the registry answers, and a 401 asking for credentials does.
+func TestThePingOfAnImagePullSecretsEntryOnlyChecksTheRegistryAnswers(t *testing.T) {
+	p := newPullSecretsRegistry(t)
+	img, _ := imageref.ParseImage(p.srv.Host + "/team-a/app:1")
+	tgt, _ := p.set.Match(img, "team-a")
+	if err := tgt.Client.Ping(ctx(t)); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+	p.srv.Close()
+	if err := tgt.Client.Ping(ctx(t)); err == nil {
+		t.Error("the ping of a stopped registry succeeded")
+	}
+}
