@@ -155,3 +155,36 @@ func TestThePingOfAnImagePullSecretsEntryOnlyChecksTheRegistryAnswers(t *testing
 		t.Error("the ping of a stopped registry succeeded")
 	}
 }
+
+// As the kubelet does, a credential the registry refuses moves the lookup to
+// the next one the object presents; the one accepted is remembered, so the
+// next lookup asks with it at once.
+func TestARefusedPullSecretCredentialMovesTheLookupToTheNextAndTheAcceptedOneIsKept(t *testing.T) {
+	p := newPullSecretsRegistry(t)
+	for _, o := range []ctrlclient.Object{
+		pullSecret("ci", "robot-b", p.srv.Host, "b"),
+		pullSecret("ci", "robot-a", p.srv.Host, "a"),
+	} {
+		if err := p.reader.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := credentials.Workload{Namespace: "ci", PullSecrets: []string{"robot-b", "robot-a"}}
+	if _, err := p.head(t, w, "team-a/app"); err != nil {
+		t.Fatalf("robot-a's credential, the second, was not tried: %v", err)
+	}
+	p.srv.Reset()
+	if _, err := p.head(t, w, "team-a/app"); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.srv.Count("HEAD", "manifest"); n != 1 {
+		t.Errorf("%d manifest requests on the second lookup, want 1: the accepted credential was not kept (%v)", n, p.srv.Received())
+	}
+	if _, err := p.head(t, w, "team-b/app"); err != nil {
+		t.Fatalf("robot-b's credential, the first, did not read team-b: %v", err)
+	}
+	_, err := p.head(t, credentials.Workload{Namespace: "ci", PullSecrets: []string{"robot-b"}}, "team-a/app")
+	if err == nil || !strings.Contains(err.Error(), `presented the auths entry "`+p.srv.Host+`" of Secret ci/robot-b`) {
+		t.Errorf("err = %v, want it to name the Secret presented", err)
+	}
+}

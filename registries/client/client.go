@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -156,21 +157,45 @@ func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.Round
 // authenticated transport, so a token obtained with one workload's Secrets
 // never serves another's request.
 //
-// A lookup with pull secrets that the registry refuses (401, 403) says
-// which Secret and auths key it presented, or that it presented none.
+// The pull secrets' credentials for the repository are tried in turn, as
+// the kubelet tries them (credentials.PullSecrets.Auths): one the registry
+// refuses (401, 403) moves the lookup to the next, and the transport kept
+// remembers which one was accepted. When every one is refused, the error
+// says which Secrets and auths keys were presented, or that none was.
 func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, f func(http.RoundTripper) error) error {
-	err := c.doWith(ctx, repo, pull, f)
-	var te *transport.Error
-	if pull != nil && errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
-		return fmt.Errorf("%w (%s)", err, pull.Presented(c.cfg.Host(), repo.RepositoryStr()))
+	if pull == nil {
+		return c.doWith(ctx, repo, nil, 0, f)
 	}
-	return err
+	auths, err := pull.Auths(c.cfg.Host(), repo.RepositoryStr())
+	if err != nil {
+		return err
+	}
+	start := 0
+	if ct, ok := c.transports.Peek(transportKey(repo, pull)); ok && ct.candidate < len(auths) {
+		start = ct.candidate // the one accepted last time: the earlier ones were refused
+	}
+	for i := start; i < len(auths); i++ {
+		err = c.doWith(ctx, repo, pull, i, f)
+		if err == nil || ctx.Err() != nil || !deniedHere(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (%s)", err, pull.Presented(c.cfg.Host(), repo.RepositoryStr()))
 }
 
-func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, f func(http.RoundTripper) error) error {
+// deniedHere reports whether the registry refused the credential, or its
+// access to the repository: 401 or 403.
+func deniedHere(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+}
+
+// doWith is one credential's go: cand is the index of the pull secrets'
+// credential to present (0 without pull secrets).
+func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int, f func(http.RoundTripper) error) error {
 	key := transportKey(repo, pull)
 	for attempt := 0; ; attempt++ {
-		rt, err := c.transport(ctx, repo, pull)
+		rt, err := c.transport(ctx, repo, pull, cand)
 		if err == nil {
 			err = f(rt)
 		}
@@ -181,7 +206,7 @@ func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credent
 		case refusedCredential(err) && pull != nil:
 			// The Secret's credential is what the workload presents:
 			// nothing to fetch again until the Secret changes (a new
-			// resourceVersion, a new key).
+			// resourceVersion, a new key); DoWith tries the next one.
 			c.transports.Remove(key)
 			return err
 		case refusedCredential(err) && c.source != nil:
@@ -229,10 +254,12 @@ func refusedCredential(err error) bool {
 }
 
 // cachedTransport is an authenticated transport and until when the
-// credentials it holds may be used (zero: until a restart).
+// credentials it holds may be used (zero: until a restart); with pull
+// secrets, which of their credentials it presents.
 type cachedTransport struct {
-	rt      http.RoundTripper
-	expires time.Time
+	rt        http.RoundTripper
+	expires   time.Time
+	candidate int
 }
 
 // transport returns the cached authenticated transport of repo, or makes
@@ -242,15 +269,15 @@ type cachedTransport struct {
 // Transports are kept per repository and per workload credential (the
 // pull secrets' ID): a token obtained with one namespace's Secrets is never
 // used for another's request.
-func (c *Client) transport(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets) (http.RoundTripper, error) {
+func (c *Client) transport(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int) (http.RoundTripper, error) {
 	key := transportKey(repo, pull)
-	if ct, ok := c.transports.Get(key); ok && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
+	if ct, ok := c.transports.Get(key); ok && ct.candidate == cand && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
 		return ct.rt, nil
 	}
-	ch := c.flight.DoChan(key, func() (any, error) {
+	ch := c.flight.DoChan(key+"\x00"+strconv.Itoa(cand), func() (any, error) {
 		fctx, cancel := ctxutil.Detach(ctx)
 		defer cancel()
-		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr(), pull)
+		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr(), pull, cand)
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +285,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, pull *cred
 		if err != nil {
 			return nil, err
 		}
-		c.transports.Add(key, cachedTransport{rt: rt, expires: expires})
+		c.transports.Add(key, cachedTransport{rt: rt, expires: expires, candidate: cand})
 		return rt, nil
 	})
 	select {
@@ -283,8 +310,9 @@ func transportKey(repo name.Repository, pull *credentials.PullSecrets) string {
 
 // authenticator returns the entry's credentials for a repository path and
 // until when they may be used; pull is the admitted object's pull secrets,
-// for an entry whose credentials are imagepullsecrets.
-func (c *Client) authenticator(ctx context.Context, repository string, pull *credentials.PullSecrets) (authn.Authenticator, time.Time, error) {
+// for an entry whose credentials are imagepullsecrets, and cand which of
+// their credentials for the repository to present.
+func (c *Client) authenticator(ctx context.Context, repository string, pull *credentials.PullSecrets, cand int) (authn.Authenticator, time.Time, error) {
 	src := c.source
 	if src == nil {
 		return authn.Anonymous, time.Time{}, nil
@@ -293,11 +321,14 @@ func (c *Client) authenticator(ctx context.Context, repository string, pull *cre
 		if pull == nil {
 			return nil, time.Time{}, fmt.Errorf("credentials from %s: the lookup carries no object's pull secrets", src)
 		}
-		cfg, err := pull.Auth(c.cfg.Host(), repository)
+		auths, err := pull.Auths(c.cfg.Host(), repository)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
-		return authn.FromConfig(cfg), time.Time{}, nil
+		if cand >= len(auths) {
+			cand = 0
+		}
+		return authn.FromConfig(auths[cand]), time.Time{}, nil
 	}
 	if c.creds == nil {
 		return nil, time.Time{}, fmt.Errorf("credentials from %s: no credential store configured", src)
@@ -325,7 +356,7 @@ func (c *Client) Ping(ctx context.Context) error {
 		c.metrics.setUp(c.cfg.Name, err == nil)
 		return err
 	}
-	auth, _, err := c.authenticator(ctx, "", nil)
+	auth, _, err := c.authenticator(ctx, "", nil, 0)
 	if err == nil {
 		err = c.pingWith(ctx, reg, auth)
 	}

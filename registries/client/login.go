@@ -21,7 +21,16 @@ func (c *Client) LoginNameWith(ctx context.Context, repository string, pull *cre
 	if c.source == nil {
 		return "anonymous", nil
 	}
-	auth, _, err := c.authenticator(ctx, repository, pull)
+	cand := 0
+	if pull != nil {
+		// The credential the last lookup was accepted with, if any.
+		if repo, err := c.Repository(repository); err == nil {
+			if ct, ok := c.transports.Peek(transportKey(repo, pull)); ok {
+				cand = ct.candidate
+			}
+		}
+	}
+	auth, _, err := c.authenticator(ctx, repository, pull, cand)
 	if err != nil {
 		return "", err
 	}

@@ -138,25 +138,41 @@ func pullSecretSource(s *corev1.Secret) Source {
 	return Source{Kind: KindImagePullSecrets, Namespace: s.Namespace, Name: s.Name}
 }
 
-// Auth chooses the credential for repository at host as the kubelet's
-// keyring orders them: of every Secret's auths entries for host, the most
-// specific one whose path covers the repository; between equally specific
-// entries, the first Secret in order. Only that one is used: a registry
-// refusing it fails the lookup (the kubelet would try the next ones too;
-// here a refusal means a warning or a denial, never a wider credential).
-// No entry covering the repository means an anonymous lookup, as for the
-// kubelet.
+// Auths lists the credentials for repository at host in the order the
+// kubelet's keyring tries them: of every Secret's auths entries for host,
+// those whose path covers the repository, the most specific first, and
+// between equally specific ones the Secrets in order; a credential that
+// appears twice is tried once, and at most MaxPullSecrets are tried. No entry
+// covering the repository means one anonymous attempt, as for the kubelet.
+// The registry refusing one (401, 403) moves the lookup to the next
+// (client.DoWith): every one of them is a credential the Pod presents.
+func (p *PullSecrets) Auths(host, repository string) ([]authn.AuthConfig, error) {
+	cov, _, err := p.covering(host, repository)
+	if err != nil {
+		return nil, err
+	}
+	if len(cov) == 0 {
+		return []authn.AuthConfig{{}}, nil
+	}
+	out := make([]authn.AuthConfig, len(cov))
+	for i, s := range cov {
+		out[i] = s.auth
+	}
+	return out, nil
+}
+
+// Auth is the first of Auths: the credential tried first.
 func (p *PullSecrets) Auth(host, repository string) (authn.AuthConfig, error) {
-	all, _, err := p.entries(host)
+	all, err := p.Auths(host, repository)
 	if err != nil {
 		return authn.AuthConfig{}, err
 	}
-	return cachedCreds{scoped: all}.pick(repository), nil
+	return all[0], nil
 }
 
-// entries lists every Secret's auths entries for host in the order Auth
-// tries them, with the name of the Secret each comes from.
-func (p *PullSecrets) entries(host string) ([]scopedAuth, []string, error) {
+// covering lists the auths entries Auths tries, with the name of the Secret
+// each comes from.
+func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string, error) {
 	var all []scopedAuth
 	var from []string
 	for _, s := range p.secrets {
@@ -164,9 +180,11 @@ func (p *PullSecrets) entries(host string) ([]scopedAuth, []string, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		all = append(all, scoped...)
-		for range scoped {
-			from = append(from, s.Name)
+		for _, a := range scoped {
+			if a.covers(repository) {
+				all = append(all, a)
+				from = append(from, s.Name)
+			}
 		}
 	}
 	idx := make([]int, len(all))
@@ -174,31 +192,42 @@ func (p *PullSecrets) entries(host string) ([]scopedAuth, []string, error) {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(i, j int) bool { return len(all[idx[i]].path) > len(all[idx[j]].path) })
-	sorted, names := make([]scopedAuth, len(all)), make([]string, len(all))
-	for i, k := range idx {
-		sorted[i], names[i] = all[k], from[k]
+	var out []scopedAuth
+	var names []string
+	seen := map[authn.AuthConfig]bool{}
+	for _, k := range idx {
+		if seen[all[k].auth] || len(out) == MaxPullSecrets {
+			continue
+		}
+		seen[all[k].auth] = true
+		out, names = append(out, all[k]), append(names, from[k])
 	}
-	return sorted, names, nil
+	return out, names, nil
 }
 
-// Presented says which credential Auth gives for repository at host: the
-// Secret and its auths key, or why none (never a value). It goes into the
-// error of a lookup the registry refused, so that a tenant can tell which
-// of its Secrets to fix.
+// Presented says which credentials Auths gives for repository at host: each
+// Secret and auths key, in order, or why there are none (never a value). It
+// goes into the error of a lookup the registry refused, so that a tenant can
+// tell which of its Secrets to fix.
 func (p *PullSecrets) Presented(host, repository string) string {
-	all, names, err := p.entries(host)
+	cov, names, err := p.covering(host, repository)
 	if err != nil {
 		return err.Error()
 	}
-	for i, s := range all {
-		if s.covers(repository) {
-			return fmt.Sprintf("presented the auths entry %q of Secret %s/%s", s.key, p.namespace, names[i])
+	if len(cov) == 0 {
+		if len(p.secrets) == 0 {
+			return fmt.Sprintf("presented no credential: the object and its ServiceAccount name no pull secret in namespace %s", p.namespace)
 		}
+		return fmt.Sprintf("presented no credential: no auths entry of the pull secrets (%s) covers %s/%s", p.names(), host, repository)
 	}
-	if len(p.secrets) == 0 {
-		return fmt.Sprintf("presented no credential: the object and its ServiceAccount name no pull secret in namespace %s", p.namespace)
+	tried := make([]string, len(cov))
+	for i, s := range cov {
+		tried[i] = fmt.Sprintf("the auths entry %q of Secret %s/%s", s.key, p.namespace, names[i])
 	}
-	return fmt.Sprintf("presented no credential: no auths entry of the pull secrets (%s) covers %s/%s", p.names(), host, repository)
+	if len(tried) == 1 {
+		return "presented " + tried[0]
+	}
+	return "presented, in turn, " + strings.Join(tried, ", ")
 }
 
 func (p *PullSecrets) names() string {

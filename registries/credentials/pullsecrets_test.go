@@ -2,6 +2,7 @@ package credentials_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,31 +155,43 @@ func TestAPullSecretThatCannotBeReadFailsNamingItNeverItsValue(t *testing.T) {
 	}
 }
 
-func TestTheCredentialPresentedIsTheMostSpecificFirstSecretInOrderAndIsNamedWithoutAValue(t *testing.T) {
+func TestCredentialsAreTriedMostSpecificFirstThenSecretByOrderOnceEachAndNamedWithoutAValue(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(
 		pullSecret("team-a", "generic", "r.example", "generic"),
 		pullSecret("team-a", "org", "r.example/org", "org"),
 		pullSecret("team-a", "generic-too", "https://r.example/v2/", "generic-too"),
+		pullSecret("team-a", "copy", "r.example", "generic"), // the same credential again
 	).Build()
-	p, err := credentials.New(credentials.WithSecretReader(reader)).ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"generic", "org", "generic-too"}})
+	p, err := credentials.New(credentials.WithSecretReader(reader)).ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"generic", "org", "generic-too", "copy"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct{ host, repo, user, presented string }{
-		{"r.example", "org/app", "org", `presented the auths entry "r.example/org" of Secret team-a/org`},
-		{"r.example", "other/app", "generic", `presented the auths entry "r.example" of Secret team-a/generic`},
-		{"elsewhere.example", "org/app", "", "presented no credential: no auths entry of the pull secrets (team-a/generic, team-a/org, team-a/generic-too) covers elsewhere.example/org/app"},
+	tests := []struct {
+		host, repo string
+		users      []string
+		presented  string
+	}{
+		{"r.example", "org/app", []string{"org", "generic", "generic-too"},
+			`presented, in turn, the auths entry "r.example/org" of Secret team-a/org, the auths entry "r.example" of Secret team-a/generic, the auths entry "https://r.example/v2/" of Secret team-a/generic-too`},
+		{"r.example", "other/app", []string{"generic", "generic-too"},
+			`presented, in turn, the auths entry "r.example" of Secret team-a/generic, the auths entry "https://r.example/v2/" of Secret team-a/generic-too`},
+		{"elsewhere.example", "org/app", []string{""},
+			"presented no credential: no auths entry of the pull secrets (team-a/generic, team-a/org, team-a/generic-too, team-a/copy) covers elsewhere.example/org/app"},
 	}
 	for _, tc := range tests {
-		auth, err := p.Auth(tc.host, tc.repo)
+		auths, err := p.Auths(tc.host, tc.repo)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if auth.Username != tc.user {
-			t.Errorf("%s/%s: user %q, want %q", tc.host, tc.repo, auth.Username, tc.user)
+		var users []string
+		for _, a := range auths {
+			users = append(users, a.Username)
+		}
+		if !slices.Equal(users, tc.users) {
+			t.Errorf("%s/%s: tried as %q, want %q", tc.host, tc.repo, users, tc.users)
 		}
 		if got := p.Presented(tc.host, tc.repo); got != tc.presented || strings.Contains(got, secretValue) {
-			t.Errorf("%s/%s: presented %q, want %q", tc.host, tc.repo, got, tc.presented)
+			t.Errorf("%s/%s: presented\n %q, want\n %q", tc.host, tc.repo, got, tc.presented)
 		}
 	}
 }
