@@ -103,8 +103,8 @@ func TestEachNamespaceGetsOnlyWhatItsOwnPullSecretsCanRead(t *testing.T) {
 	if strings.Contains(err.Error(), digestA) {
 		t.Fatalf("the denial names A's digest: %v", err)
 	}
-	if !strings.Contains(err.Error(), `container "c0"`) {
-		t.Errorf("the denial does not name the container: %v", err)
+	if !strings.Contains(err.Error(), `container "c0"`) || !strings.Contains(err.Error(), "Secret "+nsB+"/regcred") {
+		t.Errorf("the denial does not name the container and the Secret presented: %v", err)
 	}
 	noSecret("namespace B's denial")
 	for _, p := range []string{pullPassA, pullPassB} {
