@@ -2,9 +2,15 @@ package chart_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
 
 // imagepullsecrets needs get on the Secrets and ServiceAccounts of every
@@ -63,5 +69,35 @@ func TestRBACForImagePullSecretsFollowsTheNamespacesItsEntriesAdmit(t *testing.T
 				}
 			}
 		})
+	}
+}
+
+// helm's notes say plainly what imagepullsecrets lets the webhook read.
+func TestTheNotesSayWhatTheImagePullSecretsGrantMeans(t *testing.T) {
+	notes := func(registries []any) string {
+		t.Helper()
+		ch, err := loader.Load(cluster.ChartDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := action.NewInstall(&action.Configuration{})
+		inst.ClientOnly, inst.DryRun, inst.ReleaseName, inst.Namespace = true, true, "image-pin-webhook", ns
+		inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
+		rel, err := inst.Run(ch, map[string]any{"registries": registries})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel.Info.Notes
+	}
+	entry := map[string]any{"name": "w", "api_url": "https://r.example", "prefix": "r.example", "credentials": "imagepullsecrets"}
+	if n := notes([]any{entry}); !strings.Contains(n, "every Secret and ServiceAccount") || !strings.Contains(n, "in every namespace of the cluster") {
+		t.Errorf("cluster-wide notes:\n%s", n)
+	}
+	entry["namespaces"] = []any{"team-a", "team-b"}
+	if n := notes([]any{entry}); !strings.Contains(n, "in the namespaces team-a, team-b.") {
+		t.Errorf("per-namespace notes:\n%s", n)
+	}
+	if n := notes([]any{map[string]any{"name": "x", "api_url": "https://x.io", "prefix": "x.io"}}); strings.Contains(n, "imagepullsecrets") {
+		t.Errorf("notes mention imagepullsecrets when no entry uses it:\n%s", n)
 	}
 }
