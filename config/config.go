@@ -82,7 +82,7 @@ type Config struct {
 // Policy is the policy block.
 type Policy struct {
 	Mode           Mode
-	Defaults       resolver.Fields
+	Defaults       Steering
 	OnError        OnError
 	CacheTTL       time.Duration
 	ResolveTimeout time.Duration
@@ -98,21 +98,21 @@ type Policy struct {
 
 // ImageRule is one policy.images entry.
 type ImageRule struct {
-	Prefix string // canonical, as imageref.CanonicalPrefix gives
-	Fields resolver.Fields
+	Prefix   string // canonical, as imageref.CanonicalPrefix gives
+	Steering Steering
 }
 
-// Rule returns the fields of the longest policy.images prefix that img
-// matches on a path-segment boundary.
-func (p *Policy) Rule(img imageref.Image) resolver.Fields {
-	var f resolver.Fields
+// Rule returns what the longest policy.images prefix that img matches on a
+// path-segment boundary says.
+func (p *Policy) Rule(img imageref.Image) Steering {
+	var s Steering
 	best := -1
 	for _, r := range p.Images {
 		if n, ok := img.PrefixMatch(r.Prefix); ok && n > best {
-			f, best = r.Fields, n
+			s, best = r.Steering, n
 		}
 	}
-	return f
+	return s
 }
 
 // Load reads and validates the config file at path.
@@ -286,7 +286,7 @@ func (pc policyConf) policy() (Policy, error) {
 		}
 		p.MaxLookups = *pc.MaxLookups
 	}
-	defaults, err := fields(pc.Strategy, "", "", nil)
+	defaults, err := ParseSteering(resolver.Written{Strategy: set(pc.Strategy)})
 	if err != nil {
 		return p, fmt.Errorf("policy: %w", err)
 	}
@@ -301,11 +301,13 @@ func (pc policyConf) policy() (Policy, error) {
 			return p, fmt.Errorf("policy: images[%d] %q: prefix: duplicate of an earlier rule", i, r.Prefix)
 		}
 		seen[prefix] = true
-		f, err := fields(r.Strategy, r.Constraint, r.AllowTags, r.IgnoreTags)
+		st, err := ParseSteering(resolver.Written{
+			Strategy: set(r.Strategy), Constraint: set(r.Constraint), AllowTags: set(r.AllowTags), IgnoreTags: r.IgnoreTags,
+		})
 		if err != nil {
 			return p, fmt.Errorf("policy: images[%d] %q: %w", i, r.Prefix, err)
 		}
-		p.Images = append(p.Images, ImageRule{Prefix: prefix, Fields: f})
+		p.Images = append(p.Images, ImageRule{Prefix: prefix, Steering: st})
 	}
 	sort.SliceStable(p.Images, func(i, j int) bool { return len(p.Images[i].Prefix) > len(p.Images[j].Prefix) })
 	return p, nil
@@ -324,43 +326,12 @@ func hasUserinfo(raw string) bool {
 	return strings.Contains(rest, "@")
 }
 
-// fields parses one source of policy fields; a constraint without a
-// strategy implies semver.
-func fields(strategy, constraint, allow string, ignore []string) (resolver.Fields, error) {
-	var f resolver.Fields
-	if strategy != "" {
-		s, err := resolver.ParseStrategy(strategy)
-		if err != nil {
-			return f, fmt.Errorf("strategy: %w", err)
-		}
-		f.Strategy = &s
+// set is a field of the config file: an empty one is not set.
+func set(s string) *string {
+	if s == "" {
+		return nil
 	}
-	if constraint != "" {
-		c, err := resolver.ParseConstraint(constraint)
-		if err != nil {
-			return f, fmt.Errorf("constraint: %w", err)
-		}
-		f.Constraint = c
-		if f.Strategy == nil {
-			s := resolver.Semver
-			f.Strategy = &s
-		}
-	}
-	if allow != "" {
-		a, err := resolver.ParseAllowTags(allow)
-		if err != nil {
-			return f, fmt.Errorf("allow_tags: %w", err)
-		}
-		f.AllowTags = a
-	}
-	if ignore != nil {
-		g, err := resolver.ParseIgnoreTags(ignore)
-		if err != nil {
-			return f, fmt.Errorf("ignore_tags: %w", err)
-		}
-		f.IgnoreTags = &g
-	}
-	return f, nil
+	return &s
 }
 
 // checkKeys refuses keys that t (a struct with yaml tags) does not have,

@@ -23,13 +23,13 @@ type Query struct {
 // ok is false when the image is left alone: no entry admits ns for it, or
 // its strategy is skip. The error says why the merged fields are not a
 // policy (semver without a constraint); q then still carries on_error.
-func (c *Config) Query(img imageref.Image, ns string, over resolver.Fields, fresh bool) (q Query, ok bool, err error) {
+func (c *Config) Query(img imageref.Image, ns string, over Steering, fresh bool) (q Query, ok bool, err error) {
 	target, ok := c.Registries.Match(img, ns)
 	if !ok {
 		return Query{}, false, nil
 	}
-	f := c.Fields(img, over)
-	if f.Strategy != nil && *f.Strategy == resolver.Skip {
+	s := c.Steering(img, over)
+	if s.Skip {
 		return Query{}, false, nil
 	}
 	rp := c.Policy.Registries[target.Entry.Prefix]
@@ -37,7 +37,7 @@ func (c *Config) Query(img imageref.Image, ns string, over resolver.Fields, fres
 	if onErr == OnErrorUnset {
 		onErr = c.Policy.OnError
 	}
-	pol, err := f.Policy()
+	pol, err := s.Fields.Policy()
 	if err != nil {
 		// The container matched and must be answered for: the caller acts
 		// on the error as on_error says.
@@ -48,9 +48,9 @@ func (c *Config) Query(img imageref.Image, ns string, over resolver.Fields, fres
 	return Query{Query: resolver.Query{Target: target, Tag: img.Tag, Policy: pol}, OnError: onErr}, true, nil
 }
 
-// Fields merges the fields that steer the choice of img's tag, each from the
-// most specific source: over (the object's annotations), then the longest
-// policy.images rule, then the policy defaults.
-func (c *Config) Fields(img imageref.Image, over resolver.Fields) resolver.Fields {
+// Steering merges what steers the choice of img's tag, field by field, each
+// from the most specific source: over (the object's annotations), then the
+// longest policy.images rule, then the policy defaults.
+func (c *Config) Steering(img imageref.Image, over Steering) Steering {
 	return over.Over(c.Policy.Rule(img)).Over(c.Policy.Defaults)
 }

@@ -15,24 +15,13 @@ import (
 // Strategy is how a tag is chosen.
 type Strategy string
 
-// The strategies. Skip is not a resolver strategy: it tells the webhook to
-// leave a container alone.
+// The strategies.
 const (
 	Digest       Strategy = "digest"
 	Semver       Strategy = "semver"
 	NewestBuild  Strategy = "newest-build"
 	Alphabetical Strategy = "alphabetical"
-	Skip         Strategy = "skip"
 )
-
-// ParseStrategy reads a strategy name.
-func ParseStrategy(s string) (Strategy, error) {
-	switch st := Strategy(s); st {
-	case Digest, Semver, NewestBuild, Alphabetical, Skip:
-		return st, nil
-	}
-	return "", fmt.Errorf("%q is not a strategy: use digest, semver, newest-build, alphabetical or skip", s)
-}
 
 // Constraint is a parsed semver constraint that remembers how it was written.
 type Constraint struct {
@@ -108,8 +97,8 @@ func checkRegexpCost(expr string) error {
 
 func (p *TagPattern) allows(tag string) bool { return p == nil || p.re == nil || p.re.MatchString(tag) }
 
-// ParseIgnoreTags checks a list of globs.
-func ParseIgnoreTags(globs []string) ([]string, error) {
+// parseIgnoreTags checks a list of globs.
+func parseIgnoreTags(globs []string) ([]string, error) {
 	out := make([]string, 0, len(globs))
 	for _, g := range globs {
 		g = strings.TrimSpace(g)
@@ -122,32 +111,6 @@ func ParseIgnoreTags(globs []string) ([]string, error) {
 		out = append(out, g)
 	}
 	return out, nil
-}
-
-// Fields is a partial policy from one source (policy defaults, a
-// policy.images rule, an annotation); nil means the source does not say.
-type Fields struct {
-	Strategy   *Strategy
-	Constraint *Constraint
-	AllowTags  *TagPattern
-	IgnoreTags *[]string
-}
-
-// Over returns f with the fields it leaves unset taken from g.
-func (f Fields) Over(g Fields) Fields {
-	if f.Strategy == nil {
-		f.Strategy = g.Strategy
-	}
-	if f.Constraint == nil {
-		f.Constraint = g.Constraint
-	}
-	if f.AllowTags == nil {
-		f.AllowTags = g.AllowTags
-	}
-	if f.IgnoreTags == nil {
-		f.IgnoreTags = g.IgnoreTags
-	}
-	return f
 }
 
 // Policy is a complete policy for one lookup.

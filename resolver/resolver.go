@@ -111,7 +111,7 @@ func fresh(at time.Time, ttl time.Duration) bool {
 func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 	start := time.Now()
 	p, entry := q.Policy, q.Target.Identity.Name
-	if p.Strategy == Skip || p.Strategy == "" {
+	if p.Strategy == "" {
 		return Result{}, fmt.Errorf("resolver: strategy %q cannot be resolved", p.Strategy)
 	}
 	if q.Target.Client == nil {

@@ -1,9 +1,11 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
 
@@ -22,17 +24,41 @@ const (
 
 // overrides is what an object's image-pin.io/ annotations ask for.
 type overrides struct {
-	object     resolver.Fields
-	containers map[string]resolver.Fields
+	object     config.Steering
+	containers map[string]config.Steering
 	keys       map[string][]string // container → annotation keys, for messages
 	warnings   []string
+}
+
+// written is the annotations of one level (the object, or one container) as
+// written, with the key that set each field, for messages.
+type written struct {
+	resolver.Written
+	keys map[resolver.Field]string
+}
+
+// annotationField is the policy field an annotation's base name sets.
+func annotationField(base string) (resolver.Field, bool) {
+	switch base {
+	case annStrategy:
+		return resolver.FieldStrategy, true
+	case annConstraint:
+		return resolver.FieldConstraint, true
+	case annAllowTags:
+		return resolver.FieldAllowTags, true
+	case annIgnoreTags:
+		return resolver.FieldIgnoreTags, true
+	}
+	return "", false
 }
 
 // parseAnnotations reads the image-pin.io/ annotations. A malformed value is
 // an error naming the annotation; an unknown key or one naming no container
 // of the object is a warning.
 func parseAnnotations(ann map[string]string, names map[string]bool) (overrides, error) {
-	ov := overrides{containers: map[string]resolver.Fields{}, keys: map[string][]string{}}
+	ov := overrides{containers: map[string]config.Steering{}, keys: map[string][]string{}}
+	object := written{keys: map[resolver.Field]string{}}
+	containers := map[string]*written{}
 	for k, v := range ann {
 		rest, ok := strings.CutPrefix(k, domain)
 		if !ok {
@@ -42,64 +68,72 @@ func parseAnnotations(ann map[string]string, names map[string]bool) (overrides, 
 		if base == annOriginalImages && !perContainer {
 			continue
 		}
-		var f resolver.Fields
-		switch base {
-		case annStrategy:
-			s, err := resolver.ParseStrategy(strings.TrimSpace(v))
-			if err != nil {
-				return ov, fmt.Errorf("annotation %s: %v", k, err)
-			}
-			f.Strategy = &s
-		case annConstraint:
-			c, err := resolver.ParseConstraint(strings.TrimSpace(v))
-			if err != nil {
-				return ov, fmt.Errorf("annotation %s: %v", k, err)
-			}
-			f.Constraint = c
-		case annAllowTags:
-			a, err := resolver.ParseAllowTags(strings.TrimSpace(v))
-			if err != nil {
-				return ov, fmt.Errorf("annotation %s: %v", k, err)
-			}
-			f.AllowTags = a
-		case annIgnoreTags:
-			g, err := resolver.ParseIgnoreTags(strings.Split(v, ","))
-			if err != nil {
-				return ov, fmt.Errorf("annotation %s: %v", k, err)
-			}
-			f.IgnoreTags = &g
-		default:
+		field, known := annotationField(base)
+		if !known {
 			ov.warnings = append(ov.warnings, fmt.Sprintf("annotation %s: unknown image-pin.io annotation, ignored (known: strategy, constraint, allow-tags, ignore-tags)", k))
 			continue
 		}
-		if perContainer && !names[ctr] {
-			ov.warnings = append(ov.warnings, fmt.Sprintf("annotation %s: the object has no container %q, ignored", k, ctr))
+		w := &object
+		if perContainer {
+			if containers[ctr] == nil {
+				containers[ctr] = &written{keys: map[resolver.Field]string{}}
+			}
+			w = containers[ctr]
+		}
+		w.keys[field] = k
+		v := strings.TrimSpace(v)
+		switch field {
+		case resolver.FieldStrategy:
+			w.Strategy = &v
+		case resolver.FieldConstraint:
+			w.Constraint = &v
+		case resolver.FieldAllowTags:
+			w.AllowTags = &v
+		case resolver.FieldIgnoreTags:
+			w.IgnoreTags = strings.Split(v, ",")
+		}
+	}
+	// Every value is checked, a container's that the object lacks too: it
+	// is malformed all the same.
+	var err error
+	if ov.object, err = object.parse(); err != nil {
+		return ov, err
+	}
+	for ctr, w := range containers {
+		s, err := w.parse()
+		if err != nil {
+			return ov, err
+		}
+		if !names[ctr] {
+			for _, k := range w.keys {
+				ov.warnings = append(ov.warnings, fmt.Sprintf("annotation %s: the object has no container %q, ignored", k, ctr))
+			}
 			continue
 		}
-		if perContainer {
-			ov.containers[ctr] = f.Over(ov.containers[ctr])
+		ov.containers[ctr] = s
+		for _, k := range w.keys {
 			ov.keys[ctr] = append(ov.keys[ctr], k)
-		} else {
-			ov.object = f.Over(ov.object)
-			ov.keys[""] = append(ov.keys[""], k)
 		}
 	}
-	// A constraint implies semver at the level that sets it.
-	imply := func(f resolver.Fields) resolver.Fields {
-		if f.Constraint != nil && f.Strategy == nil {
-			s := resolver.Semver
-			f.Strategy = &s
-		}
-		return f
-	}
-	ov.object = imply(ov.object)
-	for c, f := range ov.containers {
-		ov.containers[c] = imply(f)
+	for _, k := range object.keys {
+		ov.keys[""] = append(ov.keys[""], k)
 	}
 	return ov, nil
 }
 
-// forContainer merges the annotation fields for one container over rest.
-func (ov overrides) forContainer(name string, rest resolver.Fields) resolver.Fields {
-	return ov.containers[name].Over(ov.object).Over(rest)
+// parse reads one level's fields. The annotation key names the field, so it
+// stands in the message where the config file would name the field.
+func (w written) parse() (config.Steering, error) {
+	s, err := config.ParseSteering(w.Written)
+	var fe *resolver.FieldError
+	if errors.As(err, &fe) {
+		return s, fmt.Errorf("annotation %s: %w", w.keys[fe.Field], fe.Err)
+	}
+	return s, err
+}
+
+// forContainer merges the annotation fields for one container: the
+// container's, then the object's.
+func (ov overrides) forContainer(name string) config.Steering {
+	return ov.containers[name].Over(ov.object)
 }

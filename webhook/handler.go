@@ -100,9 +100,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	obj, err := decode(req.Kind.Group, req.Kind.Version, req.Kind.Kind, req.Object.Raw)
 	var unsupported unsupportedKind
 	if errors.As(err, &unsupported) {
-		resp := admission.Allowed("")
-		resp.Warnings = []string{"image-pin: " + err.Error() + "; left as it is"}
-		return resp, outcomeUnchanged
+		return admission.Allowed("").WithWarnings("image-pin: " + err.Error() + "; left as it is"), outcomeUnchanged
 	}
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err), outcomeError
@@ -143,9 +141,8 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	ov, err := parseAnnotations(obj.meta.Annotations, names)
 	if err != nil {
 		if old != nil && !touchesImages(old, obj) {
-			resp := admission.Allowed("")
-			resp.Warnings = limitWarnings([]string{err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"})
-			return resp, outcomeUnchanged
+			msg := err.Error() + "; admitted unchanged, as this update changes no image and no " + domain + " annotation"
+			return admission.Allowed("").WithWarnings(limitWarnings([]string{msg})...), outcomeUnchanged
 		}
 		return admission.Denied(limitDenial(err.Error())), outcomeDenied
 	}
@@ -252,7 +249,7 @@ func (p *plan) build() {
 		if img.Digest != "" {
 			continue
 		}
-		q, ok, err := p.cfg.Query(img, p.req.Namespace, p.ov.forContainer(c.name, resolver.Fields{}), fresh)
+		q, ok, err := p.cfg.Query(img, p.req.Namespace, p.ov.forContainer(c.name), fresh)
 		if err != nil {
 			// semver without a constraint from any source: this container
 			// cannot be resolved, which on_error decides like any failure.
@@ -272,10 +269,10 @@ func (p *plan) build() {
 	}
 }
 
-// fields merges what steers the choice for one container of img, as the
+// steering merges what steers the choice for one container of img, as the
 // container's query does.
-func (p *plan) fields(name string, img imageref.Image) resolver.Fields {
-	return p.cfg.Fields(img, p.ov.forContainer(name, resolver.Fields{}))
+func (p *plan) steering(name string, img imageref.Image) config.Steering {
+	return p.cfg.Steering(img, p.ov.forContainer(name))
 }
 
 // skips reports whether the container is now to be left alone.
@@ -284,19 +281,18 @@ func (p *plan) skips(name, image string) bool {
 	if err != nil {
 		return false
 	}
-	f := p.fields(name, img)
-	return f.Strategy != nil && *f.Strategy == resolver.Skip
+	return p.steering(name, img).Skip
 }
 
 // tagMayMove reports whether pinning written may choose another tag than the
-// written one (every strategy but digest).
+// written one (every strategy but digest; skip chooses none).
 func (p *plan) tagMayMove(name, written string) bool {
 	img, err := p.h.parseImage(written)
 	if err != nil {
 		return false
 	}
-	f := p.fields(name, img)
-	return f.Strategy != nil && *f.Strategy != resolver.Digest && *f.Strategy != resolver.Skip
+	s := p.steering(name, img)
+	return s.Strategy != nil && *s.Strategy != resolver.Digest
 }
 
 // steeringChanged reports whether the request changes an image-pin.io/
@@ -371,9 +367,7 @@ func (p *plan) respond() (admission.Response, string) {
 		}
 	}
 	if len(denials) > 0 {
-		resp := admission.Denied(limitDenial(denials...))
-		resp.Warnings = limitWarnings(p.warnings)
-		return resp, outcomeDenied
+		return admission.Denied(limitDenial(denials...)).WithWarnings(limitWarnings(p.warnings)...), outcomeDenied
 	}
 	var patches []jsonpatch.JsonPatchOperation
 	for _, t := range p.tasks {
@@ -392,15 +386,16 @@ func (p *plan) respond() (admission.Response, string) {
 			patches = append(patches, op)
 		}
 	}
-	resp := admission.Allowed("")
-	resp.Warnings = limitWarnings(p.warnings)
+	warnings := limitWarnings(p.warnings)
 	if len(patches) == 0 {
-		return resp, outcomeUnchanged
+		return admission.Allowed("").WithWarnings(warnings...), outcomeUnchanged
 	}
-	resp.Patches = patches
-	pt := admissionv1.PatchTypeJSONPatch
-	resp.PatchType = &pt
-	return resp, outcomePatched
+	// Our own operations, one per changed image and one for the record, not
+	// PatchResponseFromRaw's diff of the whole object: a re-encoded object
+	// differs from the raw one in fields we never touched (defaults, field
+	// order, numbers), and a patch must only say what the webhook decided.
+	// Response.Complete sets the patch type.
+	return admission.Patched("", patches...).WithWarnings(warnings...), outcomePatched
 }
 
 // annotationPatch writes original-images when it differs from what the

@@ -133,6 +133,10 @@ func assertPatch(t *testing.T, r *admissionv1.AdmissionResponse, want []op) {
 	if string(got) != string(w) {
 		t.Errorf("patch\n got %s\nwant %s", got, w)
 	}
+	// The API server applies a patch only with its type.
+	if pt := r.PatchType; len(want) > 0 && (pt == nil || *pt != admissionv1.PatchTypeJSONPatch) {
+		t.Errorf("patch type %v, want JSONPatch", pt)
+	}
 }
 
 func originals(kv ...string) string {

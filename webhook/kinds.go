@@ -27,74 +27,52 @@ func decode(group, version, kind string, raw []byte) (*object, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("the request carries no object")
 	}
-	gk := group + "/" + version + "/" + kind
-	unmarshal := func(v any) error {
-		if err := json.Unmarshal(raw, v); err != nil {
-			return fmt.Errorf("the object is not a valid %s: %v", kind, err)
-		}
-		return nil
+	gvk := group + "/" + version + "/" + kind
+	d, ok := kinds[gvk]
+	if !ok {
+		return nil, unsupportedKind{gvk}
 	}
-	switch gk {
-	case "/v1/Pod":
-		var o corev1.Pod
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return &object{meta: &o.ObjectMeta, spec: &o.Spec, specPath: "/spec"}, nil
-	case "/v1/PodTemplate":
-		var o corev1.PodTemplate
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return &object{meta: &o.ObjectMeta, tmplMeta: &o.Template.ObjectMeta, spec: &o.Template.Spec, specPath: "/template/spec"}, nil
-	case "/v1/ReplicationController":
-		var o corev1.ReplicationController
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
+	return d(kind, raw)
+}
+
+// decoder reads one kind's raw object.
+type decoder func(kind string, raw []byte) (*object, error)
+
+// kinds are the kinds the webhook admits, by group/version/kind, and where
+// each carries its pod spec. Read-only.
+var kinds = map[string]decoder{
+	"/v1/Pod": as(func(o *corev1.Pod) *object {
+		return &object{meta: &o.ObjectMeta, spec: &o.Spec, specPath: "/spec"}
+	}),
+	"/v1/PodTemplate": as(func(o *corev1.PodTemplate) *object {
+		return &object{meta: &o.ObjectMeta, tmplMeta: &o.Template.ObjectMeta, spec: &o.Template.Spec, specPath: "/template/spec"}
+	}),
+	"/v1/ReplicationController": as(func(o *corev1.ReplicationController) *object {
 		if o.Spec.Template == nil {
-			return &object{meta: &o.ObjectMeta}, nil
+			return &object{meta: &o.ObjectMeta}
 		}
-		return &object{meta: &o.ObjectMeta, tmplMeta: &o.Spec.Template.ObjectMeta, spec: &o.Spec.Template.Spec, specPath: "/spec/template/spec"}, nil
-	case "apps/v1/Deployment":
-		var o appsv1.Deployment
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return templated(&o.ObjectMeta, &o.Spec.Template), nil
-	case "apps/v1/StatefulSet":
-		var o appsv1.StatefulSet
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return templated(&o.ObjectMeta, &o.Spec.Template), nil
-	case "apps/v1/DaemonSet":
-		var o appsv1.DaemonSet
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return templated(&o.ObjectMeta, &o.Spec.Template), nil
-	case "apps/v1/ReplicaSet":
-		var o appsv1.ReplicaSet
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return templated(&o.ObjectMeta, &o.Spec.Template), nil
-	case "batch/v1/Job":
-		var o batchv1.Job
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
-		return templated(&o.ObjectMeta, &o.Spec.Template), nil
-	case "batch/v1/CronJob":
-		var o batchv1.CronJob
-		if err := unmarshal(&o); err != nil {
-			return nil, err
-		}
+		return templated(&o.ObjectMeta, o.Spec.Template)
+	}),
+	"apps/v1/Deployment":  as(func(o *appsv1.Deployment) *object { return templated(&o.ObjectMeta, &o.Spec.Template) }),
+	"apps/v1/StatefulSet": as(func(o *appsv1.StatefulSet) *object { return templated(&o.ObjectMeta, &o.Spec.Template) }),
+	"apps/v1/DaemonSet":   as(func(o *appsv1.DaemonSet) *object { return templated(&o.ObjectMeta, &o.Spec.Template) }),
+	"apps/v1/ReplicaSet":  as(func(o *appsv1.ReplicaSet) *object { return templated(&o.ObjectMeta, &o.Spec.Template) }),
+	"batch/v1/Job":        as(func(o *batchv1.Job) *object { return templated(&o.ObjectMeta, &o.Spec.Template) }),
+	"batch/v1/CronJob": as(func(o *batchv1.CronJob) *object {
 		t := &o.Spec.JobTemplate.Spec.Template
-		return &object{meta: &o.ObjectMeta, tmplMeta: &t.ObjectMeta, spec: &t.Spec, specPath: "/spec/jobTemplate/spec/template/spec"}, nil
+		return &object{meta: &o.ObjectMeta, tmplMeta: &t.ObjectMeta, spec: &t.Spec, specPath: "/spec/jobTemplate/spec/template/spec"}
+	}),
+}
+
+// as decodes raw as a T, then finds what it carries with carried.
+func as[T any](carried func(*T) *object) decoder {
+	return func(kind string, raw []byte) (*object, error) {
+		var o T
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return nil, fmt.Errorf("the object is not a valid %s: %v", kind, err)
+		}
+		return carried(&o), nil
 	}
-	return nil, unsupportedKind{gk}
 }
 
 // unsupportedKind is a kind the webhook does not handle: sent by a webhook
@@ -106,6 +84,7 @@ func (u unsupportedKind) Error() string {
 	return fmt.Sprintf("kind %s is not supported (Pod, PodTemplate, ReplicationController, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob; core, apps and batch v1)", u.gvk)
 }
 
+// templated is an object whose pod template is at spec.template.
 func templated(meta *metav1.ObjectMeta, t *corev1.PodTemplateSpec) *object {
 	return &object{meta: meta, tmplMeta: &t.ObjectMeta, spec: &t.Spec, specPath: "/spec/template/spec"}
 }

@@ -162,14 +162,17 @@ func viewPolicy(p config.Policy) policyView {
 		v.Strategy = d.Strategy
 	}
 	for _, r := range p.Images {
-		v.Images = append(v.Images, viewFields(r.Prefix, r.Fields))
+		v.Images = append(v.Images, viewFields(r.Prefix, r.Steering))
 	}
 	return v
 }
 
-func viewFields(prefix string, f resolver.Fields) ruleView {
+func viewFields(prefix string, f config.Steering) ruleView {
 	v := ruleView{Prefix: prefix}
-	if f.Strategy != nil {
+	switch {
+	case f.Skip:
+		v.Strategy = resolver.SkipValue
+	case f.Strategy != nil:
 		v.Strategy = string(*f.Strategy)
 	}
 	if f.Constraint != nil {

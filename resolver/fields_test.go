@@ -1,0 +1,71 @@
+package resolver_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/image-pin/image-pin-webhook/resolver"
+)
+
+func ptr(s string) *string { return &s }
+
+// One parser reads the policy fields of every source (the config's rules
+// and defaults, the annotations): what it implies is decided here once.
+func TestTheFieldsOfOneSourceParseTheSameWhereverTheyAreWritten(t *testing.T) {
+	tests := []struct {
+		name         string
+		w            resolver.Written
+		wantStrategy string // "" for none
+		wantSkip     bool
+	}{
+		{"nothing written sets nothing", resolver.Written{}, "", false},
+		{"a constraint without a strategy implies semver", resolver.Written{Constraint: ptr("~1.4")}, "semver", false},
+		{"a constraint beside a strategy keeps the strategy", resolver.Written{Strategy: ptr("alphabetical"), Constraint: ptr("~1.4")}, "alphabetical", false},
+		{"skip is a flag, not a strategy", resolver.Written{Strategy: ptr("skip")}, "", true},
+		{"a constraint beside skip implies nothing", resolver.Written{Strategy: ptr("skip"), Constraint: ptr("~1.4")}, "", true},
+		{"allow-tags and ignore-tags alone set no strategy", resolver.Written{AllowTags: ptr("any"), IgnoreTags: []string{"*-rc*"}}, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, skip, err := tc.w.Parse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if f.Strategy != nil {
+				got = string(*f.Strategy)
+			}
+			if got != tc.wantStrategy || skip != tc.wantSkip {
+				t.Errorf("strategy %q skip %v, want %q and %v", got, skip, tc.wantStrategy, tc.wantSkip)
+			}
+		})
+	}
+}
+
+func TestAFieldThatDoesNotParseIsAnErrorNamingTheField(t *testing.T) {
+	tests := []struct {
+		name string
+		w    resolver.Written
+		want resolver.Field
+		says string
+	}{
+		{"an unknown strategy", resolver.Written{Strategy: ptr("newest")}, resolver.FieldStrategy, `"newest" is not a strategy: use digest, semver, newest-build, alphabetical or skip`},
+		{"an empty strategy, which is written and wrong", resolver.Written{Strategy: ptr("")}, resolver.FieldStrategy, `"" is not a strategy`},
+		{"a bad constraint", resolver.Written{Constraint: ptr("~>banana")}, resolver.FieldConstraint, `"~>banana" is not a semver constraint`},
+		{"an allow-tags without regexp:", resolver.Written{AllowTags: ptr("^v1")}, resolver.FieldAllowTags, `"^v1" must be regexp:<expression> or any`},
+		{"a bad ignore-tags glob", resolver.Written{IgnoreTags: []string{"ok", "["}}, resolver.FieldIgnoreTags, `"[" is not a valid glob`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := tc.w.Parse()
+			var fe *resolver.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.want {
+				t.Fatalf("err = %v, want a FieldError naming %s", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), string(tc.want)+": ") || !strings.Contains(fe.Err.Error(), tc.says) {
+				t.Errorf("err = %q, want %q then %q", err, tc.want, tc.says)
+			}
+		})
+	}
+}
