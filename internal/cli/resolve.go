@@ -25,7 +25,8 @@ import (
 
 const resolveUsage = `Usage: image-pin-webhook resolve [--config FILE] [--namespace NS] [--strategy S]
          [--constraint C] [--allow-tags A] [--ignore-tags G,…] [--service-account SA]
-         [--image-pull-secrets S,…] [--kubeconfig FILE] [-o text|json] IMAGE…
+         [--image-pull-secrets S,…] [--pull-secrets-from MANIFEST] [--kubeconfig FILE]
+         [-o text|json] IMAGE…
 
 Resolves each IMAGE as an admission of a Pod in namespace NS would: the
 entry matched (honouring its namespaces:), the policy rules, and the flags
@@ -33,7 +34,9 @@ as the image-pin.io/ annotations of the same names. Secrets named by the
 config's credentials are read through the kubeconfig, only when needed.
 For entries whose credentials are imagepullsecrets, the Pod names the
 --image-pull-secrets given, and runs as --service-account (default:
-default), whose pull secrets are read when it names none, as in the cluster.
+default), whose pull secrets are read when it names none, as in the cluster;
+--pull-secrets-from takes both (and the namespace, unless --namespace is
+given) from a workload manifest, as kubectl apply would send it.
 Prints the entry, the credential kind and identity (never its value), the
 tags considered, the choice and the pinned reference, or the error.
 Exit 0 when every image resolved or was left alone, 1 when one failed.
@@ -77,6 +80,26 @@ func (f resolveFlags) workload() credentials.Workload {
 	return w
 }
 
+// fromManifest fills in what the flags left unset from a workload manifest.
+func (f *resolveFlags) fromManifest(fs *flag.FlagSet, path string) error {
+	ns, sa, secrets, err := manifestWorkload(path)
+	if err != nil {
+		return fmt.Errorf("--pull-secrets-from: %w", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if ns != "" && !set["namespace"] && !set["n"] {
+		f.namespace = ns
+	}
+	if !set["service-account"] {
+		f.serviceAccount = sa
+	}
+	if !set["image-pull-secrets"] {
+		f.pullSecrets = strings.Join(secrets, ",")
+	}
+	return nil
+}
+
 // annotations are the flags as the annotations an app team would set.
 func (f resolveFlags) annotations() map[string]string {
 	ann := map[string]string{}
@@ -102,6 +125,7 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.ignoreTags, "ignore-tags", "", "as the annotation image-pin.io/ignore-tags: comma-separated globs")
 	fs.StringVar(&f.serviceAccount, "service-account", "", "the Pod's serviceAccountName, for imagepullsecrets entries (default: default)")
 	fs.StringVar(&f.pullSecrets, "image-pull-secrets", "", "the Pod's spec.imagePullSecrets, comma-separated, for imagepullsecrets entries")
+	manifest := fs.String("pull-secrets-from", "", "a workload manifest (Pod, Deployment…; YAML or JSON) whose imagePullSecrets, serviceAccountName and namespace the Pod takes; flags given win")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig to read Secrets with (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	fs.StringVar(&f.output, "o", "text", "output format: text or json")
 	images, err := parseInterspersed(fs, args)
@@ -111,6 +135,9 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	asJSON, err := outputFormat(f.output)
 	if err == nil && len(images) == 0 {
 		err = fmt.Errorf("name at least one image")
+	}
+	if err == nil && *manifest != "" {
+		err = f.fromManifest(fs, *manifest)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)

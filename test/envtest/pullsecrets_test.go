@@ -3,6 +3,8 @@ package envtest
 import (
 	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -138,9 +140,14 @@ func TestResolveShowsThePullSecretsAndIdentityItUsed(t *testing.T) {
 		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"--image-pull-secrets", "regcred"}, {"--service-account", "puller"}} {
-		t.Run(args[0], func(t *testing.T) {
-			code, out, errOut := cli(t, nil, append([]string{"resolve", "--config", s.config, "--kubeconfig", s.kubecfg, "-n", ns}, append(args, image)...)...)
+	manifest := filepath.Join(t.TempDir(), "deployment.yaml")
+	doc := fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: %s}\nspec:\n  template:\n    spec:\n      serviceAccountName: puller\n      containers: [{name: app, image: %q}]\n", ns, image)
+	if err := os.WriteFile(manifest, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-n", ns, "--image-pull-secrets", "regcred"}, {"-n", ns, "--service-account", "puller"}, {"--pull-secrets-from", manifest}} {
+		t.Run(args[len(args)-2], func(t *testing.T) {
+			code, out, errOut := cli(t, nil, append([]string{"resolve", "--config", s.config, "--kubeconfig", s.kubecfg}, append(args, image)...)...)
 			for _, p := range []string{pullPassA, pullPassB} {
 				if strings.Contains(out+errOut, p) {
 					t.Fatal("resolve printed a password")
