@@ -20,17 +20,17 @@ type call[V any] struct {
 }
 
 // start runs fn in its own goroutine unless a run for k is in flight, and
-// returns the call to wait on.
-func (f *flight[K, V]) start(k K, fn func() (V, error)) *call[V] {
+// returns the call to wait on; leader says this caller started it.
+func (f *flight[K, V]) start(k K, fn func() (V, error)) (c *call[V], leader bool) {
 	f.mu.Lock()
 	if c, ok := f.calls[k]; ok {
 		f.mu.Unlock()
-		return c
+		return c, false
 	}
 	if f.calls == nil {
 		f.calls = map[K]*call[V]{}
 	}
-	c := &call[V]{done: make(chan struct{})}
+	c = &call[V]{done: make(chan struct{})}
 	f.calls[k] = c
 	f.mu.Unlock()
 	go func() {
@@ -45,5 +45,5 @@ func (f *flight[K, V]) start(k K, fn func() (V, error)) *call[V] {
 		}()
 		c.val, c.err = fn()
 	}()
-	return c
+	return c, true
 }

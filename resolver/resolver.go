@@ -144,6 +144,27 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 	}
 }
 
+// lookupReserve bounds the part of a caller's time kept back from the
+// lookup it starts, so that the lookup's own error (which says how far it
+// got, e.g. how many tags newest-build read) reaches the caller before the
+// caller's deadline does, and not a bare "deadline exceeded".
+const lookupReserve = 250 * time.Millisecond
+
+// lookupContext is the context of a shared lookup started by ctx's caller:
+// detached from the caller's cancellation, since other callers may join
+// it, and ending a little before the caller's deadline (a tenth of the time
+// left, at most lookupReserve).
+func lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	lctx, cancel := ctxutil.Detach(ctx)
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return lctx, cancel
+	}
+	reserve := min(time.Until(dl)/10, lookupReserve)
+	short, cancelShort := context.WithDeadline(lctx, dl.Add(-reserve))
+	return short, func() { cancelShort(); cancel() }
+}
+
 // expired marks the error of a shared lookup whose own deadline (that of
 // the caller who started it) ran out.
 type expired struct{ error }
@@ -154,8 +175,8 @@ func (e expired) Unwrap() error { return e.error }
 // the first caller's cancellation but bounded by its deadline, and records
 // the answer or the failure.
 func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context) (answer, error)) (answer, error) {
-	c := r.flight.start(k, func() (answer, error) {
-		lctx, cancel := ctxutil.Detach(ctx)
+	c, leader := r.flight.start(k, func() (answer, error) {
+		lctx, cancel := lookupContext(ctx)
 		defer cancel()
 		a, err := lookup(lctx)
 		if err != nil {
@@ -176,6 +197,12 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 	})
 	select {
 	case <-c.done:
+		var ex expired
+		if leader && errors.As(c.err, &ex) {
+			// Our own lookup ran out of our time: its error says how far
+			// it got, and trying again would only run out again.
+			return c.val, ex.error
+		}
 		return c.val, c.err
 	case <-ctx.Done():
 		return answer{}, ctx.Err()
