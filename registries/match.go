@@ -106,8 +106,11 @@ type Target struct {
 	Client     *client.Client
 	Repository string
 	// Identity is the entry's identity, which scopes every answer obtained
-	// through it (see client.Identity).
+	// through it (see client.Identity); with the workload's pull secrets
+	// (WithPullSecrets), their ID.
 	Identity client.Identity
+
+	pull *credentials.PullSecrets // imagepullsecrets: the admitted object's
 }
 
 // Match finds the entry for img as used by an object in namespace ns: the

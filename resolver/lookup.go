@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/image-pin/image-pin-webhook/registries/client"
+	"github.com/image-pin/image-pin-webhook/registries"
 )
 
 // lookup asks the registry: the tag (chosen by strategy) and its digest.
@@ -58,7 +58,7 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 		}
 	}
 	chosen = tag
-	desc, err := r.digest(ctx, q.Target.Client, repo.Tag(tag))
+	desc, err := r.digest(ctx, q.Target, repo.Tag(tag))
 	if err != nil {
 		return answer{}, err
 	}
@@ -76,9 +76,9 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 
 // digest asks for the tag's descriptor with a manifest HEAD, and GETs the
 // manifest only when the HEAD answer lacks what a digest needs.
-func (r *Resolver) digest(ctx context.Context, c *client.Client, ref name.Tag) (*v1.Descriptor, error) {
+func (r *Resolver) digest(ctx context.Context, t registries.Target, ref name.Tag) (*v1.Descriptor, error) {
 	var desc *v1.Descriptor
-	err := c.Do(ctx, ref.Repository, func(rt http.RoundTripper) error {
+	err := t.Do(ctx, ref.Repository, func(rt http.RoundTripper) error {
 		d, err := remote.Head(ref, remote.WithTransport(rt), remote.WithContext(ctx))
 		var te *transport.Error
 		if err != nil && !errors.As(err, &te) && ctx.Err() == nil {
@@ -105,7 +105,7 @@ func (r *Resolver) listTags(ctx context.Context, q Query, repo name.Repository) 
 		return tl.tags, nil
 	}
 	var tags []string
-	err := q.Target.Client.Do(ctx, repo, func(rt http.RoundTripper) error {
+	err := q.Target.Do(ctx, repo, func(rt http.RoundTripper) error {
 		var err error
 		tags, err = q.Target.Client.ListTags(ctx, rt, repo, 1000)
 		return err
@@ -265,7 +265,7 @@ func (r *Resolver) tagDescriptor(ctx context.Context, q Query, ref name.Tag) (*v
 	if td, ok := r.descs.Get(k); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
 		return &td.desc, nil
 	}
-	desc, err := r.digest(ctx, q.Target.Client, ref)
+	desc, err := r.digest(ctx, q.Target, ref)
 	if err != nil {
 		return nil, err
 	}

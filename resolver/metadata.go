@@ -67,10 +67,9 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 	if md, ok := r.meta.Get(k); ok {
 		return md, nil
 	}
-	c := q.Target.Client
 	ref := repo.Digest(desc.Digest.String())
 	var md metadata
-	err := c.Do(ctx, repo, func(rt http.RoundTripper) error {
+	err := q.Target.Do(ctx, repo, func(rt http.RoundTripper) error {
 		opts := []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
 		if desc.MediaType.IsIndex() {
 			idx, err := remote.Index(ref, opts...)

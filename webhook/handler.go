@@ -313,6 +313,7 @@ func (p *plan) steeringChanged(name string) bool {
 // Past policy.max_lookups, the remaining containers get an error (a warning
 // or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
+	p.withPullSecrets(ctx)
 	maxLookups := p.cfg.Policy.MaxLookups // at least 1: config defaults it
 	var wg sync.WaitGroup
 	lookups := map[any]bool{} // containers with the same query share one lookup

@@ -56,6 +56,10 @@ type credView struct {
 	From     string `json:"from"`
 	Expire   string `json:"credsexpire,omitempty"`
 	Identity string `json:"identity,omitempty"`
+	// imagepullsecrets (resolve): the Secrets read, by name and
+	// resourceVersion, and the ID answers obtained with them are kept under.
+	PullSecrets  string `json:"pull_secrets,omitempty"`
+	CredentialID string `json:"credential_id,omitempty"`
 }
 
 type policyView struct {
@@ -145,6 +149,8 @@ func describeSource(src credentials.Source, e *registries.Entry) string {
 		return fmt.Sprintf("the auths entry for %s in pull Secret %s/%s, read through the Kubernetes API", e.Host(), src.Namespace, src.Name)
 	case "ext":
 		return fmt.Sprintf("what the script %s prints (user:password), run without a shell", src.Path)
+	case credentials.KindImagePullSecrets:
+		return fmt.Sprintf("the auths entry for %s in the admitted object's imagePullSecrets, else its ServiceAccount's, read through the Kubernetes API in the object's namespace", e.Host())
 	}
 	return src.String()
 }

@@ -24,12 +24,19 @@ import (
 )
 
 const resolveUsage = `Usage: image-pin-webhook resolve [--config FILE] [--namespace NS] [--strategy S]
-         [--constraint C] [--allow-tags A] [--ignore-tags G,…] [--kubeconfig FILE] [-o text|json] IMAGE…
+         [--constraint C] [--allow-tags A] [--ignore-tags G,…] [--service-account SA]
+         [--image-pull-secrets S,…] [--pull-secrets-from MANIFEST] [--kubeconfig FILE]
+         [-o text|json] IMAGE…
 
 Resolves each IMAGE as an admission of a Pod in namespace NS would: the
 entry matched (honouring its namespaces:), the policy rules, and the flags
 as the image-pin.io/ annotations of the same names. Secrets named by the
 config's credentials are read through the kubeconfig, only when needed.
+For entries whose credentials are imagepullsecrets, the Pod names the
+--image-pull-secrets given, and runs as --service-account (default:
+default), whose pull secrets are read when it names none, as in the cluster;
+--pull-secrets-from takes both (and the namespace, unless --namespace is
+given) from a workload manifest, as kubectl apply would send it.
 Prints the entry, the credential kind and identity (never its value), the
 tags considered, the choice and the pinned reference, or the error.
 Exit 0 when every image resolved or was left alone, 1 when one failed.
@@ -59,6 +66,38 @@ type imageReport struct {
 type resolveFlags struct {
 	config, namespace, kubeconfig, output       string
 	strategy, constraint, allowTags, ignoreTags string
+	serviceAccount, pullSecrets                 string // for imagepullsecrets entries
+}
+
+// workload is what the resolved Pod presents to imagepullsecrets entries.
+func (f resolveFlags) workload() credentials.Workload {
+	w := credentials.Workload{Namespace: f.namespace, ServiceAccount: f.serviceAccount}
+	for _, n := range strings.Split(f.pullSecrets, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			w.PullSecrets = append(w.PullSecrets, n)
+		}
+	}
+	return w
+}
+
+// fromManifest fills in what the flags left unset from a workload manifest.
+func (f *resolveFlags) fromManifest(fs *flag.FlagSet, path string) error {
+	ns, sa, secrets, err := manifestWorkload(path)
+	if err != nil {
+		return fmt.Errorf("--pull-secrets-from: %w", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if ns != "" && !set["namespace"] && !set["n"] {
+		f.namespace = ns
+	}
+	if !set["service-account"] {
+		f.serviceAccount = sa
+	}
+	if !set["image-pull-secrets"] {
+		f.pullSecrets = strings.Join(secrets, ",")
+	}
+	return nil
 }
 
 // annotations are the flags as the annotations an app team would set.
@@ -84,6 +123,9 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.constraint, "constraint", "", "as the annotation image-pin.io/constraint (implies semver)")
 	fs.StringVar(&f.allowTags, "allow-tags", "", "as the annotation image-pin.io/allow-tags: regexp:<re> or any")
 	fs.StringVar(&f.ignoreTags, "ignore-tags", "", "as the annotation image-pin.io/ignore-tags: comma-separated globs")
+	fs.StringVar(&f.serviceAccount, "service-account", "", "the Pod's serviceAccountName, for imagepullsecrets entries (default: default)")
+	fs.StringVar(&f.pullSecrets, "image-pull-secrets", "", "the Pod's spec.imagePullSecrets, comma-separated, for imagepullsecrets entries")
+	manifest := fs.String("pull-secrets-from", "", "a workload manifest (Pod, Deployment…; YAML or JSON) whose imagePullSecrets, serviceAccountName and namespace the Pod takes; flags given win")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig to read Secrets with (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	fs.StringVar(&f.output, "o", "text", "output format: text or json")
 	images, err := parseInterspersed(fs, args)
@@ -93,6 +135,9 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	asJSON, err := outputFormat(f.output)
 	if err == nil && len(images) == 0 {
 		err = fmt.Errorf("name at least one image")
+	}
+	if err == nil && *manifest != "" {
+		err = f.fromManifest(fs, *manifest)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "image-pin-webhook resolve:", err)
@@ -150,7 +195,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 		mu.Unlock()
 	}}
 	h := pinhook.NewHandler(func() *config.Config { return cfg }, resolver.New())
-	resp := h.Handle(resolver.WithTrace(ctx, trace), podAdmission(f.namespace, image, f.annotations()))
+	resp := h.Handle(resolver.WithTrace(ctx, trace), podAdmission(f.namespace, image, f.annotations(), f.workload()))
 	mu.Lock()
 	if lt := seen; lt != nil {
 		r.Policy = &ruleView{Strategy: lt.Strategy, Constraint: lt.Constraint, AllowTags: lt.AllowTags, IgnoreTags: lt.IgnoreTags}
@@ -191,13 +236,31 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 	}
 	if r.Entry != nil && r.Entry.Credentials != nil {
 		// After the lookup, so the credentials come from its cache.
-		if id, err := target.Client.LoginName(ctx, target.Repository); err == nil {
-			r.Entry.Credentials.Identity = id
-		} else if r.Error == "" {
+		if err := identify(ctx, target, f.workload(), r.Entry.Credentials); err != nil && r.Error == "" {
 			r.Error = err.Error()
 		}
 	}
 	return r
+}
+
+// identify fills in whom the target's credentials log in as and, for
+// imagepullsecrets, which Secrets (names and resourceVersions) gave them
+// and the credential ID answers are kept under: never a value.
+func identify(ctx context.Context, target registries.Target, w credentials.Workload, cv *credView) error {
+	if target.UsesPullSecrets() {
+		pull, err := target.ReadPullSecrets(ctx, w)
+		if err != nil {
+			return err
+		}
+		target = target.WithPullSecrets(pull)
+		cv.PullSecrets, cv.CredentialID = pull.String(), pull.ID()
+	}
+	id, err := target.LoginName(ctx)
+	if err != nil {
+		return err
+	}
+	cv.Identity = id
+	return nil
 }
 
 // unmatched says why no entry serves img in ns.
@@ -216,11 +279,15 @@ const podContainer = "resolve"
 
 // podAdmission is the CREATE of a one-container Pod, as the API server
 // would send it; a dry run, as kubectl --dry-run=server would be.
-func podAdmission(ns, image string, ann map[string]string) admission.Request {
+func podAdmission(ns, image string, ann map[string]string, w credentials.Workload) admission.Request {
 	pod := corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "image-pin-resolve", Namespace: ns, Annotations: ann},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: podContainer, Image: image}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: podContainer, Image: image}},
+			ServiceAccountName: w.ServiceAccount},
+	}
+	for _, n := range w.PullSecrets {
+		pod.Spec.ImagePullSecrets = append(pod.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: n})
 	}
 	raw, _ := json.Marshal(pod)
 	dry := true
@@ -264,6 +331,9 @@ func printResolve(w io.Writer, rep resolveReport) {
 					id = "which could not be read"
 				}
 				fmt.Fprintf(w, "  credentials: %s (%s), %s\n", c.Kind, c.Source, id)
+				if c.PullSecrets != "" {
+					fmt.Fprintf(w, "  secrets:     %s; credential ID %s\n", c.PullSecrets, c.CredentialID)
+				}
 			} else {
 				fmt.Fprintln(w, "  credentials: none (anonymous)")
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -109,6 +110,22 @@ func (c *Client) Identity() Identity { return c.identity }
 // when a config reload replaces it (in-flight requests finish).
 func (c *Client) CloseIdleConnections() { c.pool.CloseIdleConnections() }
 
+// UsesPullSecrets reports whether the entry's credentials are the admitted
+// object's own pull secrets (imagepullsecrets): its lookups need them, see
+// DoWith.
+func (c *Client) UsesPullSecrets() bool {
+	return c.source != nil && c.source.Kind == credentials.KindImagePullSecrets
+}
+
+// ReadPullSecrets reads the pull secrets w presents, through the client's
+// credential cache (see credentials.Cache.ReadPullSecrets).
+func (c *Client) ReadPullSecrets(ctx context.Context, w credentials.Workload) (*credentials.PullSecrets, error) {
+	if c.creds == nil {
+		return nil, fmt.Errorf("%s: no credential store configured", credentials.KindImagePullSecrets)
+	}
+	return c.creds.ReadPullSecrets(ctx, w)
+}
+
 // Repository names repo at the entry's api_url host.
 func (c *Client) Repository(repo string) (name.Repository, error) {
 	var opts []name.Option
@@ -128,9 +145,57 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 // A connection that broke in the middle of an answer (a reset, a truncated
 // body) is also tried once more: the transport retries failures before the
 // answer's headers, but not a body that was cut off after them.
+//
+// An entry whose credentials are imagepullsecrets needs the object's pull
+// secrets: use DoWith.
 func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
+	return c.DoWith(ctx, repo, nil, f)
+}
+
+// DoWith is Do with the admitted object's pull secrets, for an entry whose
+// credentials are imagepullsecrets (nil otherwise). Their ID keys the
+// authenticated transport, so a token obtained with one workload's Secrets
+// never serves another's request.
+//
+// The pull secrets' credentials for the repository are tried in turn, as
+// the kubelet tries them (credentials.PullSecrets.Auths): one the registry
+// refuses (401, 403) moves the lookup to the next, and the transport kept
+// remembers which one was accepted. When every one is refused, the error
+// says which Secrets and auths keys were presented, or that none was.
+func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, f func(http.RoundTripper) error) error {
+	if pull == nil {
+		return c.doWith(ctx, repo, nil, 0, f)
+	}
+	auths, err := pull.Auths(c.cfg.Host(), repo.RepositoryStr())
+	if err != nil {
+		return err
+	}
+	start := 0
+	if ct, ok := c.transports.Peek(transportKey(repo, pull)); ok && ct.candidate < len(auths) {
+		start = ct.candidate // the one accepted last time: the earlier ones were refused
+	}
+	for i := start; i < len(auths); i++ {
+		err = c.doWith(ctx, repo, pull, i, f)
+		if err == nil || ctx.Err() != nil || !deniedHere(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (%s)", err, pull.Presented(c.cfg.Host(), repo.RepositoryStr()))
+}
+
+// deniedHere reports whether the registry refused the credential, or its
+// access to the repository: 401 or 403.
+func deniedHere(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+}
+
+// doWith is one credential's go: cand is the index of the pull secrets'
+// credential to present (0 without pull secrets).
+func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int, f func(http.RoundTripper) error) error {
+	key := transportKey(repo, pull)
 	for attempt := 0; ; attempt++ {
-		rt, err := c.transport(ctx, repo)
+		rt, err := c.transport(ctx, repo, pull, cand)
 		if err == nil {
 			err = f(rt)
 		}
@@ -138,13 +203,19 @@ func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.Round
 			return err
 		}
 		switch {
+		case refusedCredential(err) && pull != nil:
+			// The Secret's credential is what the workload presents:
+			// nothing to fetch again until the Secret changes (a new
+			// resourceVersion, a new key); DoWith tries the next one.
+			c.transports.Remove(key)
+			return err
 		case refusedCredential(err) && c.source != nil:
-			c.transports.Remove(repo.String())
+			c.transports.Remove(key)
 			if !c.creds.Invalidate(*c.source, c.cfg.Host()) {
 				return err // dropped moments ago: do not fetch it again yet
 			}
 		case refused(err):
-			c.transports.Remove(repo.String()) // a new token, same credential
+			c.transports.Remove(key) // a new token, same credential
 		case broken(err):
 		default:
 			return err
@@ -183,24 +254,30 @@ func refusedCredential(err error) bool {
 }
 
 // cachedTransport is an authenticated transport and until when the
-// credentials it holds may be used (zero: until a restart).
+// credentials it holds may be used (zero: until a restart); with pull
+// secrets, which of their credentials it presents.
 type cachedTransport struct {
-	rt      http.RoundTripper
-	expires time.Time
+	rt        http.RoundTripper
+	expires   time.Time
+	candidate int
 }
 
 // transport returns the cached authenticated transport of repo, or makes
 // one (a ping and, for bearer registries, a token request). It is remade
 // when its credentials pass credsexpire, not only when a registry refuses them.
-func (c *Client) transport(ctx context.Context, repo name.Repository) (http.RoundTripper, error) {
-	key := repo.String()
-	if ct, ok := c.transports.Get(key); ok && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
+//
+// Transports are kept per repository and per workload credential (the
+// pull secrets' ID): a token obtained with one namespace's Secrets is never
+// used for another's request.
+func (c *Client) transport(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int) (http.RoundTripper, error) {
+	key := transportKey(repo, pull)
+	if ct, ok := c.transports.Get(key); ok && ct.candidate == cand && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
 		return ct.rt, nil
 	}
-	ch := c.flight.DoChan(key, func() (any, error) {
+	ch := c.flight.DoChan(key+"\x00"+strconv.Itoa(cand), func() (any, error) {
 		fctx, cancel := ctxutil.Detach(ctx)
 		defer cancel()
-		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr())
+		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr(), pull, cand)
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +285,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 		if err != nil {
 			return nil, err
 		}
-		c.transports.Add(key, cachedTransport{rt: rt, expires: expires})
+		c.transports.Add(key, cachedTransport{rt: rt, expires: expires, candidate: cand})
 		return rt, nil
 	})
 	select {
@@ -222,12 +299,36 @@ func (c *Client) transport(ctx context.Context, repo name.Repository) (http.Roun
 	}
 }
 
+// transportKey keys the transport cache: the repository, and the
+// identity of the workload's pull secrets when the entry uses them.
+func transportKey(repo name.Repository, pull *credentials.PullSecrets) string {
+	if pull == nil {
+		return repo.String()
+	}
+	return repo.String() + "\x00" + pull.ID()
+}
+
 // authenticator returns the entry's credentials for a repository path and
-// until when they may be used.
-func (c *Client) authenticator(ctx context.Context, repository string) (authn.Authenticator, time.Time, error) {
+// until when they may be used; pull is the admitted object's pull secrets,
+// for an entry whose credentials are imagepullsecrets, and cand which of
+// their credentials for the repository to present.
+func (c *Client) authenticator(ctx context.Context, repository string, pull *credentials.PullSecrets, cand int) (authn.Authenticator, time.Time, error) {
 	src := c.source
 	if src == nil {
 		return authn.Anonymous, time.Time{}, nil
+	}
+	if src.Kind == credentials.KindImagePullSecrets {
+		if pull == nil {
+			return nil, time.Time{}, fmt.Errorf("credentials from %s: the lookup carries no object's pull secrets", src)
+		}
+		auths, err := pull.Auths(c.cfg.Host(), repository)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if cand >= len(auths) {
+			cand = 0
+		}
+		return authn.FromConfig(auths[cand]), time.Time{}, nil
 	}
 	if c.creds == nil {
 		return nil, time.Time{}, fmt.Errorf("credentials from %s: no credential store configured", src)
@@ -248,7 +349,14 @@ func (c *Client) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	auth, _, err := c.authenticator(ctx, "")
+	if src := c.source; src != nil && src.Kind == credentials.KindImagePullSecrets {
+		// Its credentials come with each admission: the ping can only
+		// show that the registry answers.
+		err = c.reachable(ctx)
+		c.metrics.setUp(c.cfg.Name, err == nil)
+		return err
+	}
+	auth, _, err := c.authenticator(ctx, "", nil, 0)
 	if err == nil {
 		err = c.pingWith(ctx, reg, auth)
 	}
@@ -273,6 +381,24 @@ func (c *Client) pingWith(ctx context.Context, reg name.Registry, auth authn.Aut
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/v2/: %s", c.cfg.APIURL, resp.Status)
+	}
+	return nil
+}
+
+// reachable sends GET /v2/ without credentials: a 200, or a 401 that asks
+// for them, is a registry that answers.
+func (c *Client) reachable(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.APIURL.String()+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.base.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
 		return fmt.Errorf("GET %s/v2/: %s", c.cfg.APIURL, resp.Status)
 	}
 	return nil

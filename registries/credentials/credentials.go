@@ -347,13 +347,19 @@ type scopedAuth struct {
 	auth authn.AuthConfig
 }
 
+// covers reports whether the entry serves the repository path: a key
+// without a path serves the whole host.
+func (s scopedAuth) covers(repository string) bool {
+	return s.path == "" || repository == s.path || strings.HasPrefix(repository, s.path+"/")
+}
+
 // pick chooses the credentials for a repository path: of a pull secret's
 // entries for the host, the most specific one whose path covers it, as the
 // kubelet does (ghcr.io/org-a before ghcr.io; docker.io and
 // https://index.docker.io/v1/ are one key, the first in order taken).
 func (cc cachedCreds) pick(repository string) authn.AuthConfig {
 	for _, s := range cc.scoped {
-		if s.path == "" || repository == s.path || strings.HasPrefix(repository, s.path+"/") {
+		if s.covers(repository) {
 			return s.auth
 		}
 	}
@@ -363,10 +369,21 @@ func (cc cachedCreds) pick(repository string) authn.AuthConfig {
 	return cc.auth
 }
 
-// pullSecretAuths reads a .dockerconfigjson (or legacy .dockercfg) and keeps
-// the entries for host, comparing hosts without scheme, with every Docker
-// Hub name as one, most specific (longest path) first, then by key.
+// pullSecretAuths is secretAuths for a pullsecret: source, which must
+// have an entry for host.
 func pullSecretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error) {
+	out, err := secretAuths(s, host, src)
+	if err == nil && len(out) == 0 {
+		return nil, fmt.Errorf("credentials from %s: no auths entry for %q", src, host)
+	}
+	return out, err
+}
+
+// secretAuths reads a .dockerconfigjson (or legacy .dockercfg) and keeps
+// the entries for host, comparing hosts without scheme, with every Docker
+// Hub name as one, most specific (longest path) first, then by key. Every
+// entry must be well formed, whatever its host.
+func secretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error) {
 	var cfg dockerConfig
 	if b, ok := s.Data[corev1.DockerConfigJsonKey]; ok {
 		if err := json.Unmarshal(b, &cfg); err != nil {
@@ -383,7 +400,7 @@ func pullSecretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, e
 	var out []scopedAuth
 	for k, a := range cfg.Auths {
 		h, path := splitAuthKey(k)
-		if h != want {
+		if h != want && host != "" {
 			continue
 		}
 		sa := scopedAuth{key: k, path: path}
@@ -398,10 +415,9 @@ func pullSecretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, e
 				return nil, err
 			}
 		}
-		out = append(out, sa)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("credentials from %s: no auths entry for %q", src, host)
+		if h == want {
+			out = append(out, sa)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if len(out[i].path) != len(out[j].path) {

@@ -261,7 +261,10 @@ func TestSourcesParseAsWritten(t *testing.T) {
 			t.Errorf("%q: error prints the credential", bad)
 		}
 	}
-	if _, err := credentials.ParseSource("imagepullsecrets"); err == nil || !strings.Contains(err.Error(), "not available") {
-		t.Errorf("imagepullsecrets: err = %v, want one saying it is not available yet", err)
+	if src, err := credentials.ParseSource("imagepullsecrets"); err != nil || src.Kind != credentials.KindImagePullSecrets || src.String() != "imagepullsecrets" {
+		t.Errorf("imagepullsecrets: %+v, %v", src, err)
+	}
+	if _, err := credentials.ParseSource("imagepullsecrets:team-a/x"); err == nil {
+		t.Errorf("imagepullsecrets:team-a/x accepted: the kind takes nothing after it")
 	}
 }

@@ -6,14 +6,15 @@ import (
 )
 
 // Source is where an entry's credentials come from, as written in the
-// config: env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, or a
-// cloud workload identity: aws:, gcp:, azure: (cloud.go).
+// config: env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, a
+// cloud workload identity: aws:, gcp:, azure: (cloud.go), or
+// imagepullsecrets, the admitted object's own (pullsecrets.go).
 // Its String is the source as written and never holds a secret value.
 type Source struct {
-	Kind      string // env, secret, pullsecret, ext, aws, gcp or azure
+	Kind      string // env, secret, pullsecret, ext, aws, gcp, azure or imagepullsecrets
 	Var       string // env
-	Namespace string // secret, pullsecret
-	Name      string // secret, pullsecret
+	Namespace string // secret, pullsecret; imagepullsecrets: the Secret read, in errors
+	Name      string // secret, pullsecret; imagepullsecrets: the Secret read, in errors
 	Key       string // secret
 	Path      string // ext
 	Cloud     string // aws, gcp, azure: the options after the colon, e.g. region=eu-west-1
@@ -29,6 +30,11 @@ func (s Source) String() string {
 		return "pullsecret:" + s.Namespace + "/" + s.Name
 	case "ext":
 		return "ext:" + s.Path
+	case KindImagePullSecrets:
+		if s.Name != "" {
+			return KindImagePullSecrets + " (Secret " + s.Namespace + "/" + s.Name + ")"
+		}
+		return KindImagePullSecrets
 	}
 	if isCloudKind(s.Kind) {
 		return s.Kind + ":" + s.Cloud
@@ -40,12 +46,11 @@ func (s Source) String() string {
 // its kind: a mistyped source may hold a secret pasted in by mistake.
 func ParseSource(v string) (*Source, error) {
 	kind, rest, ok := strings.Cut(v, ":")
-	if v == "imagepullsecrets" {
-		// Named in the contract; refused clearly until it is built.
-		return nil, fmt.Errorf("imagepullsecrets (the workload's own pull secrets) is not available in this release yet")
+	if v == KindImagePullSecrets {
+		return &Source{Kind: KindImagePullSecrets}, nil
 	}
 	if !ok {
-		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, aws:, gcp: or azure:")
+		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, aws:, gcp:, azure: or imagepullsecrets")
 	}
 	switch kind {
 	case "env":
@@ -78,5 +83,5 @@ func ParseSource(v string) (*Source, error) {
 		}
 		return &Source{Kind: kind, Cloud: rest}, nil
 	}
-	return nil, fmt.Errorf("unknown kind before the first colon: must be env, secret, pullsecret, ext, aws, gcp or azure")
+	return nil, fmt.Errorf("unknown kind before the first colon: must be env, secret, pullsecret, ext, aws, gcp, azure, or imagepullsecrets without a colon")
 }

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -237,6 +238,24 @@ type TokenServer struct {
 	user    string
 	pass    string
 	srv     *http.Server
+
+	mu     sync.Mutex
+	grants map[string]grant // robot accounts limited to one repository prefix
+}
+
+type grant struct{ pass, prefix string }
+
+// Grant adds a robot account: user, logging in with pass, gets tokens for
+// the repositories under prefix/ only, as a registry with one robot account
+// per team gives them. Asked for any other repository, it gets a token
+// without that access, which the registry refuses (insufficient_scope).
+func (t *TokenServer) Grant(user, pass, prefix string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.grants == nil {
+		t.grants = map[string]grant{}
+	}
+	t.grants[user] = grant{pass: pass, prefix: prefix}
 }
 
 // Close stops the token server.
@@ -273,13 +292,20 @@ func StartTokenServer(user, pass string) (*TokenServer, error) {
 
 func (t *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u, p, ok := r.BasicAuth()
-	if !ok || u != t.user || p != t.pass {
+	t.mu.Lock()
+	g, robot := t.grants[u]
+	t.mu.Unlock()
+	robot = robot && ok && p == g.pass
+	if !robot && (!ok || u != t.user || p != t.pass) {
 		http.Error(w, `{"details":"bad credentials"}`, http.StatusUnauthorized)
 		return
 	}
 	var access []map[string]any
 	for _, scope := range r.URL.Query()["scope"] {
 		parts := strings.Split(scope, ":")
+		if robot && (len(parts) != 3 || !strings.HasPrefix(parts[1], g.prefix+"/")) {
+			continue
+		}
 		if len(parts) == 3 {
 			access = append(access, map[string]any{"type": parts[0], "name": parts[1], "actions": strings.Split(parts[2], ",")})
 		}

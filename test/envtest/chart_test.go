@@ -39,6 +39,10 @@ func TestTheAPIServerAcceptsWhatTheChartRenders(t *testing.T) {
 		{"defaults, with cert-manager", nil},
 		{"without cert-manager", map[string]any{"certManager": map[string]any{"enabled": false}}},
 		{"the seed's values", seed},
+		{"imagepullsecrets in every namespace", map[string]any{"registries": []any{
+			map[string]any{"name": "workloads", "api_url": "https://registry.example", "prefix": "registry.example", "credentials": "imagepullsecrets"}}}},
+		{"imagepullsecrets in listed namespaces", map[string]any{"registries": []any{
+			map[string]any{"name": "workloads", "api_url": "https://registry.example", "prefix": "registry.example", "credentials": "imagepullsecrets", "namespaces": []any{"chart-check"}}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -241,6 +241,11 @@ const configTemplate = `registries:
   credentials: env:E2E_REGISTRY_CREDS
   namespaces: ["tenant-b-*"]
   on_error: fail
+- name: workload pull secrets
+  api_url: http://{{.Token}}
+  prefix: {{.Token}}/pullsecrets
+  credentials: imagepullsecrets
+  on_error: fail
 - name: anonymous catch-all
   api_url: http://{{.Token}}
   prefix: {{.Token}}
@@ -395,7 +400,7 @@ func (s *suite) stopWebhook() {
 // leakedCredentials names any credential of the run that the webhook printed.
 func (s *suite) leakedCredentials() string {
 	out := s.output.String()
-	for _, secret := range []string{regPass, wrongPass, base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass))} {
+	for _, secret := range []string{regPass, wrongPass, base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass)), pullPassA, pullPassB} {
 		if strings.Contains(out, secret) {
 			return fmt.Sprintf("%d bytes of output hold a %d-character secret", len(out), len(secret))
 		}

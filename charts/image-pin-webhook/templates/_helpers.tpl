@@ -74,3 +74,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
+
+{{/* pullSecretsScope: where entries with credentials: imagepullsecrets read the admitted objects' Secrets and ServiceAccounts.
+     {"used": bool, "clusterWide": bool, "namespaces": [...]}: cluster-wide unless every such entry lists its namespaces without globs. */}}
+{{- define "image-pin-webhook.pullSecretsScope" -}}
+{{- $used := false -}}
+{{- $clusterWide := false -}}
+{{- $nss := list -}}
+{{- range .Values.registries -}}
+{{- if eq (toString (default "" .credentials)) "imagepullsecrets" -}}
+{{- $used = true -}}
+{{- if not .namespaces -}}
+{{- $clusterWide = true -}}
+{{- end -}}
+{{- range .namespaces -}}
+{{- if regexMatch "[*?\\[\\\\]" (toString .) -}}
+{{- $clusterWide = true -}}
+{{- else if not (has (toString .) $nss) -}}
+{{- $nss = append $nss (toString .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (dict "used" $used "clusterWide" $clusterWide "namespaces" $nss) -}}
+{{- end -}}

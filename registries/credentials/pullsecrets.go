@@ -1,0 +1,239 @@
+package credentials
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// KindImagePullSecrets is the credential kind whose credentials are not in
+// the config but come with each admitted object: its own pull secrets, or
+// its ServiceAccount's.
+const KindImagePullSecrets = "imagepullsecrets"
+
+// MaxPullSecrets bounds the Secrets one admission may make the webhook read:
+// an object (or its ServiceAccount) naming hundreds must not cost hundreds
+// of API requests per admission.
+const MaxPullSecrets = 16
+
+// Workload is what an admitted object says about the pull secrets it will
+// present: its namespace, its ServiceAccount and its spec.imagePullSecrets.
+type Workload struct {
+	Namespace      string
+	ServiceAccount string   // "" is the namespace's default
+	PullSecrets    []string // spec.imagePullSecrets, in order
+}
+
+// PullSecrets are the pull secrets a workload presents, as read from the
+// API server at one admission. Answers obtained with them are kept under
+// their ID, so they serve only workloads presenting the same Secrets at the
+// same resourceVersions.
+type PullSecrets struct {
+	namespace string
+	from      string // "the object's imagePullSecrets" or "ServiceAccount ns/name"
+	secrets   []*corev1.Secret
+	id        string
+}
+
+// pullSecretsNone is the ID of a workload that presents no pull secret: its
+// lookups are anonymous, and so are their answers, which any workload
+// could obtain; they are shared by every namespace the entry admits.
+const pullSecretsNone = "none"
+
+// ID is the credential identity of the Secrets: a hash of the namespace and
+// of each Secret's name and resourceVersion, in order; "none" when there
+// are none. It never depends on a Secret's value except through its
+// resourceVersion.
+func (p *PullSecrets) ID() string { return p.id }
+
+// String names the Secrets and where they came from, never their values.
+func (p *PullSecrets) String() string {
+	if len(p.secrets) == 0 {
+		return "no pull secrets (anonymous) in namespace " + p.namespace
+	}
+	names := make([]string, len(p.secrets))
+	for i, s := range p.secrets {
+		names[i] = s.Name + " (resourceVersion " + s.ResourceVersion + ")"
+	}
+	return fmt.Sprintf("Secrets %s in namespace %s, from %s", strings.Join(names, ", "), p.namespace, p.from)
+}
+
+// ReadPullSecrets reads the pull secrets w presents, as Kubernetes decides
+// them: the object's own spec.imagePullSecrets when it names any, else its
+// ServiceAccount's (the ServiceAccount admission plugin copies them into a
+// Pod only when the Pod names none, and the kubelet presents only the
+// Pod's). It reads within ctx (the admission's deadline) and at most
+// MaxPullSecrets Secrets.
+//
+// A missing ServiceAccount or Secret, or a Secret that is not a readable
+// docker config, is an error that names it, never a value: the container
+// fails as on_error says, rather than being looked up with fewer
+// credentials than its Pod will present.
+func (c *Cache) ReadPullSecrets(ctx context.Context, w Workload) (*PullSecrets, error) {
+	if c.secrets == nil {
+		return nil, fmt.Errorf("%s: no Kubernetes client to read Secrets and ServiceAccounts with", KindImagePullSecrets)
+	}
+	p := &PullSecrets{namespace: w.Namespace, from: "the object's imagePullSecrets"}
+	names := w.PullSecrets
+	if len(names) == 0 {
+		sa := cmp.Or(w.ServiceAccount, "default")
+		p.from = "ServiceAccount " + w.Namespace + "/" + sa
+		var acct corev1.ServiceAccount
+		if err := c.secrets.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: sa}, &acct); err != nil {
+			return nil, fmt.Errorf("%s: reading ServiceAccount %s/%s: %w", KindImagePullSecrets, w.Namespace, sa, err)
+		}
+		for _, r := range acct.ImagePullSecrets {
+			names = append(names, r.Name)
+		}
+	}
+	names = uniqueNames(names)
+	if len(names) > MaxPullSecrets {
+		return nil, fmt.Errorf("%s: %s names %d pull secrets, more than %d", KindImagePullSecrets, p.from, len(names), MaxPullSecrets)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", w.Namespace)
+	for _, n := range names {
+		var s corev1.Secret
+		if err := c.secrets.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: n}, &s); err != nil {
+			return nil, fmt.Errorf("%s: reading Secret %s/%s (named by %s): %w", KindImagePullSecrets, w.Namespace, n, p.from, err)
+		}
+		// Checked now, so a broken Secret fails every container of its
+		// entry, not only those whose registry it has an entry for.
+		if _, err := secretAuths(&s, "", pullSecretSource(&s)); err != nil {
+			return nil, err
+		}
+		p.secrets = append(p.secrets, &s)
+		fmt.Fprintf(h, "%s\x00%s\x00", s.Name, s.ResourceVersion)
+	}
+	if len(p.secrets) == 0 {
+		p.id = pullSecretsNone
+		return p, nil
+	}
+	p.id = hex.EncodeToString(h.Sum(nil)[:16])
+	return p, nil
+}
+
+func uniqueNames(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// pullSecretSource names one Secret of a workload in errors.
+func pullSecretSource(s *corev1.Secret) Source {
+	return Source{Kind: KindImagePullSecrets, Namespace: s.Namespace, Name: s.Name}
+}
+
+// Auths lists the credentials for repository at host in the order the
+// kubelet's keyring tries them: of every Secret's auths entries for host,
+// those whose path covers the repository, the most specific first, and
+// between equally specific ones the Secrets in order; a credential that
+// appears twice is tried once, and at most MaxPullSecrets are tried. No entry
+// covering the repository means one anonymous attempt, as for the kubelet.
+// The registry refusing one (401, 403) moves the lookup to the next
+// (client.DoWith): every one of them is a credential the Pod presents.
+func (p *PullSecrets) Auths(host, repository string) ([]authn.AuthConfig, error) {
+	cov, _, err := p.covering(host, repository)
+	if err != nil {
+		return nil, err
+	}
+	if len(cov) == 0 {
+		return []authn.AuthConfig{{}}, nil
+	}
+	out := make([]authn.AuthConfig, len(cov))
+	for i, s := range cov {
+		out[i] = s.auth
+	}
+	return out, nil
+}
+
+// Auth is the first of Auths: the credential tried first.
+func (p *PullSecrets) Auth(host, repository string) (authn.AuthConfig, error) {
+	all, err := p.Auths(host, repository)
+	if err != nil {
+		return authn.AuthConfig{}, err
+	}
+	return all[0], nil
+}
+
+// covering lists the auths entries Auths tries, with the name of the Secret
+// each comes from.
+func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string, error) {
+	var all []scopedAuth
+	var from []string
+	for _, s := range p.secrets {
+		scoped, err := secretAuths(s, host, pullSecretSource(s))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, a := range scoped {
+			if a.covers(repository) {
+				all = append(all, a)
+				from = append(from, s.Name)
+			}
+		}
+	}
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return len(all[idx[i]].path) > len(all[idx[j]].path) })
+	var out []scopedAuth
+	var names []string
+	seen := map[authn.AuthConfig]bool{}
+	for _, k := range idx {
+		if seen[all[k].auth] || len(out) == MaxPullSecrets {
+			continue
+		}
+		seen[all[k].auth] = true
+		out, names = append(out, all[k]), append(names, from[k])
+	}
+	return out, names, nil
+}
+
+// Presented says which credentials Auths gives for repository at host: each
+// Secret and auths key, in order, or why there are none (never a value). It
+// goes into the error of a lookup the registry refused, so that a tenant can
+// tell which of its Secrets to fix.
+func (p *PullSecrets) Presented(host, repository string) string {
+	cov, names, err := p.covering(host, repository)
+	if err != nil {
+		return err.Error()
+	}
+	if len(cov) == 0 {
+		if len(p.secrets) == 0 {
+			return fmt.Sprintf("presented no credential: the object and its ServiceAccount name no pull secret in namespace %s", p.namespace)
+		}
+		return fmt.Sprintf("presented no credential: no auths entry of the pull secrets (%s) covers %s/%s", p.names(), host, repository)
+	}
+	tried := make([]string, len(cov))
+	for i, s := range cov {
+		tried[i] = fmt.Sprintf("the auths entry %q of Secret %s/%s", s.key, p.namespace, names[i])
+	}
+	if len(tried) == 1 {
+		return "presented " + tried[0]
+	}
+	return "presented, in turn, " + strings.Join(tried, ", ")
+}
+
+func (p *PullSecrets) names() string {
+	n := make([]string, len(p.secrets))
+	for i, s := range p.secrets {
+		n[i] = p.namespace + "/" + s.Name
+	}
+	return strings.Join(n, ", ")
+}

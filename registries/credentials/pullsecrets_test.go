@@ -1,0 +1,197 @@
+package credentials_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+)
+
+func pullSecret(ns, name, host, user string) *corev1.Secret {
+	s := secret(ns, name, dockerConfig(fmt.Sprintf(`%q:{"auth":%q}`, host, b64(user+":"+secretValue+user))))
+	s.Type = corev1.SecretTypeDockerConfigJson
+	return s
+}
+
+func serviceAccount(ns, name string, secrets ...string) *corev1.ServiceAccount {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	for _, s := range secrets {
+		sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
+	}
+	return sa
+}
+
+func TestAPullSecretsIdentityIsItsNamespaceNamesAndResourceVersions(t *testing.T) {
+	reader := fake.NewClientBuilder().WithObjects(
+		pullSecret("team-a", "one", "r.example", "a"),
+		pullSecret("team-a", "two", "r.example", "a"),
+		pullSecret("team-b", "one", "r.example", "a"),
+		serviceAccount("team-a", "robot", "one"),
+	).Build()
+	c := credentials.New(credentials.WithSecretReader(reader))
+	id := func(w credentials.Workload) string {
+		t.Helper()
+		p, err := c.ReadPullSecrets(ctx(t), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(p.String(), secretValue) {
+			t.Errorf("String prints a credential: %s", p)
+		}
+		return p.ID()
+	}
+	first := id(credentials.Workload{Namespace: "team-a", PullSecrets: []string{"one"}})
+	if again := id(credentials.Workload{Namespace: "team-a", PullSecrets: []string{"one"}}); again != first {
+		t.Errorf("the same Secret read twice gave two identities: %s, %s", first, again)
+	}
+	if sa := id(credentials.Workload{Namespace: "team-a", ServiceAccount: "robot"}); sa != first {
+		t.Errorf("the ServiceAccount's Secret gave another identity than the object's: %s, %s", sa, first)
+	}
+	distinct := map[string]string{"team-a/one": first}
+	for name, w := range map[string]credentials.Workload{
+		"team-b/one":      {Namespace: "team-b", PullSecrets: []string{"one"}},
+		"team-a/one,two":  {Namespace: "team-a", PullSecrets: []string{"one", "two"}},
+		"team-a/two,one":  {Namespace: "team-a", PullSecrets: []string{"two", "one"}},
+		"team-a/two":      {Namespace: "team-a", PullSecrets: []string{"two"}},
+		"team-a/(robot)":  {Namespace: "team-a", ServiceAccount: "robot"},
+		"team-a/one,one2": {Namespace: "team-a", PullSecrets: []string{"one", "one"}},
+	} {
+		got := id(w)
+		if name == "team-a/(robot)" || name == "team-a/one,one2" {
+			continue // the same Secret as team-a/one, checked above
+		}
+		for other, oid := range distinct {
+			if oid == got {
+				t.Errorf("%s and %s share the identity %s", name, other, got)
+			}
+		}
+		distinct[name] = got
+	}
+	// A rotated Secret (a new resourceVersion) is a new identity.
+	var s corev1.Secret
+	if err := reader.Get(ctx(t), client.ObjectKey{Namespace: "team-a", Name: "one"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data[corev1.DockerConfigJsonKey] = []byte(`{"auths":{"r.example":{"auth":"` + b64("a:rotated") + `"}}}`)
+	if err := reader.Update(ctx(t), &s); err != nil {
+		t.Fatal(err)
+	}
+	if rotated := id(credentials.Workload{Namespace: "team-a", PullSecrets: []string{"one"}}); rotated == first {
+		t.Errorf("the Secret changed (resourceVersion %s) but its identity did not", s.ResourceVersion)
+	}
+}
+
+func TestPullSecretsComeFromTheObjectElseFromItsServiceAccountAsKubernetesDoes(t *testing.T) {
+	reader := fake.NewClientBuilder().WithObjects(
+		pullSecret("team-a", "own", "r.example", "own-user"),
+		pullSecret("team-a", "sa", "r.example", "sa-user"),
+		serviceAccount("team-a", "default", "sa"),
+		serviceAccount("team-a", "robot"),
+	).Build()
+	c := credentials.New(credentials.WithSecretReader(reader))
+	tests := []struct {
+		name string
+		w    credentials.Workload
+		want string
+	}{
+		{"the object's own, even with a ServiceAccount that names others", credentials.Workload{Namespace: "team-a", PullSecrets: []string{"own"}}, "Secrets own"},
+		{"the default ServiceAccount's when the object names none", credentials.Workload{Namespace: "team-a"}, "Secrets sa"},
+		{"a ServiceAccount without any: anonymous", credentials.Workload{Namespace: "team-a", ServiceAccount: "robot"}, "no pull secrets"},
+		{"the object's own need no ServiceAccount", credentials.Workload{Namespace: "team-a", ServiceAccount: "missing", PullSecrets: []string{"own"}}, "Secrets own"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := c.ReadPullSecrets(ctx(t), tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(p.String(), tc.want) {
+				t.Errorf("%s, want %s…", p, tc.want)
+			}
+		})
+	}
+}
+
+func TestAPullSecretThatCannotBeReadFailsNamingItNeverItsValue(t *testing.T) {
+	notBase64 := secret("team-a", "not-base64", dockerConfig(`"r.example":{"auth":"`+secretValue+`!"}`))
+	notJSON := secret("team-a", "not-json", map[string]string{corev1.DockerConfigJsonKey: `{"auths":` + secretValue})
+	opaque := secret("team-a", "opaque", map[string]string{"token": secretValue})
+	many := serviceAccount("team-a", "many")
+	for i := 0; i < 20; i++ {
+		many.ImagePullSecrets = append(many.ImagePullSecrets, corev1.LocalObjectReference{Name: fmt.Sprintf("s%d", i)})
+	}
+	reader := fake.NewClientBuilder().WithObjects(notBase64, notJSON, opaque, many, serviceAccount("team-a", "default", "gone")).Build()
+	c := credentials.New(credentials.WithSecretReader(reader))
+	tests := []struct {
+		name string
+		w    credentials.Workload
+		want string
+	}{
+		{"a missing Secret", credentials.Workload{Namespace: "team-a", PullSecrets: []string{"missing"}}, "Secret team-a/missing (named by the object's imagePullSecrets)"},
+		{"a missing Secret the ServiceAccount names", credentials.Workload{Namespace: "team-a"}, "Secret team-a/gone (named by ServiceAccount team-a/default)"},
+		{"a missing ServiceAccount", credentials.Workload{Namespace: "team-a", ServiceAccount: "robot"}, "ServiceAccount team-a/robot"},
+		{"an auth that is not base64", credentials.Workload{Namespace: "team-a", PullSecrets: []string{"not-base64"}}, "imagepullsecrets (Secret team-a/not-base64): the auth of \"r.example\" is not base64"},
+		{"a config that is not JSON", credentials.Workload{Namespace: "team-a", PullSecrets: []string{"not-json"}}, "imagepullsecrets (Secret team-a/not-json): .dockerconfigjson is not valid JSON"},
+		{"a Secret that is no docker config", credentials.Workload{Namespace: "team-a", PullSecrets: []string{"opaque"}}, "imagepullsecrets (Secret team-a/opaque): the secret has no .dockerconfigjson"},
+		{"more Secrets than the bound", credentials.Workload{Namespace: "team-a", ServiceAccount: "many"}, "names 20 pull secrets, more than 16"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.ReadPullSecrets(ctx(t), tc.w)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), secretValue) {
+				t.Errorf("the error prints a credential: %v", err)
+			}
+		})
+	}
+}
+
+func TestCredentialsAreTriedMostSpecificFirstThenSecretByOrderOnceEachAndNamedWithoutAValue(t *testing.T) {
+	reader := fake.NewClientBuilder().WithObjects(
+		pullSecret("team-a", "generic", "r.example", "generic"),
+		pullSecret("team-a", "org", "r.example/org", "org"),
+		pullSecret("team-a", "generic-too", "https://r.example/v2/", "generic-too"),
+		pullSecret("team-a", "copy", "r.example", "generic"), // the same credential again
+	).Build()
+	p, err := credentials.New(credentials.WithSecretReader(reader)).ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"generic", "org", "generic-too", "copy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host, repo string
+		users      []string
+		presented  string
+	}{
+		{"r.example", "org/app", []string{"org", "generic", "generic-too"},
+			`presented, in turn, the auths entry "r.example/org" of Secret team-a/org, the auths entry "r.example" of Secret team-a/generic, the auths entry "https://r.example/v2/" of Secret team-a/generic-too`},
+		{"r.example", "other/app", []string{"generic", "generic-too"},
+			`presented, in turn, the auths entry "r.example" of Secret team-a/generic, the auths entry "https://r.example/v2/" of Secret team-a/generic-too`},
+		{"elsewhere.example", "org/app", []string{""},
+			"presented no credential: no auths entry of the pull secrets (team-a/generic, team-a/org, team-a/generic-too, team-a/copy) covers elsewhere.example/org/app"},
+	}
+	for _, tc := range tests {
+		auths, err := p.Auths(tc.host, tc.repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []string
+		for _, a := range auths {
+			users = append(users, a.Username)
+		}
+		if !slices.Equal(users, tc.users) {
+			t.Errorf("%s/%s: tried as %q, want %q", tc.host, tc.repo, users, tc.users)
+		}
+		if got := p.Presented(tc.host, tc.repo); got != tc.presented || strings.Contains(got, secretValue) {
+			t.Errorf("%s/%s: presented\n %q, want\n %q", tc.host, tc.repo, got, tc.presented)
+		}
+	}
+}
