@@ -43,7 +43,7 @@ func pullSecretIn(t *testing.T, ns, name, user, pass string) {
 func TestEachNamespaceGetsOnlyWhatItsOwnPullSecretsCanRead(t *testing.T) {
 	s.tokens.Grant("robot-a", pullPassA, "pullsecrets/a")
 	s.tokens.Grant("robot-b", pullPassB, "pullsecrets/b")
-	repoA, repoB := "pullsecrets/a/"+uniq(t, "app"), "pullsecrets/b/"+uniq(t, "app")
+	repoA, repoB := "pullsecrets/a/"+uniq("app"), "pullsecrets/b/"+uniq("app")
 	digestA, digestB := push(t, s.tokenReg, repoA+":1"), push(t, s.tokenReg, repoB+":1")
 	imageA, imageB := s.tokenReg.Host+"/"+repoA+":1", s.tokenReg.Host+"/"+repoB+":1"
 	nsA, nsB := tenantNamespace(t, "pull-a"), tenantNamespace(t, "pull-b")
@@ -130,7 +130,7 @@ func TestEachNamespaceGetsOnlyWhatItsOwnPullSecretsCanRead(t *testing.T) {
 // never a value; a ServiceAccount's pull secrets when the Pod names none.
 func TestResolveShowsThePullSecretsAndIdentityItUsed(t *testing.T) {
 	s.tokens.Grant("robot-a", pullPassA, "pullsecrets/a")
-	repo := "pullsecrets/a/" + uniq(t, "cli")
+	repo := "pullsecrets/a/" + uniq("cli")
 	digest := push(t, s.tokenReg, repo+":1")
 	image := s.tokenReg.Host + "/" + repo + ":1"
 	ns := tenantNamespace(t, "pull-cli")
