@@ -216,7 +216,9 @@ func (p *PullSecrets) Presented(host, repository string) string {
 	}
 	if len(cov) == 0 {
 		if len(p.secrets) == 0 {
-			return fmt.Sprintf("presented no credential: the object and its ServiceAccount name no pull secret in namespace %s", p.namespace)
+			// No namespace named: this failure is kept under the shared
+			// anonymous ID and served to every namespace presenting none.
+			return "presented no credential: the object and its ServiceAccount name no pull secret"
 		}
 		return fmt.Sprintf("presented no credential: no auths entry of the pull secrets (%s) covers %s/%s", p.names(), host, repository)
 	}
