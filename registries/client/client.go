@@ -183,8 +183,11 @@ func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credent
 		}
 	}
 	// Every one was refused: none is "the accepted one", and the next
-	// lookup starts again from the first.
-	c.transports.Remove(key)
+	// lookup starts again from the first. (A lone credential's transport
+	// stays: it can only start from it, with its token still good.)
+	if len(auths) > 1 {
+		c.transports.Remove(key)
+	}
 	return fmt.Errorf("%w (%s)", err, pull.Presented(c.cfg.Host(), repo.RepositoryStr()))
 }
 
