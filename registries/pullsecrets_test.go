@@ -188,3 +188,35 @@ func TestARefusedPullSecretCredentialMovesTheLookupToTheNextAndTheAcceptedOneIsK
 		t.Errorf("err = %v, want it to name the Secret presented", err)
 	}
 }
+
+// A credential the registry refused is not "the accepted one": once every
+// credential was refused, the next lookup tries them all again, in order,
+// as the kubelet does, rather than only the last one refused.
+func TestAfterEveryPullSecretCredentialWasRefusedTheNextLookupTriesThemAllAgain(t *testing.T) {
+	p := newPullSecretsRegistry(t)
+	for _, o := range []ctrlclient.Object{
+		pullSecret("ci", "robot-a", p.srv.Host, "a"),
+		pullSecret("ci", "robot-b", p.srv.Host, "b"),
+	} {
+		if err := p.reader.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := credentials.Workload{Namespace: "ci", PullSecrets: []string{"robot-a", "robot-b"}}
+	// A moment when the registry forbids team-a to everyone (a permission
+	// being changed, a repository being created).
+	p.srv.SetFault(func(rw http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			http.Error(rw, `{"errors":[{"code":"DENIED","message":"denied"}]}`, http.StatusForbidden)
+			return true
+		}
+		return false
+	})
+	if _, err := p.head(t, w, "team-a/app"); err == nil {
+		t.Fatal("the forbidden lookup succeeded")
+	}
+	p.srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return secretValue + u })
+	if _, err := p.head(t, w, "team-a/app"); err != nil {
+		t.Fatalf("robot-a, the first credential, was not tried again once the registry accepts it: %v", err)
+	}
+}

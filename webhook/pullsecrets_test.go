@@ -192,3 +192,23 @@ func TestAMissingPullSecretFollowsOnErrorNamingIt(t *testing.T) {
 		})
 	}
 }
+
+func TestAnAnonymousFailureSharedBetweenNamespacesNamesNeitherNamespace(t *testing.T) {
+	p := newPullSecretTenants(t, "policy:\n  on_error: fail\n")
+	if err := p.reader.Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team-d", Name: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	// team-c and team-d present no pull secret: their lookups are
+	// anonymous and share one identity, so team-c's failure is cached
+	// where team-d's lookup finds it. It must not tell team-d about team-c.
+	if r := p.admit(t, "team-c", "team-a/app"); r.Allowed {
+		t.Fatalf("team-c's anonymous lookup of a private image was admitted: %s", r.Patch)
+	}
+	r := p.admit(t, "team-d", "team-a/app")
+	if r.Allowed {
+		t.Fatalf("team-d's anonymous lookup of a private image was admitted: %s", r.Patch)
+	}
+	if strings.Contains(r.Result.Message, "team-c") {
+		t.Errorf("team-d's denial names team-c, whose failure it was served: %s", r.Result.Message)
+	}
+}

@@ -170,15 +170,23 @@ func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credent
 	if err != nil {
 		return err
 	}
-	start := 0
-	if ct, ok := c.transports.Peek(transportKey(repo, pull)); ok && ct.candidate < len(auths) {
+	start, key := 0, transportKey(repo, pull)
+	if ct, ok := c.transports.Peek(key); ok && ct.candidate < len(auths) {
 		start = ct.candidate // the one accepted last time: the earlier ones were refused
 	}
-	for i := start; i < len(auths); i++ {
-		err = c.doWith(ctx, repo, pull, i, f)
+	// From the one accepted last time, then the others in order: a
+	// registry that now refuses it may accept an earlier one.
+	for n := range auths {
+		err = c.doWith(ctx, repo, pull, (start+n)%len(auths), f)
 		if err == nil || ctx.Err() != nil || !deniedHere(err) {
 			return err
 		}
+	}
+	// Every one was refused: none is "the accepted one", and the next
+	// lookup starts again from the first. (A lone credential's transport
+	// stays: it can only start from it, with its token still good.)
+	if len(auths) > 1 {
+		c.transports.Remove(key)
 	}
 	return fmt.Errorf("%w (%s)", err, pull.Presented(c.cfg.Host(), repo.RepositoryStr()))
 }

@@ -343,6 +343,7 @@ type dockerConfig struct {
 // path is the repository path it is limited to ("" for the whole host).
 type scopedAuth struct {
 	key  string
+	host string // normalised, as normalizeHost gives it
 	path string
 	auth authn.AuthConfig
 }
@@ -381,8 +382,8 @@ func pullSecretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, e
 
 // secretAuths reads a .dockerconfigjson (or legacy .dockercfg) and keeps
 // the entries for host, comparing hosts without scheme, with every Docker
-// Hub name as one, most specific (longest path) first, then by key. Every
-// entry must be well formed, whatever its host.
+// Hub name as one, most specific (longest path) first, then by key. With
+// host "", it keeps every entry, each with its host.
 func secretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error) {
 	var cfg dockerConfig
 	if b, ok := s.Data[corev1.DockerConfigJsonKey]; ok {
@@ -403,7 +404,7 @@ func secretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error
 		if h != want && host != "" {
 			continue
 		}
-		sa := scopedAuth{key: k, path: path}
+		sa := scopedAuth{key: k, host: h, path: path}
 		if a.Username != "" || a.Password != "" {
 			sa.auth = authn.AuthConfig{Username: a.Username, Password: a.Password}
 		} else {
@@ -415,9 +416,7 @@ func secretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error
 				return nil, err
 			}
 		}
-		if h == want {
-			out = append(out, sa)
-		}
+		out = append(out, sa)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if len(out[i].path) != len(out[j].path) {

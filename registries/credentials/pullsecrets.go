@@ -24,6 +24,12 @@ const KindImagePullSecrets = "imagepullsecrets"
 // of API requests per admission.
 const MaxPullSecrets = 16
 
+// MaxPullSecretBytes bounds the docker config of one pull secret. A docker
+// config is a few hundred bytes per registry; a Secret may hold 1 MiB, and
+// an object may name MaxPullSecrets of them: without this bound a tenant
+// makes every admission hold and parse 16 MiB of JSON.
+const MaxPullSecretBytes = 64 << 10
+
 // Workload is what an admitted object says about the pull secrets it will
 // present: its namespace, its ServiceAccount and its spec.imagePullSecrets.
 type Workload struct {
@@ -39,8 +45,16 @@ type Workload struct {
 type PullSecrets struct {
 	namespace string
 	from      string // "the object's imagePullSecrets" or "ServiceAccount ns/name"
-	secrets   []*corev1.Secret
+	secrets   []pulledSecret
 	id        string
+}
+
+// pulledSecret is one pull secret as read at admission: its name, its
+// resourceVersion and every auths entry, parsed once (a lookup asks for
+// them at every registry request).
+type pulledSecret struct {
+	name, resourceVersion string
+	auths                 []scopedAuth
 }
 
 // pullSecretsNone is the ID of a workload that presents no pull secret: its
@@ -61,7 +75,7 @@ func (p *PullSecrets) String() string {
 	}
 	names := make([]string, len(p.secrets))
 	for i, s := range p.secrets {
-		names[i] = s.Name + " (resourceVersion " + s.ResourceVersion + ")"
+		names[i] = s.name + " (resourceVersion " + s.resourceVersion + ")"
 	}
 	return fmt.Sprintf("Secrets %s in namespace %s, from %s", strings.Join(names, ", "), p.namespace, p.from)
 }
@@ -105,12 +119,16 @@ func (c *Cache) ReadPullSecrets(ctx context.Context, w Workload) (*PullSecrets, 
 		if err := c.secrets.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: n}, &s); err != nil {
 			return nil, fmt.Errorf("%s: reading Secret %s/%s (named by %s): %w", KindImagePullSecrets, w.Namespace, n, p.from, err)
 		}
-		// Checked now, so a broken Secret fails every container of its
+		if n := len(s.Data[corev1.DockerConfigJsonKey]) + len(s.Data[corev1.DockerConfigKey]); n > MaxPullSecretBytes {
+			return nil, fmt.Errorf("credentials from %s: its docker config is %d KiB, more than %d KiB", pullSecretSource(&s), n>>10, MaxPullSecretBytes>>10)
+		}
+		// Parsed now, so a broken Secret fails every container of its
 		// entry, not only those whose registry it has an entry for.
-		if _, err := secretAuths(&s, "", pullSecretSource(&s)); err != nil {
+		auths, err := secretAuths(&s, "", pullSecretSource(&s))
+		if err != nil {
 			return nil, err
 		}
-		p.secrets = append(p.secrets, &s)
+		p.secrets = append(p.secrets, pulledSecret{name: s.Name, resourceVersion: s.ResourceVersion, auths: auths})
 		fmt.Fprintf(h, "%s\x00%s\x00", s.Name, s.ResourceVersion)
 	}
 	if len(p.secrets) == 0 {
@@ -175,15 +193,12 @@ func (p *PullSecrets) Auth(host, repository string) (authn.AuthConfig, error) {
 func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string, error) {
 	var all []scopedAuth
 	var from []string
+	want := normalizeHost(host)
 	for _, s := range p.secrets {
-		scoped, err := secretAuths(s, host, pullSecretSource(s))
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, a := range scoped {
-			if a.covers(repository) {
+		for _, a := range s.auths {
+			if a.host == want && a.covers(repository) {
 				all = append(all, a)
-				from = append(from, s.Name)
+				from = append(from, s.name)
 			}
 		}
 	}
@@ -216,7 +231,9 @@ func (p *PullSecrets) Presented(host, repository string) string {
 	}
 	if len(cov) == 0 {
 		if len(p.secrets) == 0 {
-			return fmt.Sprintf("presented no credential: the object and its ServiceAccount name no pull secret in namespace %s", p.namespace)
+			// No namespace named: this failure is kept under the shared
+			// anonymous ID and served to every namespace presenting none.
+			return "presented no credential: the object and its ServiceAccount name no pull secret"
 		}
 		return fmt.Sprintf("presented no credential: no auths entry of the pull secrets (%s) covers %s/%s", p.names(), host, repository)
 	}
@@ -233,7 +250,7 @@ func (p *PullSecrets) Presented(host, repository string) string {
 func (p *PullSecrets) names() string {
 	n := make([]string, len(p.secrets))
 	for i, s := range p.secrets {
-		n[i] = p.namespace + "/" + s.Name
+		n[i] = p.namespace + "/" + s.name
 	}
 	return strings.Join(n, ", ")
 }

@@ -195,3 +195,48 @@ func TestCredentialsAreTriedMostSpecificFirstThenSecretByOrderOnceEachAndNamedWi
 		}
 	}
 }
+
+// manyAuths is a docker config with n auths entries for other hosts and
+// one for r.example.
+func manyAuths(n int) map[string]string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `"r%d.other.example":{"auth":%q},`, i, b64(fmt.Sprintf("u%d:%s", i, secretValue)))
+	}
+	fmt.Fprintf(&b, `"r.example":{"auth":%q}`, b64("a:"+secretValue))
+	return dockerConfig(b.String())
+}
+
+func TestAPullSecretTooLargeToBeADockerConfigIsRefusedNamingIt(t *testing.T) {
+	// Secrets may hold 1 MiB each, and an object may name 16: a tenant
+	// must not make every admission hold and parse 16 MiB of JSON.
+	huge := secret("team-a", "huge", manyAuths(20000))
+	reader := fake.NewClientBuilder().WithObjects(huge).Build()
+	c := credentials.New(credentials.WithSecretReader(reader))
+	_, err := c.ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"huge"}})
+	if err == nil || !strings.Contains(err.Error(), "Secret team-a/huge") || !strings.Contains(err.Error(), "KiB") {
+		t.Fatalf("err = %v, want a refusal naming the Secret and the bound", err)
+	}
+	if strings.Contains(err.Error(), secretValue) {
+		t.Errorf("the error prints a credential: %v", err)
+	}
+}
+
+func TestTheCredentialsOfPullSecretsAreParsedOnceNotAtEveryRequest(t *testing.T) {
+	// Every registry request of a lookup (newest-build: hundreds) asks for
+	// the credentials: it must not parse the Secrets' JSON again each time.
+	reader := fake.NewClientBuilder().WithObjects(secret("team-a", "big", manyAuths(1000))).Build()
+	c := credentials.New(credentials.WithSecretReader(reader))
+	p, err := c.ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"big"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if a, err := p.Auths("r.example", "team-a/app"); err != nil || a[0].Username != "a" {
+			t.Fatalf("Auths = %v, %v", a, err)
+		}
+	})
+	if allocs > 50 {
+		t.Errorf("Auths allocates %.0f times per call with 1,001 auths entries: it parses the Secrets again", allocs)
+	}
+}
