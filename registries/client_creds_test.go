@@ -11,6 +11,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -33,9 +34,9 @@ func headThrough(t *testing.T, set *registries.Set, image string) error {
 // credsexpire bounds how long a credential is used, including inside the
 // authenticated transport kept per repository, not only in the credential cache.
 func TestACachedTransportHonoursCredsExpire(t *testing.T) {
-	srv := registrytest.New(t, registrytest.WithBasic("u", secretValue))
+	srv := registrytest.New(t, registrytest.WithBasic("u", credtest.SecretValue))
 	srv.PushImage(t, "app:1")
-	login, runs := countingScript(t, "0")
+	login, runs := credtest.CountingScript(t, "0")
 	e := entry(t, "test", srv.URL, srv.Host, func(e *registries.Entry) {
 		e.Credentials = "ext:" + login
 		e.CredsExpire = 300 * time.Millisecond
@@ -59,11 +60,13 @@ func TestACachedTransportHonoursCredsExpire(t *testing.T) {
 // Two auths keys for one registry are chosen deterministically, the most
 // specific first, as the kubelet does, whatever the map order.
 func TestAPullSecretKeyIsChosenMostSpecificFirst(t *testing.T) {
-	entryFor := func(user string) string { return fmt.Sprintf(`{"auth":"%s"}`, b64(user+":"+secretValue)) }
+	entryFor := func(user string) string {
+		return fmt.Sprintf(`{"auth":"%s"}`, credtest.B64(user+":"+credtest.SecretValue))
+	}
 	reader := fake.NewClientBuilder().WithObjects(
-		secret("ci", "hub", dockerConfig(`"docker.io":`+entryFor("short")+`,"https://index.docker.io/v1/":`+entryFor("legacy"))),
-		secret("ci", "orgs", dockerConfig(`"ghcr.io":`+entryFor("any")+`,"ghcr.io/org-a":`+entryFor("a")+`,"https://ghcr.io/org-b/":`+entryFor("b")+`,"ghcr.io/org-a/team":`+entryFor("team"))),
-		secret("ci", "scoped", dockerConfig(`"ghcr.io/org-a":`+entryFor("a"))),
+		credtest.Secret("ci", "hub", credtest.DockerConfig(`"docker.io":`+entryFor("short")+`,"https://index.docker.io/v1/":`+entryFor("legacy"))),
+		credtest.Secret("ci", "orgs", credtest.DockerConfig(`"ghcr.io":`+entryFor("any")+`,"ghcr.io/org-a":`+entryFor("a")+`,"https://ghcr.io/org-b/":`+entryFor("b")+`,"ghcr.io/org-a/team":`+entryFor("team"))),
+		credtest.Secret("ci", "scoped", credtest.DockerConfig(`"ghcr.io/org-a":`+entryFor("a"))),
 	).Build()
 	tests := []struct{ src, host, repo, user string }{
 		{"pullsecret:ci/hub", "docker.io", "library/nginx", "short"},
@@ -82,7 +85,7 @@ func TestAPullSecretKeyIsChosenMostSpecificFirst(t *testing.T) {
 				if i%2 == 1 {
 					c = credentials.New(credentials.WithSecretReader(reader)) // uncached
 				}
-				got, err := c.Get(ctx(t), source(t, tc.src), credentials.FetchOptions{Host: tc.host, Repository: tc.repo})
+				got, err := c.Get(ctx(t), credtest.Source(t, tc.src), credentials.FetchOptions{Host: tc.host, Repository: tc.repo})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -27,7 +28,7 @@ func TestARefusedCredentialIsDroppedOnceAndFetchedAgain(t *testing.T) {
 			if err := os.WriteFile(pwFile, []byte("old"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			login := script(t, "echo run >> "+pwFile+".runs; echo u:$(cat "+pwFile+")")
+			login := credtest.Script(t, "echo run >> "+pwFile+".runs; echo u:$(cat "+pwFile+")")
 			e := entry(t, "test", srv.URL, srv.Host, func(e *registries.Entry) {
 				e.Credentials = "ext:" + login
 				e.CredsExpire = time.Hour

@@ -15,6 +15,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
@@ -47,7 +48,7 @@ func TestForbiddenRepositoriesNeverMakeTheScriptRunAgain(t *testing.T) {
 		opt  func(u, p string) registrytest.Option
 	}{{"basic", registrytest.WithBasic}, {"bearer", registrytest.WithBearer}} {
 		t.Run(auth.name, func(t *testing.T) {
-			srv := registrytest.New(t, auth.opt("u", secretValue))
+			srv := registrytest.New(t, auth.opt("u", credtest.SecretValue))
 			srv.PushImage(t, "app:1")
 			srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasPrefix(r.URL.Path, "/v2/forbidden/") && r.Header.Get("Authorization") != "" {
@@ -56,7 +57,7 @@ func TestForbiddenRepositoriesNeverMakeTheScriptRunAgain(t *testing.T) {
 				}
 				return false
 			})
-			login, runs := countingScript(t, "0")
+			login, runs := credtest.CountingScript(t, "0")
 			head := headVia(t, srv, credentials.New(), login)
 			for i := 0; i < 20; i++ {
 				if err := head("forbidden"); err == nil {
@@ -76,7 +77,7 @@ func TestForbiddenRepositoriesNeverMakeTheScriptRunAgain(t *testing.T) {
 func TestARefusedCredentialIsFetchedAgainAtMostOncePerInterval(t *testing.T) {
 	srv := registrytest.New(t, registrytest.WithBearer("u", "right"))
 	srv.PushImage(t, "app:1")
-	login, runs := countingScript(t, "0") // prints u:<secretValue>, which the registry refuses
+	login, runs := credtest.CountingScript(t, "0") // prints u:<credtest.SecretValue>, which the registry refuses
 	head := headVia(t, srv, credentials.New(credentials.WithRefetchInterval(time.Hour)), login)
 	for i := 0; i < 20; i++ {
 		if err := head("app"); err == nil {
@@ -97,7 +98,7 @@ func TestScriptStderrGoesOnlyToTheDebugLogRedacted(t *testing.T) {
 		mu.Unlock()
 	}, funcr.Options{Verbosity: 1})
 	c := credentials.New(credentials.WithLogger(log))
-	src := source(t, "ext:"+script(t, "set -x; echo \"+ curl -u admin:"+secretValue+"\" >&2; echo \"Authorization: Bearer "+secretValue+"\" >&2; exit 7"))
+	src := credtest.Source(t, "ext:"+credtest.Script(t, "set -x; echo \"+ curl -u admin:"+credtest.SecretValue+"\" >&2; echo \"Authorization: Bearer "+credtest.SecretValue+"\" >&2; exit 7"))
 	_, err := c.Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second})
 	if err == nil || !strings.HasSuffix(err.Error(), "the credential script failed (exit 7)") {
 		t.Fatalf("err = %v, want it to end in: the credential script failed (exit 7)", err)
@@ -108,7 +109,7 @@ func TestScriptStderrGoesOnlyToTheDebugLogRedacted(t *testing.T) {
 	if !strings.Contains(all, "credential script stderr") || !strings.Contains(all, "curl -u admin:[redacted]") {
 		t.Errorf("the debug log lacks the redacted stderr: %s", all)
 	}
-	if strings.Contains(all, secretValue) || strings.Contains(err.Error(), secretValue) {
+	if strings.Contains(all, credtest.SecretValue) || strings.Contains(err.Error(), credtest.SecretValue) {
 		t.Errorf("the secret leaked: log %q, error %q", all, err)
 	}
 }
@@ -118,7 +119,7 @@ func TestAScriptsChildrenAreKilledAndReapedWhenItExits(t *testing.T) {
 		t.Skipf("prctl: %v", err)
 	}
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	src := source(t, "ext:"+script(t, "sleep 60 & echo $! > "+pidFile+"; echo u:p"))
+	src := credtest.Source(t, "ext:"+credtest.Script(t, "sleep 60 & echo $! > "+pidFile+"; echo u:p"))
 	if _, err := credentials.New().Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}

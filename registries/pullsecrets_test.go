@@ -8,31 +8,16 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
-
-func pullSecret(ns, name, host, user string) *corev1.Secret {
-	s := secret(ns, name, dockerConfig(fmt.Sprintf(`%q:{"auth":%q}`, host, b64(user+":"+secretValue+user))))
-	s.Type = corev1.SecretTypeDockerConfigJson
-	return s
-}
-
-func serviceAccount(ns, name string, secrets ...string) *corev1.ServiceAccount {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	for _, s := range secrets {
-		sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
-	}
-	return sa
-}
 
 // pullSecretsRegistry is one registry where team-a/ belongs to user a and
 // team-b/ to user b, seen through one imagepullsecrets entry.
@@ -47,7 +32,7 @@ func newPullSecretsRegistry(t *testing.T) *pullSecretsRegistry {
 	srv := registrytest.New(t)
 	srv.PushImage(t, "team-a/app:1")
 	srv.PushImage(t, "team-b/app:1")
-	srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return secretValue + u })
+	srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return credtest.SecretValue + u })
 	reader := fake.NewClientBuilder().Build()
 	e := entry(t, "shared", srv.URL, srv.Host, func(e *registries.Entry) { e.Credentials = "imagepullsecrets" })
 	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(credentials.New(credentials.WithSecretReader(reader))))
@@ -80,10 +65,10 @@ func (p *pullSecretsRegistry) head(t *testing.T, w credentials.Workload, repo st
 func TestTwoNamespacesWithDifferentPullSecretsOnOneRegistryReadOnlyWhatTheirOwnSecretsReach(t *testing.T) {
 	p := newPullSecretsRegistry(t) // Secrets need the server's address: created below
 	for _, o := range []ctrlclient.Object{
-		pullSecret("team-a", "regcred", p.srv.Host, "a"),
-		pullSecret("team-b", "regcred", p.srv.Host, "b"),
-		serviceAccount("team-a", "default"), serviceAccount("team-b", "default"),
-		serviceAccount("team-c", "default"),
+		credtest.PullSecret("team-a", "regcred", p.srv.Host, "a"),
+		credtest.PullSecret("team-b", "regcred", p.srv.Host, "b"),
+		credtest.ServiceAccount("team-a", "default"), credtest.ServiceAccount("team-b", "default"),
+		credtest.ServiceAccount("team-c", "default"),
 	} {
 		if err := p.reader.Create(context.Background(), o); err != nil {
 			t.Fatal(err)
@@ -102,7 +87,7 @@ func TestTwoNamespacesWithDifferentPullSecretsOnOneRegistryReadOnlyWhatTheirOwnS
 	if err == nil {
 		t.Fatal("team-b read team-a's repository through team-a's cached transport")
 	}
-	if strings.Contains(err.Error(), secretValue) {
+	if strings.Contains(err.Error(), credtest.SecretValue) {
 		t.Errorf("the error prints a credential: %v", err)
 	}
 	if _, err := p.head(t, b, "team-b/app"); err != nil {
@@ -121,7 +106,7 @@ func TestTwoNamespacesWithDifferentPullSecretsOnOneRegistryReadOnlyWhatTheirOwnS
 	if idNone.CredentialID != "none" {
 		t.Errorf("a workload without pull secrets has credential ID %q, want none", idNone.CredentialID)
 	}
-	if idA.Credentials != "imagepullsecrets" || strings.Contains(fmt.Sprint(idA), secretValue) {
+	if idA.Credentials != "imagepullsecrets" || strings.Contains(fmt.Sprint(idA), credtest.SecretValue) {
 		t.Errorf("identity %+v", idA)
 	}
 }
@@ -162,8 +147,8 @@ func TestThePingOfAnImagePullSecretsEntryOnlyChecksTheRegistryAnswers(t *testing
 func TestARefusedPullSecretCredentialMovesTheLookupToTheNextAndTheAcceptedOneIsKept(t *testing.T) {
 	p := newPullSecretsRegistry(t)
 	for _, o := range []ctrlclient.Object{
-		pullSecret("ci", "robot-b", p.srv.Host, "b"),
-		pullSecret("ci", "robot-a", p.srv.Host, "a"),
+		credtest.PullSecret("ci", "robot-b", p.srv.Host, "b"),
+		credtest.PullSecret("ci", "robot-a", p.srv.Host, "a"),
 	} {
 		if err := p.reader.Create(context.Background(), o); err != nil {
 			t.Fatal(err)
@@ -195,8 +180,8 @@ func TestARefusedPullSecretCredentialMovesTheLookupToTheNextAndTheAcceptedOneIsK
 func TestAfterEveryPullSecretCredentialWasRefusedTheNextLookupTriesThemAllAgain(t *testing.T) {
 	p := newPullSecretsRegistry(t)
 	for _, o := range []ctrlclient.Object{
-		pullSecret("ci", "robot-a", p.srv.Host, "a"),
-		pullSecret("ci", "robot-b", p.srv.Host, "b"),
+		credtest.PullSecret("ci", "robot-a", p.srv.Host, "a"),
+		credtest.PullSecret("ci", "robot-b", p.srv.Host, "b"),
 	} {
 		if err := p.reader.Create(context.Background(), o); err != nil {
 			t.Fatal(err)
@@ -215,7 +200,7 @@ func TestAfterEveryPullSecretCredentialWasRefusedTheNextLookupTriesThemAllAgain(
 	if _, err := p.head(t, w, "team-a/app"); err == nil {
 		t.Fatal("the forbidden lookup succeeded")
 	}
-	p.srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return secretValue + u })
+	p.srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return credtest.SecretValue + u })
 	if _, err := p.head(t, w, "team-a/app"); err != nil {
 		t.Fatalf("robot-a, the first credential, was not tried again once the registry accepts it: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 )
 
 // A credential script that fails (its provider throttles, its role is
@@ -19,13 +20,13 @@ import (
 // remembered nowhere.
 func TestAFailingScriptRunsAtMostOncePerFailureHold(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "runs")
-	path := script(t, fmt.Sprintf("echo run >> %s\necho throttled >&2\nexit 3", log))
+	path := credtest.Script(t, fmt.Sprintf("echo run >> %s\necho throttled >&2\nexit 3", log))
 	runs := func() int {
 		b, _ := os.ReadFile(log)
 		return strings.Count(string(b), "run")
 	}
 	c := credentials.New(credentials.WithFailureHold(300 * time.Millisecond))
-	src := source(t, "ext:"+path)
+	src := credtest.Source(t, "ext:"+path)
 	opts := credentials.FetchOptions{Host: "r.example", Timeout: 5 * time.Second}
 	for i := range 5 {
 		_, err := c.Get(ctx(t), src, opts)

@@ -2,10 +2,7 @@ package credentials_test
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,22 +10,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 )
-
-const secretValue = "s3cr3t-pa55" // must never appear in an error
-
-func source(t *testing.T, s string) credentials.Source {
-	t.Helper()
-	src, err := credentials.ParseSource(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *src
-}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -36,60 +22,13 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func secret(ns, name string, data map[string]string) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
-	for k, v := range data {
-		s.Data[k] = []byte(v)
-	}
-	return s
-}
-
-func dockerConfig(auths string) map[string]string {
-	return map[string]string{corev1.DockerConfigJsonKey: `{"auths":{` + auths + `}}`}
-}
-
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-
-func TestEverySourceGivesItsUserAndPassword(t *testing.T) {
-	reader := fake.NewClientBuilder().WithObjects(
-		secret("argocd", "ghcr-secret", map[string]string{"token": "user_name:" + secretValue + "\n"}),
-		secret("ci", "hub", dockerConfig(`"https://index.docker.io/v1/":{"auth":"`+b64("hubuser:"+secretValue)+`"}`)),
-		secret("ci", "ghcr", dockerConfig(`"ghcr.io":{"username":"ghuser","password":"`+secretValue+`"}`)),
-		secret("ci", "scheme", dockerConfig(`"https://quay.io/v2/":{"auth":"`+b64("quser:"+secretValue)+`"}`)),
-	).Build()
-	tests := []struct {
-		name, src, host, user string
-	}{
-		{"env: holds user:pass", "env:REG_CREDS", "x.io", "envuser"},
-		{"secret: reads user:pass from the key, as the seed's GHCR secret", "secret:argocd/ghcr-secret#token", "ghcr.io", "user_name"},
-		{"pullsecret: matches Docker Hub under any of its names", "pullsecret:ci/hub", "registry-1.docker.io", "hubuser"},
-		{"pullsecret: matches docker.io itself", "pullsecret:ci/hub", "docker.io", "hubuser"},
-		{"pullsecret: accepts username and password fields", "pullsecret:ci/ghcr", "ghcr.io", "ghuser"},
-		{"pullsecret: ignores a scheme and path in the auths key", "pullsecret:ci/scheme", "quay.io", "quser"},
-		{"ext: reads one line from the script", "ext:" + script(t, "echo 'AWS:"+secretValue+"'"), "x.io", "AWS"},
-		{"ext: trims a CRLF", "ext:" + script(t, `printf 'AWS:`+secretValue+`\r\n'`), "x.io", "AWS"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := credentials.New(credentials.WithSecretReader(reader), credentials.WithEnvironment([]string{"REG_CREDS=envuser:" + secretValue}))
-			got, err := c.Get(ctx(t), source(t, tc.src), credentials.FetchOptions{Host: tc.host, Timeout: 5 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Username != tc.user || got.Password != secretValue {
-				t.Errorf("got user %q (password matches: %v)", got.Username, got.Password == secretValue)
-			}
-		})
-	}
-}
-
 func TestEverySourceFailsWithoutPrintingTheCredential(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(
-		secret("ns", "nokey", map[string]string{"other": secretValue}),
-		secret("ns", "multiline", map[string]string{"token": "user:" + secretValue + "\nmore"}),
-		secret("ns", "pull-other-host", dockerConfig(`"ghcr.io":{"auth":"`+b64("u:"+secretValue)+`"}`)),
-		secret("ns", "pull-bad-b64", dockerConfig(`"x.io":{"auth":"`+secretValue+`!!"}`)),
-		secret("ns", "pull-bad-json", map[string]string{corev1.DockerConfigJsonKey: `{"auths": "` + secretValue}),
+		credtest.Secret("ns", "nokey", map[string]string{"other": credtest.SecretValue}),
+		credtest.Secret("ns", "multiline", map[string]string{"token": "user:" + credtest.SecretValue + "\nmore"}),
+		credtest.Secret("ns", "pull-other-host", credtest.DockerConfig(`"ghcr.io":{"auth":"`+credtest.B64("u:"+credtest.SecretValue)+`"}`)),
+		credtest.Secret("ns", "pull-bad-b64", credtest.DockerConfig(`"x.io":{"auth":"`+credtest.SecretValue+`!!"}`)),
+		credtest.Secret("ns", "pull-bad-json", map[string]string{corev1.DockerConfigJsonKey: `{"auths": "` + credtest.SecretValue}),
 	).Build()
 	tests := []struct {
 		name, src, want string
@@ -102,54 +41,32 @@ func TestEverySourceFailsWithoutPrintingTheCredential(t *testing.T) {
 		{"a pull secret for another host", "pullsecret:ns/pull-other-host", `no auths entry for "x.io"`},
 		{"a pull secret whose auth is not base64", "pullsecret:ns/pull-bad-b64", "not base64"},
 		{"a pull secret that is not JSON", "pullsecret:ns/pull-bad-json", "not valid JSON"},
-		{"a script that fails", "ext:" + script(t, "echo 'denied for token u:"+secretValue+"' >&2; echo 'u:"+secretValue+"'; exit 3"), "the credential script failed (exit 3)"},
-		{"a script that prints nothing", "ext:" + script(t, "true"), "empty"},
+		{"a script that fails", "ext:" + credtest.Script(t, "echo 'denied for token u:"+credtest.SecretValue+"' >&2; echo 'u:"+credtest.SecretValue+"'; exit 3"), "the credential script failed (exit 3)"},
+		{"a script that prints nothing", "ext:" + credtest.Script(t, "true"), "empty"},
 		{"a script that does not exist", "ext:/nonexistent/login.sh", "could not be started"},
-		{"a script that prints without end", "ext:" + script(t, "yes u:"+secretValue+" | head -c 200000"), "more than 64 KiB"},
+		{"a script that prints without end", "ext:" + credtest.Script(t, "yes u:"+credtest.SecretValue+" | head -c 200000"), "more than 64 KiB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := credentials.New(credentials.WithSecretReader(reader), credentials.WithEnvironment([]string{"NOUSER=:" + secretValue}))
-			_, err := c.Get(ctx(t), source(t, tc.src), credentials.FetchOptions{Host: "x.io", Timeout: 5 * time.Second})
+			c := credentials.New(credentials.WithSecretReader(reader), credentials.WithEnvironment([]string{"NOUSER=:" + credtest.SecretValue}))
+			_, err := c.Get(ctx(t), credtest.Source(t, tc.src), credentials.FetchOptions{Host: "x.io", Timeout: 5 * time.Second})
 			if err == nil {
 				t.Fatal("no error")
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), secretValue) {
+			if strings.Contains(err.Error(), credtest.SecretValue) {
 				t.Errorf("error prints the credential: %q", err)
 			}
 		})
 	}
 }
 
-// script writes an executable /bin/sh script with body and returns its path.
-func script(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "login.sh")
-	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// countingScript prints user:pass after sleeping, and appends a line to a
-// file per run.
-func countingScript(t *testing.T, sleep string) (path string, runs func() int) {
-	t.Helper()
-	log := filepath.Join(t.TempDir(), "runs")
-	p := script(t, fmt.Sprintf("echo run >> %s\nsleep %s\necho u:%s", log, sleep, secretValue))
-	return p, func() int {
-		b, _ := os.ReadFile(log)
-		return strings.Count(string(b), "run")
-	}
-}
-
 func TestAScriptRunsOncePerCredsExpireWindow(t *testing.T) {
-	path, runs := countingScript(t, "0")
+	path, runs := credtest.CountingScript(t, "0")
 	c := credentials.New()
-	src := source(t, "ext:"+path)
+	src := credtest.Source(t, "ext:"+path)
 	opts := credentials.FetchOptions{Expire: 300 * time.Millisecond, Timeout: 5 * time.Second}
 	for range 3 {
 		if _, err := c.Get(ctx(t), src, opts); err != nil {
@@ -169,9 +86,9 @@ func TestAScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 }
 
 func TestConcurrentFetchesOfOneSourceRunTheScriptOnce(t *testing.T) {
-	path, runs := countingScript(t, "0.3")
+	path, runs := credtest.CountingScript(t, "0.3")
 	c := credentials.New()
-	src := source(t, "ext:"+path)
+	src := credtest.Source(t, "ext:"+path)
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
@@ -190,10 +107,10 @@ func TestConcurrentFetchesOfOneSourceRunTheScriptOnce(t *testing.T) {
 
 func TestAScriptIsKilledAfterCredsTimeout(t *testing.T) {
 	// The script's child (sleep) holds stdout open: the kill must reach it too.
-	p := script(t, "sleep 30; echo u:p")
+	p := credtest.Script(t, "sleep 30; echo u:p")
 	c := credentials.New()
 	start := time.Now()
-	_, err := c.Get(ctx(t), source(t, "ext:"+p), credentials.FetchOptions{Timeout: 200 * time.Millisecond})
+	_, err := c.Get(ctx(t), credtest.Source(t, "ext:"+p), credentials.FetchOptions{Timeout: 200 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 200ms") {
 		t.Fatalf("err = %v", err)
 	}
@@ -203,9 +120,9 @@ func TestAScriptIsKilledAfterCredsTimeout(t *testing.T) {
 }
 
 func TestAScriptAnswerIsCachedEvenWhenTheCallerStoppedWaiting(t *testing.T) {
-	path, runs := countingScript(t, "0.3")
+	path, runs := credtest.CountingScript(t, "0.3")
 	c := credentials.New()
-	src := source(t, "ext:"+path)
+	src := credtest.Source(t, "ext:"+path)
 	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := c.Get(short, src, credentials.FetchOptions{Timeout: 5 * time.Second}); err == nil {
@@ -213,7 +130,7 @@ func TestAScriptAnswerIsCachedEvenWhenTheCallerStoppedWaiting(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	got, err := c.Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second})
-	if err != nil || got.Password != secretValue {
+	if err != nil || got.Password != credtest.SecretValue {
 		t.Fatalf("got %v", err)
 	}
 	if n := runs(); n != 1 {
@@ -222,9 +139,9 @@ func TestAScriptAnswerIsCachedEvenWhenTheCallerStoppedWaiting(t *testing.T) {
 }
 
 func TestAScriptDoesNotSeeTheVariablesOfEnvCredentials(t *testing.T) {
-	p := script(t, `if [ -n "$HUB_CREDS" ]; then echo "leak:$HUB_CREDS"; else echo "u:$OTHER"; fi`)
+	p := credtest.Script(t, `if [ -n "$HUB_CREDS" ]; then echo "leak:$HUB_CREDS"; else echo "u:$OTHER"; fi`)
 	c := credentials.New(credentials.WithEnvironment([]string{"HUB_CREDS=x:y", "OTHER=kept", "PATH=" + os.Getenv("PATH")}))
-	got, err := c.Get(ctx(t), source(t, "ext:"+p), credentials.FetchOptions{Timeout: 5 * time.Second, HiddenEnv: []string{"HUB_CREDS"}})
+	got, err := c.Get(ctx(t), credtest.Source(t, "ext:"+p), credentials.FetchOptions{Timeout: 5 * time.Second, HiddenEnv: []string{"HUB_CREDS"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +151,9 @@ func TestAScriptDoesNotSeeTheVariablesOfEnvCredentials(t *testing.T) {
 }
 
 func TestAValueWithoutAColonIsARegistryToken(t *testing.T) {
-	c := credentials.New(credentials.WithEnvironment([]string{"TOKEN=" + secretValue}))
-	got, err := c.Get(ctx(t), source(t, "env:TOKEN"), credentials.FetchOptions{})
-	if err != nil || got.RegistryToken != secretValue {
+	c := credentials.New(credentials.WithEnvironment([]string{"TOKEN=" + credtest.SecretValue}))
+	got, err := c.Get(ctx(t), credtest.Source(t, "env:TOKEN"), credentials.FetchOptions{})
+	if err != nil || got.RegistryToken != credtest.SecretValue {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -249,15 +166,15 @@ func TestSourcesParseAsWritten(t *testing.T) {
 		{"ext:/scripts/login.sh", "ext:/scripts/login.sh"},
 	}
 	for _, tc := range tests {
-		if got := source(t, tc.in).String(); got != tc.want {
+		if got := credtest.Source(t, tc.in).String(); got != tc.want {
 			t.Errorf("%s → %s", tc.in, got)
 		}
 	}
-	for _, bad := range []string{"env:", "secret:ns/name", "secret:name#key", "pullsecret:ns", "ext:relative.sh", "user:" + secretValue, "nocolon"} {
+	for _, bad := range []string{"env:", "secret:ns/name", "secret:name#key", "pullsecret:ns", "ext:relative.sh", "user:" + credtest.SecretValue, "nocolon"} {
 		_, err := credentials.ParseSource(bad)
 		if err == nil {
 			t.Errorf("%q accepted", bad)
-		} else if strings.Contains(err.Error(), secretValue) {
+		} else if strings.Contains(err.Error(), credtest.SecretValue) {
 			t.Errorf("%q: error prints the credential", bad)
 		}
 	}

@@ -7,33 +7,19 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
+	"github.com/image-pin/image-pin-webhook/registries/credentials/credtest"
 )
-
-func pullSecret(ns, name, host, user string) *corev1.Secret {
-	s := secret(ns, name, dockerConfig(fmt.Sprintf(`%q:{"auth":%q}`, host, b64(user+":"+secretValue+user))))
-	s.Type = corev1.SecretTypeDockerConfigJson
-	return s
-}
-
-func serviceAccount(ns, name string, secrets ...string) *corev1.ServiceAccount {
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	for _, s := range secrets {
-		sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: s})
-	}
-	return sa
-}
 
 func TestAPullSecretsIdentityIsItsNamespaceNamesAndResourceVersions(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(
-		pullSecret("team-a", "one", "r.example", "a"),
-		pullSecret("team-a", "two", "r.example", "a"),
-		pullSecret("team-b", "one", "r.example", "a"),
-		serviceAccount("team-a", "robot", "one"),
+		credtest.PullSecret("team-a", "one", "r.example", "a"),
+		credtest.PullSecret("team-a", "two", "r.example", "a"),
+		credtest.PullSecret("team-b", "one", "r.example", "a"),
+		credtest.ServiceAccount("team-a", "robot", "one"),
 	).Build()
 	c := credentials.New(credentials.WithSecretReader(reader))
 	id := func(w credentials.Workload) string {
@@ -42,7 +28,7 @@ func TestAPullSecretsIdentityIsItsNamespaceNamesAndResourceVersions(t *testing.T
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(p.String(), secretValue) {
+		if strings.Contains(p.String(), credtest.SecretValue) {
 			t.Errorf("String prints a credential: %s", p)
 		}
 		return p.ID()
@@ -79,7 +65,7 @@ func TestAPullSecretsIdentityIsItsNamespaceNamesAndResourceVersions(t *testing.T
 	if err := reader.Get(ctx(t), client.ObjectKey{Namespace: "team-a", Name: "one"}, &s); err != nil {
 		t.Fatal(err)
 	}
-	s.Data[corev1.DockerConfigJsonKey] = []byte(`{"auths":{"r.example":{"auth":"` + b64("a:rotated") + `"}}}`)
+	s.Data[corev1.DockerConfigJsonKey] = []byte(`{"auths":{"r.example":{"auth":"` + credtest.B64("a:rotated") + `"}}}`)
 	if err := reader.Update(ctx(t), &s); err != nil {
 		t.Fatal(err)
 	}
@@ -90,10 +76,10 @@ func TestAPullSecretsIdentityIsItsNamespaceNamesAndResourceVersions(t *testing.T
 
 func TestPullSecretsComeFromTheObjectElseFromItsServiceAccountAsKubernetesDoes(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(
-		pullSecret("team-a", "own", "r.example", "own-user"),
-		pullSecret("team-a", "sa", "r.example", "sa-user"),
-		serviceAccount("team-a", "default", "sa"),
-		serviceAccount("team-a", "robot"),
+		credtest.PullSecret("team-a", "own", "r.example", "own-user"),
+		credtest.PullSecret("team-a", "sa", "r.example", "sa-user"),
+		credtest.ServiceAccount("team-a", "default", "sa"),
+		credtest.ServiceAccount("team-a", "robot"),
 	).Build()
 	c := credentials.New(credentials.WithSecretReader(reader))
 	tests := []struct {
@@ -120,14 +106,14 @@ func TestPullSecretsComeFromTheObjectElseFromItsServiceAccountAsKubernetesDoes(t
 }
 
 func TestAPullSecretThatCannotBeReadFailsNamingItNeverItsValue(t *testing.T) {
-	notBase64 := secret("team-a", "not-base64", dockerConfig(`"r.example":{"auth":"`+secretValue+`!"}`))
-	notJSON := secret("team-a", "not-json", map[string]string{corev1.DockerConfigJsonKey: `{"auths":` + secretValue})
-	opaque := secret("team-a", "opaque", map[string]string{"token": secretValue})
-	many := serviceAccount("team-a", "many")
+	notBase64 := credtest.Secret("team-a", "not-base64", credtest.DockerConfig(`"r.example":{"auth":"`+credtest.SecretValue+`!"}`))
+	notJSON := credtest.Secret("team-a", "not-json", map[string]string{corev1.DockerConfigJsonKey: `{"auths":` + credtest.SecretValue})
+	opaque := credtest.Secret("team-a", "opaque", map[string]string{"token": credtest.SecretValue})
+	many := credtest.ServiceAccount("team-a", "many")
 	for i := 0; i < 20; i++ {
 		many.ImagePullSecrets = append(many.ImagePullSecrets, corev1.LocalObjectReference{Name: fmt.Sprintf("s%d", i)})
 	}
-	reader := fake.NewClientBuilder().WithObjects(notBase64, notJSON, opaque, many, serviceAccount("team-a", "default", "gone")).Build()
+	reader := fake.NewClientBuilder().WithObjects(notBase64, notJSON, opaque, many, credtest.ServiceAccount("team-a", "default", "gone")).Build()
 	c := credentials.New(credentials.WithSecretReader(reader))
 	tests := []struct {
 		name string
@@ -148,7 +134,7 @@ func TestAPullSecretThatCannotBeReadFailsNamingItNeverItsValue(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to say %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), secretValue) {
+			if strings.Contains(err.Error(), credtest.SecretValue) {
 				t.Errorf("the error prints a credential: %v", err)
 			}
 		})
@@ -157,10 +143,10 @@ func TestAPullSecretThatCannotBeReadFailsNamingItNeverItsValue(t *testing.T) {
 
 func TestCredentialsAreTriedMostSpecificFirstThenSecretByOrderOnceEachAndNamedWithoutAValue(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(
-		pullSecret("team-a", "generic", "r.example", "generic"),
-		pullSecret("team-a", "org", "r.example/org", "org"),
-		pullSecret("team-a", "generic-too", "https://r.example/v2/", "generic-too"),
-		pullSecret("team-a", "copy", "r.example", "generic"), // the same credential again
+		credtest.PullSecret("team-a", "generic", "r.example", "generic"),
+		credtest.PullSecret("team-a", "org", "r.example/org", "org"),
+		credtest.PullSecret("team-a", "generic-too", "https://r.example/v2/", "generic-too"),
+		credtest.PullSecret("team-a", "copy", "r.example", "generic"), // the same credential again
 	).Build()
 	p, err := credentials.New(credentials.WithSecretReader(reader)).ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"generic", "org", "generic-too", "copy"}})
 	if err != nil {
@@ -190,7 +176,7 @@ func TestCredentialsAreTriedMostSpecificFirstThenSecretByOrderOnceEachAndNamedWi
 		if !slices.Equal(users, tc.users) {
 			t.Errorf("%s/%s: tried as %q, want %q", tc.host, tc.repo, users, tc.users)
 		}
-		if got := p.Presented(tc.host, tc.repo); got != tc.presented || strings.Contains(got, secretValue) {
+		if got := p.Presented(tc.host, tc.repo); got != tc.presented || strings.Contains(got, credtest.SecretValue) {
 			t.Errorf("%s/%s: presented\n %q, want\n %q", tc.host, tc.repo, got, tc.presented)
 		}
 	}
@@ -201,23 +187,23 @@ func TestCredentialsAreTriedMostSpecificFirstThenSecretByOrderOnceEachAndNamedWi
 func manyAuths(n int) map[string]string {
 	var b strings.Builder
 	for i := range n {
-		fmt.Fprintf(&b, `"r%d.other.example":{"auth":%q},`, i, b64(fmt.Sprintf("u%d:%s", i, secretValue)))
+		fmt.Fprintf(&b, `"r%d.other.example":{"auth":%q},`, i, credtest.B64(fmt.Sprintf("u%d:%s", i, credtest.SecretValue)))
 	}
-	fmt.Fprintf(&b, `"r.example":{"auth":%q}`, b64("a:"+secretValue))
-	return dockerConfig(b.String())
+	fmt.Fprintf(&b, `"r.example":{"auth":%q}`, credtest.B64("a:"+credtest.SecretValue))
+	return credtest.DockerConfig(b.String())
 }
 
 func TestAPullSecretTooLargeToBeADockerConfigIsRefusedNamingIt(t *testing.T) {
 	// Secrets may hold 1 MiB each, and an object may name 16: a tenant
 	// must not make every admission hold and parse 16 MiB of JSON.
-	huge := secret("team-a", "huge", manyAuths(20000))
+	huge := credtest.Secret("team-a", "huge", manyAuths(20000))
 	reader := fake.NewClientBuilder().WithObjects(huge).Build()
 	c := credentials.New(credentials.WithSecretReader(reader))
 	_, err := c.ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"huge"}})
 	if err == nil || !strings.Contains(err.Error(), "Secret team-a/huge") || !strings.Contains(err.Error(), "KiB") {
 		t.Fatalf("err = %v, want a refusal naming the Secret and the bound", err)
 	}
-	if strings.Contains(err.Error(), secretValue) {
+	if strings.Contains(err.Error(), credtest.SecretValue) {
 		t.Errorf("the error prints a credential: %v", err)
 	}
 }
@@ -225,7 +211,7 @@ func TestAPullSecretTooLargeToBeADockerConfigIsRefusedNamingIt(t *testing.T) {
 func TestTheCredentialsOfPullSecretsAreParsedOnceNotAtEveryRequest(t *testing.T) {
 	// Every registry request of a lookup (newest-build: hundreds) asks for
 	// the credentials: it must not parse the Secrets' JSON again each time.
-	reader := fake.NewClientBuilder().WithObjects(secret("team-a", "big", manyAuths(1000))).Build()
+	reader := fake.NewClientBuilder().WithObjects(credtest.Secret("team-a", "big", manyAuths(1000))).Build()
 	c := credentials.New(credentials.WithSecretReader(reader))
 	p, err := c.ReadPullSecrets(ctx(t), credentials.Workload{Namespace: "team-a", PullSecrets: []string{"big"}})
 	if err != nil {
