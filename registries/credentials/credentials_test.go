@@ -22,6 +22,39 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
+func TestEverySourceGivesItsUserAndPassword(t *testing.T) {
+	reader := fake.NewClientBuilder().WithObjects(
+		credtest.Secret("argocd", "ghcr-secret", map[string]string{"token": "user_name:" + credtest.SecretValue + "\n"}),
+		credtest.Secret("ci", "hub", credtest.DockerConfig(`"https://index.docker.io/v1/":{"auth":"`+credtest.B64("hubuser:"+credtest.SecretValue)+`"}`)),
+		credtest.Secret("ci", "ghcr", credtest.DockerConfig(`"ghcr.io":{"username":"ghuser","password":"`+credtest.SecretValue+`"}`)),
+		credtest.Secret("ci", "scheme", credtest.DockerConfig(`"https://quay.io/v2/":{"auth":"`+credtest.B64("quser:"+credtest.SecretValue)+`"}`)),
+	).Build()
+	tests := []struct {
+		name, src, host, user string
+	}{
+		{"env: holds user:pass", "env:REG_CREDS", "x.io", "envuser"},
+		{"secret: reads user:pass from the key, as the seed's GHCR secret", "secret:argocd/ghcr-secret#token", "ghcr.io", "user_name"},
+		{"pullsecret: matches Docker Hub under any of its names", "pullsecret:ci/hub", "registry-1.docker.io", "hubuser"},
+		{"pullsecret: matches docker.io itself", "pullsecret:ci/hub", "docker.io", "hubuser"},
+		{"pullsecret: accepts username and password fields", "pullsecret:ci/ghcr", "ghcr.io", "ghuser"},
+		{"pullsecret: ignores a scheme and path in the auths key", "pullsecret:ci/scheme", "quay.io", "quser"},
+		{"ext: reads one line from the script", "ext:" + credtest.Script(t, "echo 'AWS:"+credtest.SecretValue+"'"), "x.io", "AWS"},
+		{"ext: trims a CRLF", "ext:" + credtest.Script(t, `printf 'AWS:`+credtest.SecretValue+`\r\n'`), "x.io", "AWS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := credentials.New(credentials.WithSecretReader(reader), credentials.WithEnvironment([]string{"REG_CREDS=envuser:" + credtest.SecretValue}))
+			got, err := c.Get(ctx(t), credtest.Source(t, tc.src), credentials.FetchOptions{Host: tc.host, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Username != tc.user || got.Password != credtest.SecretValue {
+				t.Errorf("got user %q (password matches: %v)", got.Username, got.Password == credtest.SecretValue)
+			}
+		})
+	}
+}
+
 func TestEverySourceFailsWithoutPrintingTheCredential(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(
 		credtest.Secret("ns", "nokey", map[string]string{"other": credtest.SecretValue}),
