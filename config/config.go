@@ -251,40 +251,65 @@ func (rc registryConf) policy() (RegistryPolicy, error) {
 	return rp, nil
 }
 
-func (pc policyConf) policy() (Policy, error) {
-	p := Policy{Mode: Mode(pc.Mode), OnError: OnError(pc.OnError), CacheTTL: DefaultCacheTTL, ResolveTimeout: pc.ResolveTimeout.Duration}
-	switch p.Mode {
-	case "":
-		p.Mode = ModePin
+// Default fills in what the policy block leaves unset. A field given as 0
+// stays 0 for Validate to judge: cache_ttl: 0 turns the cache off, while
+// max_candidate_tags: 0 is refused.
+func (pc *policyConf) Default() {
+	if pc.Mode == "" {
+		pc.Mode = string(ModePin)
+	}
+	if pc.OnError == "" {
+		pc.OnError = string(OnErrorIgnore)
+	}
+	if pc.CacheTTL == nil {
+		pc.CacheTTL = &duration{DefaultCacheTTL}
+	}
+	if pc.ResolveTimeout.Duration == 0 {
+		pc.ResolveTimeout.Duration = DefaultResolveTimeout
+	}
+	if pc.MaxCandidateTags == nil {
+		n := resolver.DefaultMaxCandidates
+		pc.MaxCandidateTags = &n
+	}
+	if pc.MaxLookups == nil {
+		n := DefaultMaxLookups
+		pc.MaxLookups = &n
+	}
+}
+
+// Validate checks a defaulted policy block's own fields; the steering
+// fields (strategy, images) are checked as policy parses them. It changes
+// nothing.
+func (pc policyConf) Validate() error {
+	switch Mode(pc.Mode) {
 	case ModePin, ModeReport:
 	default:
-		return p, fmt.Errorf("policy: mode: %q must be pin or report", pc.Mode)
+		return fmt.Errorf("policy: mode: %q must be pin or report", pc.Mode)
 	}
-	switch p.OnError {
-	case OnErrorUnset:
-		p.OnError = OnErrorIgnore
+	switch OnError(pc.OnError) {
 	case OnErrorIgnore, OnErrorFail:
 	default:
-		return p, fmt.Errorf("policy: on_error: %q must be ignore or fail", pc.OnError)
+		return fmt.Errorf("policy: on_error: %q must be ignore or fail", pc.OnError)
 	}
-	if pc.CacheTTL != nil {
-		p.CacheTTL = pc.CacheTTL.Duration
+	if *pc.MaxCandidateTags < 1 {
+		return fmt.Errorf("policy: max_candidate_tags: %d must be at least 1", *pc.MaxCandidateTags)
 	}
-	if p.ResolveTimeout == 0 {
-		p.ResolveTimeout = DefaultResolveTimeout
+	if *pc.MaxLookups < 1 {
+		return fmt.Errorf("policy: max_lookups: %d must be at least 1", *pc.MaxLookups)
 	}
-	p.MaxCandidateTags, p.MaxLookups = resolver.DefaultMaxCandidates, DefaultMaxLookups
-	if pc.MaxCandidateTags != nil {
-		if *pc.MaxCandidateTags < 1 {
-			return p, fmt.Errorf("policy: max_candidate_tags: %d must be at least 1", *pc.MaxCandidateTags)
-		}
-		p.MaxCandidateTags = *pc.MaxCandidateTags
+	return nil
+}
+
+// policy defaults and validates the policy block, then makes it a Policy
+// (the steering fields through the one parser every source shares).
+func (pc policyConf) policy() (Policy, error) {
+	pc.Default()
+	if err := pc.Validate(); err != nil {
+		return Policy{}, err
 	}
-	if pc.MaxLookups != nil {
-		if *pc.MaxLookups < 1 {
-			return p, fmt.Errorf("policy: max_lookups: %d must be at least 1", *pc.MaxLookups)
-		}
-		p.MaxLookups = *pc.MaxLookups
+	p := Policy{
+		Mode: Mode(pc.Mode), OnError: OnError(pc.OnError), CacheTTL: pc.CacheTTL.Duration, ResolveTimeout: pc.ResolveTimeout.Duration,
+		MaxCandidateTags: *pc.MaxCandidateTags, MaxLookups: *pc.MaxLookups,
 	}
 	defaults, err := ParseSteering(resolver.Written{Strategy: set(pc.Strategy)})
 	if err != nil {

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/image-pin/image-pin-webhook/resolver"
+)
+
+func TestPolicyDefaultsFillOnlyWhatIsUnsetAndValidateChangesNothing(t *testing.T) {
+	zero, five := 0, 5
+	tests := []struct {
+		name string
+		in   policyConf
+		want policyConf
+	}{
+		{"an empty block gets every default", policyConf{}, policyConf{
+			Mode: "pin", OnError: "ignore", CacheTTL: &duration{DefaultCacheTTL}, ResolveTimeout: duration{DefaultResolveTimeout},
+			MaxCandidateTags: ptr(resolver.DefaultMaxCandidates), MaxLookups: ptr(DefaultMaxLookups),
+		}},
+		{"cache_ttl: 0 stays 0, the cache turned off", policyConf{CacheTTL: &duration{0}}, policyConf{
+			Mode: "pin", OnError: "ignore", CacheTTL: &duration{0}, ResolveTimeout: duration{DefaultResolveTimeout},
+			MaxCandidateTags: ptr(resolver.DefaultMaxCandidates), MaxLookups: ptr(DefaultMaxLookups),
+		}},
+		{"what is written is kept", policyConf{Mode: "report", OnError: "fail", CacheTTL: &duration{time.Minute}, ResolveTimeout: duration{time.Second}, MaxCandidateTags: &five, MaxLookups: &five}, policyConf{
+			Mode: "report", OnError: "fail", CacheTTL: &duration{time.Minute}, ResolveTimeout: duration{time.Second}, MaxCandidateTags: &five, MaxLookups: &five,
+		}},
+		{"max_lookups: 0 is kept for Validate to refuse", policyConf{MaxLookups: &zero}, policyConf{
+			Mode: "pin", OnError: "ignore", CacheTTL: &duration{DefaultCacheTTL}, ResolveTimeout: duration{DefaultResolveTimeout},
+			MaxCandidateTags: ptr(resolver.DefaultMaxCandidates), MaxLookups: &zero,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.in
+			got.Default()
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("defaulted to %+v, want %+v", got, tc.want)
+			}
+			before := got
+			_ = got.Validate()
+			if !reflect.DeepEqual(got, before) {
+				t.Errorf("Validate changed the policy")
+			}
+		})
+	}
+}
+
+func TestPolicyValidateNamesTheFieldItRefuses(t *testing.T) {
+	zero := 0
+	for _, tc := range []struct {
+		in    policyConf
+		field string
+	}{
+		{policyConf{Mode: "pinn"}, "mode"},
+		{policyConf{OnError: "warn"}, "on_error"},
+		{policyConf{MaxCandidateTags: &zero}, "max_candidate_tags"},
+		{policyConf{MaxLookups: &zero}, "max_lookups"},
+	} {
+		pc := tc.in
+		pc.Default()
+		if err := pc.Validate(); err == nil || !strings.Contains(err.Error(), "policy: "+tc.field+":") {
+			t.Errorf("%+v: err = %v, want one naming policy: %s", tc.in, err, tc.field)
+		}
+	}
+}
+
+func ptr(n int) *int { return &n }
