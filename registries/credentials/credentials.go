@@ -410,7 +410,7 @@ func secretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error
 		} else {
 			raw, err := base64.StdEncoding.DecodeString(a.Auth)
 			if err != nil {
-				return nil, fmt.Errorf("credentials from %s: the auth of %q is not base64", src, k)
+				return nil, fmt.Errorf("credentials from %s: the auth of %q is not base64", src, keyForMessage(k))
 			}
 			if sa.auth, err = parseUserPass(string(raw), src); err != nil {
 				return nil, err
@@ -425,6 +425,19 @@ func secretAuths(s *corev1.Secret, host string, src Source) ([]scopedAuth, error
 		return out[i].key < out[j].key
 	})
 	return out, nil
+}
+
+// keyForMessage is an auths key as messages may show it: a key written with
+// user:password@ before its host would otherwise print the password.
+func keyForMessage(k string) string {
+	if i := strings.LastIndex(k, "@"); i >= 0 {
+		scheme := ""
+		if j := strings.Index(k, "://"); j >= 0 && j < i {
+			scheme = k[:j+3]
+		}
+		return scheme + "…@" + k[i+1:]
+	}
+	return k
 }
 
 // splitAuthKey reads an auths key as host and repository path, without

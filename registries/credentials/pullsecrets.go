@@ -239,7 +239,7 @@ func (p *PullSecrets) Presented(host, repository string) string {
 	}
 	tried := make([]string, len(cov))
 	for i, s := range cov {
-		tried[i] = fmt.Sprintf("the auths entry %q of Secret %s/%s", s.key, p.namespace, names[i])
+		tried[i] = fmt.Sprintf("the auths entry %q of Secret %s/%s", keyForMessage(s.key), p.namespace, names[i])
 	}
 	if len(tried) == 1 {
 		return "presented " + tried[0]

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -224,5 +225,19 @@ func TestTheCredentialsOfPullSecretsAreParsedOnceNotAtEveryRequest(t *testing.T)
 	})
 	if allocs > 50 {
 		t.Errorf("Auths allocates %.0f times per call with 1,001 auths entries: it parses the Secrets again", allocs)
+	}
+}
+
+func TestAnAuthsKeyWithAPasswordInItIsNeverPrinted(t *testing.T) {
+	const pw = "key-Pa55-in-the-key"
+	s := credtest.Secret("ci", "keyed", credtest.DockerConfig(`"https://u:`+pw+`@x.io":{"auth":"not base64!"}`))
+	reader := fake.NewClientBuilder().WithObjects(s).Build()
+	c := credentials.New(credentials.WithSecretReader(reader))
+	_, err := c.Get(ctx(t), credtest.Source(t, "pullsecret:ci/keyed"), credentials.FetchOptions{Timeout: time.Second})
+	if err == nil {
+		t.Fatal("a malformed auth was accepted")
+	}
+	if strings.Contains(err.Error(), pw) {
+		t.Errorf("the error prints the password written in the auths key: %q", err)
 	}
 }
