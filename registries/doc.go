@@ -5,6 +5,5 @@
 // entry's client (package client) with the process's credential cache
 // (package credentials), the Target a lookup goes to, and the background
 // Pinger that pings the entries asking for it (at start, after each config
-// change and periodically). Image references
-// are parsed by package imageref.
+// change and periodically). Image references are parsed by package imageref.
 package registries
