@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -38,19 +37,9 @@ func TestAReloadThatFailedOutsideTheFileIsRetried(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	writeFile(t, path, "policy:\n  mode: pin\n")
-	w, err := config.NewWatcher(path, nil,
+	w, changed := startWatcher(t, path,
 		config.WithPollInterval(time.Hour),
 		config.WithRetryBackoff(50*time.Millisecond, time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Start(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	changed, unsubscribe := w.Subscribe()
-	t.Cleanup(unsubscribe)
-	time.Sleep(100 * time.Millisecond) // let the watch start
 
 	ca := filepath.Join(t.TempDir(), "ca.pem") // outside the watched directory
 	writeFile(t, path, "registries:\n- name: r1\n  api_url: https://r1.example\n  prefix: r1.example\n  ca_file: "+ca+"\n")

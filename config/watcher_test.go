@@ -10,6 +10,24 @@ import (
 	"github.com/image-pin/image-pin-webhook/config"
 )
 
+// startWatcher runs a watcher of path until the test ends and subscribes to
+// its reloads, once the watch has had time to start.
+func startWatcher(t *testing.T, path string, opts ...config.WatcherOption) (*config.Watcher, <-chan struct{}) {
+	t.Helper()
+	w, err := config.NewWatcher(path, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	changed, unsubscribe := w.Subscribe()
+	t.Cleanup(unsubscribe)
+	time.Sleep(100 * time.Millisecond) // let the watch start
+	return w, changed
+}
+
 // TestTheWatcherFollowsAConfigMapSymlinkSwap lays the file out as the
 // kubelet does (config.yaml → ..data/config.yaml, ..data → ..2026_x) and
 // swaps ..data atomically.
@@ -28,18 +46,7 @@ func TestTheWatcherFollowsAConfigMapSymlinkSwap(t *testing.T) {
 	if err := os.Symlink("..data/config.yaml", filepath.Join(dir, "config.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	w, err := config.NewWatcher(filepath.Join(dir, "config.yaml"), nil,
-		config.WithPollInterval(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Start(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	changed, unsubscribe := w.Subscribe()
-	t.Cleanup(unsubscribe)
-	time.Sleep(100 * time.Millisecond) // let the watch start
+	w, changed := startWatcher(t, filepath.Join(dir, "config.yaml"), config.WithPollInterval(time.Hour))
 
 	mkVersion("..v2", "report")
 	if err := os.Symlink("..v2", filepath.Join(dir, "..data_tmp")); err != nil {
