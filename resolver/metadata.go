@@ -97,11 +97,7 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 				if read++; read > maxIndexImages {
 					return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
 				}
-				img, err := remote.Image(repo.Digest(m.Digest.String()), opts...)
-				if err != nil {
-					return err
-				}
-				cf, err := img.ConfigFile()
+				cf, err := configFile(repo.Digest(m.Digest.String()), opts...)
 				if err != nil {
 					return err
 				}
@@ -114,11 +110,7 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 		if !withCreated {
 			return nil
 		}
-		img, err := remote.Image(ref, opts...)
-		if err != nil {
-			return err
-		}
-		cf, err := img.ConfigFile()
+		cf, err := configFile(ref, opts...)
 		if err != nil {
 			return err
 		}
@@ -131,4 +123,14 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 	r.meta.Add(k, md)
 	r.metrics.cacheEntries("metadata", r.meta.Len())
 	return md, nil
+}
+
+// configFile reads an image's config (two requests: its manifest, then the
+// config blob), where its build date is.
+func configFile(ref name.Reference, opts ...remote.Option) (*v1.ConfigFile, error) {
+	img, err := remote.Image(ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return img.ConfigFile()
 }
