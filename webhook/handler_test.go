@@ -314,6 +314,15 @@ func pinsImages(t *testing.T, r *admissionv1.AdmissionResponse) bool {
 	return false
 }
 
+// told is what an admission told the user: its denial's message if it was
+// denied, else its warnings.
+func told(r *admissionv1.AdmissionResponse) string {
+	if !r.Allowed {
+		return r.Result.Message
+	}
+	return strings.Join(r.Warnings, "\n")
+}
+
 func TestReadmittingItsOwnOutputChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	for _, f := range []string{"deployment", "cronjob", "pod"} {
@@ -429,10 +438,7 @@ func TestRegistryFailuresFollowOnError(t *testing.T) {
 			if r.Allowed != tc.allowed {
 				t.Fatalf("allowed = %v, want %v (%v)", r.Allowed, tc.allowed, r.Result)
 			}
-			msg := strings.Join(r.Warnings, "\n")
-			if !r.Allowed {
-				msg = r.Result.Message
-			}
+			msg := told(r)
 			for _, w := range []string{`container "app"`, host + "/app:1", "503"} {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message %q lacks %q", msg, w)

@@ -174,15 +174,14 @@ func TestAMissingPullSecretFollowsOnErrorNamingIt(t *testing.T) {
 			p := newPullSecretTenants(t, "policy:\n  on_error: "+onError+"\n")
 			p.srv.Reset()
 			r := p.admit(t, "team-a", "team-a/app", "missing")
-			msg := strings.Join(r.Warnings, "\n")
 			if onError == "fail" {
 				if r.Allowed {
 					t.Fatalf("allowed under on_error: fail: %s", r.Patch)
 				}
-				msg = r.Result.Message
 			} else if !r.Allowed || strings.Contains(string(r.Patch), "/spec/") {
 				t.Fatalf("want admitted unchanged: allowed=%v %s", r.Allowed, r.Patch)
 			}
+			msg := told(r)
 			if !strings.Contains(msg, `container "app"`) || !strings.Contains(msg, "Secret team-a/missing") {
 				t.Errorf("message %q does not name the container and the Secret", msg)
 			}

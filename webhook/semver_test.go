@@ -29,10 +29,7 @@ func TestSemverWithoutAConstraintFollowsOnError(t *testing.T) {
 			if r.Allowed != tc.allowed {
 				t.Fatalf("allowed = %v, want %v (%v)", r.Allowed, tc.allowed, r.Result)
 			}
-			msg := strings.Join(r.Warnings, "\n")
-			if !r.Allowed {
-				msg = r.Result.Message
-			}
+			msg := told(r)
 			if !strings.Contains(msg, "needs a constraint") || !strings.Contains(msg, `container "app"`) {
 				t.Errorf("message %q does not say the container needs a constraint", msg)
 			}
