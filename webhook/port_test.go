@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +56,7 @@ func TestASlowClientIsCutOffAtTheReadDeadline(t *testing.T) {
 		}
 	}), 200*time.Millisecond, time.Second))
 	defer srv.Close()
-	pr, pw := ioPipe()
+	pr, pw := io.Pipe()
 	defer pw.Close()
 	go func() { _, _ = pw.Write([]byte("{")) }() // then nothing: a slowloris body
 	start := time.Now()
@@ -68,7 +67,4 @@ func TestASlowClientIsCutOffAtTheReadDeadline(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the request was held %s, want about the 200ms read deadline", d)
 	}
-	_ = strings.TrimSpace
 }
-
-func ioPipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }

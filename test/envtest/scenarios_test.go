@@ -552,8 +552,6 @@ func updateLatest(t *testing.T, c client.Client, d *appsv1.Deployment, change fu
 }
 
 func TestTheConfigFileChangedWhileRunning(t *testing.T) {
-	repo := "reload-" + fmt.Sprint(rand.IntN(1_000_000))
-	_ = repo
 	// The rule added on reload names PLAIN/reload: use that repository.
 	digests := map[string]string{}
 	for _, tag := range []string{"1.0.0", "1.2.0", "latest"} {
