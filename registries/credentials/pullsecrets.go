@@ -165,10 +165,7 @@ func pullSecretSource(s *corev1.Secret) Source {
 // The registry refusing one (401, 403) moves the lookup to the next
 // (client.DoWith): every one of them is a credential the Pod presents.
 func (p *PullSecrets) Auths(host, repository string) ([]authn.AuthConfig, error) {
-	cov, _, err := p.covering(host, repository)
-	if err != nil {
-		return nil, err
-	}
+	cov, _ := p.covering(host, repository)
 	if len(cov) == 0 {
 		return []authn.AuthConfig{{}}, nil
 	}
@@ -190,7 +187,7 @@ func (p *PullSecrets) Auth(host, repository string) (authn.AuthConfig, error) {
 
 // covering lists the auths entries Auths tries, with the name of the Secret
 // each comes from.
-func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string, error) {
+func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string) {
 	var all []scopedAuth
 	var from []string
 	want := normalizeHost(host)
@@ -217,7 +214,7 @@ func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string,
 		seen[all[k].auth] = true
 		out, names = append(out, all[k]), append(names, from[k])
 	}
-	return out, names, nil
+	return out, names
 }
 
 // Presented says which credentials Auths gives for repository at host: each
@@ -225,10 +222,7 @@ func (p *PullSecrets) covering(host, repository string) ([]scopedAuth, []string,
 // goes into the error of a lookup the registry refused, so that a tenant can
 // tell which of its Secrets to fix.
 func (p *PullSecrets) Presented(host, repository string) string {
-	cov, names, err := p.covering(host, repository)
-	if err != nil {
-		return err.Error()
-	}
+	cov, names := p.covering(host, repository)
 	if len(cov) == 0 {
 		if len(p.secrets) == 0 {
 			// No namespace named: this failure is kept under the shared
