@@ -166,16 +166,14 @@ func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credent
 	if pull == nil {
 		return c.doWith(ctx, repo, nil, 0, f)
 	}
-	auths, err := pull.Auths(c.cfg.Host(), repo.RepositoryStr())
-	if err != nil {
-		return err
-	}
+	auths := pull.Auths(c.cfg.Host(), repo.RepositoryStr())
 	start, key := 0, transportKey(repo, pull)
 	if ct, ok := c.transports.Peek(key); ok && ct.candidate < len(auths) {
 		start = ct.candidate // the one accepted last time: the earlier ones were refused
 	}
 	// From the one accepted last time, then the others in order: a
 	// registry that now refuses it may accept an earlier one.
+	var err error
 	for n := range auths {
 		err = c.doWith(ctx, repo, pull, (start+n)%len(auths), f)
 		if err == nil || ctx.Err() != nil || !deniedHere(err) {
@@ -329,10 +327,7 @@ func (c *Client) authenticator(ctx context.Context, repository string, pull *cre
 		if pull == nil {
 			return nil, time.Time{}, fmt.Errorf("credentials from %s: the lookup carries no object's pull secrets", src)
 		}
-		auths, err := pull.Auths(c.cfg.Host(), repository)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
+		auths := pull.Auths(c.cfg.Host(), repository)
 		if cand >= len(auths) {
 			cand = 0
 		}

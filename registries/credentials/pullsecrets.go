@@ -164,25 +164,16 @@ func pullSecretSource(s *corev1.Secret) Source {
 // covering the repository means one anonymous attempt, as for the kubelet.
 // The registry refusing one (401, 403) moves the lookup to the next
 // (client.DoWith): every one of them is a credential the Pod presents.
-func (p *PullSecrets) Auths(host, repository string) ([]authn.AuthConfig, error) {
+func (p *PullSecrets) Auths(host, repository string) []authn.AuthConfig {
 	cov, _ := p.covering(host, repository)
 	if len(cov) == 0 {
-		return []authn.AuthConfig{{}}, nil
+		return []authn.AuthConfig{{}}
 	}
 	out := make([]authn.AuthConfig, len(cov))
 	for i, s := range cov {
 		out[i] = s.auth
 	}
-	return out, nil
-}
-
-// Auth is the first of Auths: the credential tried first.
-func (p *PullSecrets) Auth(host, repository string) (authn.AuthConfig, error) {
-	all, err := p.Auths(host, repository)
-	if err != nil {
-		return authn.AuthConfig{}, err
-	}
-	return all[0], nil
+	return out
 }
 
 // covering lists the auths entries Auths tries, with the name of the Secret
