@@ -266,7 +266,7 @@ func identify(ctx context.Context, target registries.Target, w credentials.Workl
 // unmatched says why no entry serves img in ns.
 func unmatched(cfg *config.Config, img imageref.Image, ns string) string {
 	for _, e := range cfg.Registries.Entries() {
-		if imageref.HasPathPrefix(img.Canonical(), e.Prefix) {
+		if _, ok := img.PrefixMatch(e.Prefix); ok {
 			return fmt.Sprintf("entry %q has its prefix but admits only the namespaces %s, not %s: an admission leaves it as it is",
 				e.Name, strings.Join(e.Namespaces, ", "), ns)
 		}

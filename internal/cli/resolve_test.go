@@ -227,3 +227,23 @@ func TestResolveWithoutImagesOrWithABadConfigSaysSo(t *testing.T) {
 		t.Errorf("bad config: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// docker.io/nginx names the official image as an entry's prefix (Set.Match
+// reads it so): when that entry does not admit the namespace, resolve says
+// so rather than that no entry matches.
+func TestResolveNamesTheEntryOfAnOfficialImageThatAdmitsOtherNamespaces(t *testing.T) {
+	cfg := writeConfig(t, `registries:
+- name: hub
+  api_url: https://registry-1.docker.io
+  prefix: docker.io/nginx
+  namespaces: ["team-*"]
+`)
+	rep := resolveJSON(t, 0, "--config", cfg, "nginx:1.27")
+	if len(rep.Images) != 1 {
+		t.Fatalf("images = %+v", rep.Images)
+	}
+	want := `entry "hub" has its prefix but admits only the namespaces team-*, not default`
+	if r := rep.Images[0]; r.Pinned != "" || !strings.Contains(r.LeftAlone, want) {
+		t.Errorf("pinned %q left_alone %q, want it left alone: %q", r.Pinned, r.LeftAlone, want)
+	}
+}
