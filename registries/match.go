@@ -99,20 +99,6 @@ func (s *Set) Entries() []*Entry {
 	return out
 }
 
-// Target is where to look an image up: the entry to use, its client and
-// the repository path at that entry's api_url.
-type Target struct {
-	Entry      *Entry
-	Client     *client.Client
-	Repository string
-	// Identity is the entry's identity, which scopes every answer obtained
-	// through it (see client.Identity); with the workload's pull secrets
-	// (WithPullSecrets), their ID.
-	Identity client.Identity
-
-	pull *credentials.PullSecrets // imagepullsecrets: the admitted object's
-}
-
 // Match finds the entry for img as used by an object in namespace ns: the
 // longest prefix on a path-segment boundary, among the entries that allow ns.
 // Docker Hub images without a matching entry fall back to the default entry.

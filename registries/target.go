@@ -6,8 +6,23 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
+
+// Target is where to look an image up: the entry to use, its client and
+// the repository path at that entry's api_url.
+type Target struct {
+	Entry      *Entry
+	Client     *client.Client
+	Repository string
+	// Identity is the entry's identity, which scopes every answer obtained
+	// through it (see client.Identity); with the workload's pull secrets
+	// (WithPullSecrets), their ID.
+	Identity client.Identity
+
+	pull *credentials.PullSecrets // imagepullsecrets: the admitted object's
+}
 
 // UsesPullSecrets reports whether the entry's credentials are the admitted
 // object's own pull secrets (imagepullsecrets): a lookup then needs them,
