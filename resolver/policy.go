@@ -163,30 +163,6 @@ func (f Fields) Policy() (Policy, error) {
 	return p, nil
 }
 
-// key identifies what a selection depends on, for the answer cache.
-func (p Policy) key() string {
-	var b strings.Builder
-	b.WriteString(string(p.Strategy))
-	b.WriteByte('|')
-	b.WriteString(strings.Join(p.Platforms, ","))
-	if p.Strategy == Digest {
-		return b.String()
-	}
-	b.WriteByte('|')
-	if p.Constraint != nil && p.Strategy == Semver {
-		b.WriteString(p.Constraint.Text)
-	}
-	b.WriteByte('|')
-	if p.AllowTags != nil {
-		b.WriteString(p.AllowTags.Text)
-	}
-	b.WriteByte('|')
-	b.WriteString(strings.Join(p.IgnoreTags, ","))
-	b.WriteByte('|')
-	b.WriteString(p.TagSortMode.String())
-	return b.String()
-}
-
 // candidates filters tags by allow_tags and ignore_tags. It gives up when
 // ctx ends: a lookup runs detached from the admission that started it, and
 // matching 50,000 tags must not go on burning CPU past its deadline.
