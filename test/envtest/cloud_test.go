@@ -133,8 +133,7 @@ func indent(s, prefix string) string {
 // admitFor posts admissions of the ECR image from workers goroutines until
 // n have been answered or until stop, and returns how many were and the
 // first answer that was not a clean pin.
-func (e *ecr) admitFor(t *testing.T, p *process, workers, n int, stop time.Time) (int64, string) {
-	t.Helper()
+func (e *ecr) admitFor(p *process, workers, n int, stop time.Time) (int64, string) {
 	want := ecrHost + "/team/app:1@" + e.digest
 	body := review("team-a", "Pod", "CREATE", ecrHost+"/team/app:1")
 	var done atomic.Int64
@@ -150,9 +149,12 @@ func (e *ecr) admitFor(t *testing.T, p *process, workers, n int, stop time.Time)
 					done.Add(-1)
 					return
 				}
-				r, raw := p.post(t, body)
+				r, raw, err := p.send(body)
 				e.answered.Add(1)
-				if !r.Allowed || len(r.Warnings) > 0 || !strings.Contains(string(r.Patch), want) {
+				if err != nil {
+					raw = err.Error()
+				}
+				if err != nil || !r.Allowed || len(r.Warnings) > 0 || !strings.Contains(string(r.Patch), want) {
 					mu.Lock()
 					if bad == "" {
 						bad = raw
@@ -169,7 +171,7 @@ func (e *ecr) admitFor(t *testing.T, p *process, workers, n int, stop time.Time)
 func TestAThousandAdmissionsThroughAnECRRegistryWithIRSAShareOneToken(t *testing.T) {
 	e := startECR(t)
 	p := e.start(t)
-	n, bad := e.admitFor(t, p, 8, 1000, time.Time{})
+	n, bad := e.admitFor(p, 8, 1000, time.Time{})
 	if bad != "" {
 		t.Fatalf("an admission was not pinned cleanly: %s", bad)
 	}
@@ -188,7 +190,7 @@ func TestAnECRTokenIsRefreshedBeforeItRunsOutWhileAdmissionsGoOn(t *testing.T) {
 	const life, run = 6 * time.Second, 20 * time.Second
 	e.aws.SetLifetimes(time.Hour, life)
 	p := e.start(t)
-	n, bad := e.admitFor(t, p, 4, 0, time.Now().Add(run))
+	n, bad := e.admitFor(p, 4, 0, time.Now().Add(run))
 	if bad != "" {
 		t.Fatalf("an admission was not pinned cleanly while tokens ran out: %s", bad)
 	}

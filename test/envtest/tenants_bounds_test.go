@@ -55,17 +55,27 @@ func review(ns, kind, op string, images ...string) []byte {
 // raw text of the answer.
 func (p *process) post(t *testing.T, body []byte) (*admissionv1.AdmissionResponse, string) {
 	t.Helper()
-	resp, err := p.client.Post(p.URL(), "application/json", bytes.NewReader(body))
+	r, raw, err := p.send(body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r, raw
+}
+
+// send is post for goroutines other than the test's, which must not call
+// t.Fatal: it returns what went wrong instead.
+func (p *process) send(body []byte) (*admissionv1.AdmissionResponse, string, error) {
+	resp, err := p.client.Post(p.URL(), "application/json", bytes.NewReader(body))
+	if err != nil {
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var r admissionv1.AdmissionReview
 	if err := json.Unmarshal(raw, &r); err != nil || r.Response == nil {
-		t.Fatalf("not an AdmissionReview (%v): %s", err, raw)
+		return nil, string(raw), fmt.Errorf("not an AdmissionReview (%v): %s", err, raw)
 	}
-	return r.Response, string(raw)
+	return r.Response, string(raw), nil
 }
 
 // scrape returns the text of p's /metrics.
