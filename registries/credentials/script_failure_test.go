@@ -80,7 +80,7 @@ func TestTheSeedsECRScriptLogsInWithTheCLIAndWithoutItTheOperatorSeesWhy(t *test
 			t.Fatalf("logged %d lines at the default level, want 1: %q", len(lines), lines)
 		}
 		t.Logf("the operator reads: %s", lines[0])
-		for _, want := range []string{`"msg"="credential script failed"`, `"source"="ext:` + script + `"`, `"exit"=0`, `"cause"="empty (the script must print one line user:pass)"`, `"stderr"="`+script+`: 2: aws: not found"`} {
+		for _, want := range []string{`"msg"="credential script failed"`, `"source"="ext:` + script + `"`, `"exit"=0`, `"cause"="empty (the script must print one line user:pass)"`, `"stderr"="` + script + `: 2: aws: not found"`} {
 			if !strings.Contains(lines[0], want) {
 				t.Errorf("the log line lacks %s: %s", want, lines[0])
 			}
