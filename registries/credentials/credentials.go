@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -57,6 +58,9 @@ type Cache struct {
 	// scriptLogged is when each script and cause was last logged.
 	scriptFailures map[string]ScriptFailure
 	scriptLogged   map[string]time.Time
+	// decoded holds pull Secrets read for imagepullsecrets entries, by
+	// namespace/name/resourceVersion, so each version is decoded once.
+	decoded *lru.Cache[string, pulledSecret]
 }
 
 type failedFetch struct {
@@ -132,6 +136,7 @@ func New(opts ...Option) *Cache {
 		dropped: map[string]time.Time{}, refetchInterval: DefaultRefetchInterval, log: logr.Discard(),
 		failed: map[string]failedFetch{}, failureHold: DefaultFailureHold, now: time.Now,
 		scriptFailures: map[string]ScriptFailure{}, scriptLogged: map[string]time.Time{}}
+	c.decoded, _ = lru.New[string, pulledSecret](maxDecodedSecrets)
 	for _, o := range opts {
 		o(c)
 	}
