@@ -160,7 +160,7 @@ func Decode(data []byte) (*Spec, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("not valid YAML: %v", err)
+		return nil, fmt.Errorf("not valid YAML: %v%s", err, colonHint(data))
 	}
 	var f file
 	if len(root.Content) > 0 {
@@ -202,7 +202,7 @@ func (rc registryConf) entry() (*registries.Entry, RegistryPolicy, error) {
 	if hasUserinfo(rc.APIURL) {
 		// Never repeated: it is likely a password. Dropping it silently
 		// would leave the user wondering why lookups are anonymous.
-		return nil, RegistryPolicy{}, fmt.Errorf("api_url: must not hold a user name or password (user:password@); give them in credentials: (env:, secret:, pullsecret: or ext:) instead")
+		return nil, RegistryPolicy{}, fmt.Errorf("api_url: must not hold a user name or password (user:password@, or any @); give them in credentials: (env:, secret:, pullsecret: or ext:) instead")
 	}
 	u, err := url.Parse(strings.TrimSpace(rc.APIURL))
 	if err != nil {
@@ -338,17 +338,13 @@ func (pc policyConf) policy() (Policy, error) {
 	return p, nil
 }
 
-// hasUserinfo reports whether a URL names a user before its host, whether or
-// not the rest of it parses.
+// hasUserinfo reports whether a URL may name a user before its host,
+// whether or not the rest of it parses: any "@" after the scheme counts,
+// since a password may hold "/", "?", "#" or "%", which end the authority
+// of a parsed URL before the "@" is reached. No registry's API URL needs an
+// "@" in its path.
 func hasUserinfo(raw string) bool {
-	_, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
-	if !ok {
-		return false
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	return strings.Contains(rest, "@")
+	return strings.Contains(raw, "@")
 }
 
 // set is a field of the config file: an empty one is not set.

@@ -18,6 +18,16 @@ func TestAnAPIURLWithAPasswordIsRefusedWithoutPrintingIt(t *testing.T) {
 		"https://robot:" + secret + "@r1.example:badport",
 		"https://" + secret + "@r1.example",
 		"http://robot:" + secret + "%zz@r1.example",
+		// A password may hold any of the characters that end a URL's
+		// authority: the "@" after them is still userinfo.
+		"https://robot:" + secret + "/x@r1.example",
+		"https://robot:" + secret + "?x@r1.example",
+		"https://robot:" + secret + "#x@r1.example",
+		"https://robot:" + secret + "@x@r1.example",
+		"https://robot:" + secret + "%2Fx@r1.example",
+		"https://robot:" + secret + "%@r1.example",
+		"https://robot:12/" + secret + "@r1.example",
+		"robot:" + secret + "@r1.example",
 	} {
 		doc := "registries:\n- name: r1\n  api_url: " + apiURL + "\n  prefix: r1.example\n"
 		_, err := config.Parse([]byte(doc))

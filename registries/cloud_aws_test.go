@@ -279,6 +279,17 @@ func TestCloudSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
 		{"azure: on ACR", "https://pin.azurecr.io", "azure:", ""},
 		{"azure: with tenant and client", "https://pin.azurecr.io", "azure:tenant=t-1,client=c-2", ""},
 		{"azure: with an unknown option", "https://pin.azurecr.io", "azure:secret=x", `unknown option "secret"`},
+		{"azure on ACR without a colon", "https://pin.azurecr.io", "azure", ""},
+		{"azure on Azure China's ACR", "https://pin.azurecr.cn", "azure", ""},
+		{"azure on Azure Government's ACR", "https://pin.azurecr.us", "azure", ""},
+		{"azure on ACR with a port", "https://pin.azurecr.io:443", "azure", ""},
+		{"azure on another host is refused", "https://registry.example.com", "azure", "not a registry of Azure's clouds"},
+		{"azure on a host that only ends like ACR is refused", "https://pin.azurecr.io.example.com", "azure", "not a registry of Azure's clouds"},
+		{"azure on a look-alike host is refused", "https://evilazurecr.io", "azure", "not a registry of Azure's clouds"},
+		{"azure on another host with allowhost=true", "https://registry.example.com", "azure:allowhost=true", ""},
+		{"allowhost takes true or false", "https://registry.example.com", "azure:allowhost=yes", "allowhost"},
+		{"gcp without a colon", "https://europe-docker.pkg.dev", "gcp", ""},
+		{"aws without a colon", "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", "aws", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := mustURL(t, tc.apiURL)
@@ -289,8 +300,9 @@ func TestCloudSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := e.Source().String(); got != tc.creds {
-					t.Errorf("String = %q, want the source as written %q", got, tc.creds)
+				// Written with a bare colon, a kind is named without it.
+				if got, want := e.Source().String(), strings.TrimSuffix(tc.creds, ":"); got != want {
+					t.Errorf("String = %q, want the source as written %q", got, want)
 				}
 				return
 			}

@@ -1,7 +1,11 @@
 package registries_test
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +16,8 @@ func newACR(t *testing.T) (*cloudSetup, *cloudtest.Azure) {
 	t.Helper()
 	az := cloudtest.NewAzure(t)
 	az.SetEnv(t)
-	return newCloud(t, "azure:", az.Guard), az
+	// The test registry is on a loopback address, not an ACR host.
+	return newCloud(t, "azure:allowhost=true", az.Guard), az
 }
 
 func TestOneACRRefreshTokenServesAThousandResolutions(t *testing.T) {
@@ -77,6 +82,40 @@ func TestAzureWithoutWorkloadIdentityNamesWhatIsMissing(t *testing.T) {
 	err := s.head(ctx(t), t)
 	if err == nil || !strings.Contains(err.Error(), "AZURE_FEDERATED_TOKEN_FILE") {
 		t.Fatalf("want an error naming the missing variable, got %v", err)
+	}
+	s.creds.Close()
+	cloudLeaks(t)
+}
+
+// A registry that answers the exchange with a 307 or 308 to another host
+// would have the client post the form, Entra ID token and all, there: the
+// login refuses the redirect, says so, and the other host gets nothing.
+func TestTheACRExchangeNeverFollowsARedirectToAnotherHost(t *testing.T) {
+	var mu sync.Mutex
+	var stolen []string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		stolen = append(stolen, r.URL.Path+" "+string(body))
+		mu.Unlock()
+		http.Error(w, "{}", http.StatusOK)
+	}))
+	t.Cleanup(elsewhere.Close)
+	s, az := newACR(t)
+	az.RedirectExchange(elsewhere.URL)
+	err := s.head(ctx(t), t)
+	if err == nil || !strings.Contains(err.Error(), "redirected to "+elsewhere.URL+": refused") {
+		t.Fatalf("err = %v, want the redirect refused", err)
+	}
+	for _, secret := range az.Secrets() {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error holds a secret: %q", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stolen) != 0 {
+		t.Errorf("the other host got %d requests: %q", len(stolen), stolen)
 	}
 	s.creds.Close()
 	cloudLeaks(t)

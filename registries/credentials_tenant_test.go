@@ -89,7 +89,7 @@ func TestARefusedCredentialIsFetchedAgainAtMostOncePerInterval(t *testing.T) {
 	}
 }
 
-func TestScriptStderrGoesOnlyToTheDebugLogRedacted(t *testing.T) {
+func TestScriptStderrReachesOnlyTheLogRedactedNeverTheTenant(t *testing.T) {
 	var mu sync.Mutex
 	var logged []string
 	log := funcr.New(func(prefix, args string) {

@@ -38,7 +38,9 @@ default), whose pull secrets are read when it names none, as in the cluster;
 --pull-secrets-from takes both (and the namespace, unless --namespace is
 given) from a workload manifest, as kubectl apply would send it.
 Prints the entry, the credential kind and identity (never its value), the
-tags considered, the choice and the pinned reference, or the error.
+tags considered, the choice and the pinned reference, or the error; when an
+ext: script failed, its exit status and last stderr line (redacted), as the
+webhook logs them and tenants never see.
 Exit 0 when every image resolved or was left alone, 1 when one failed.
 `
 
@@ -61,6 +63,10 @@ type imageReport struct {
 	LeftAlone  string     `json:"left_alone,omitempty"`
 	Warnings   []string   `json:"warnings,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// ScriptFailure is how the entry's ext: script failed: its exit status
+	// and last stderr line (redacted), which the webhook logs for the
+	// operator and never puts in a warning or denial.
+	ScriptFailure string `json:"script_failure,omitempty"`
 }
 
 type resolveFlags struct {
@@ -156,6 +162,7 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	code := ExitOK
 	for _, image := range images {
 		r := resolveOne(ctx, &pinning, f, image)
+		r.ScriptFailure = scriptFailure(creds, r)
 		if r.Error != "" {
 			code = ExitFail
 		}
@@ -263,6 +270,22 @@ func identify(ctx context.Context, target registries.Target, w credentials.Workl
 	return nil
 }
 
+// scriptFailure is how the ext: script of the image's entry failed, when
+// the image did not resolve and the script's last run failed.
+func scriptFailure(creds *credentials.Cache, r imageReport) string {
+	if r.Error == "" || r.Entry == nil || r.Entry.Credentials == nil || r.Entry.Credentials.Kind != "ext" {
+		return ""
+	}
+	src, err := credentials.ParseSource(r.Entry.Credentials.Source)
+	if err != nil {
+		return ""
+	}
+	if f, ok := creds.LastScriptFailure(*src); ok {
+		return f.String()
+	}
+	return ""
+}
+
 // unmatched says why no entry serves img in ns.
 func unmatched(cfg *config.Config, img imageref.Image, ns string) string {
 	for _, e := range cfg.Registries.Entries() {
@@ -363,6 +386,9 @@ func printResolve(w io.Writer, rep resolveReport) {
 		}
 		if r.Error != "" {
 			fmt.Fprintf(w, "  error:       %s\n", r.Error)
+		}
+		if r.ScriptFailure != "" {
+			fmt.Fprintf(w, "  script:      %s\n", r.ScriptFailure)
 		}
 		for _, warn := range r.Warnings {
 			fmt.Fprintf(w, "  warning:     %s\n", warn)

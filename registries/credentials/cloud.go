@@ -30,7 +30,7 @@ var cloudKinds = map[string]struct {
 }{
 	"aws":   {options: []string{"region"}, new: newAWSLogin},
 	"gcp":   {new: newGCPLogin},
-	"azure": {options: []string{"tenant", "client"}, new: newAzureLogin},
+	"azure": {options: []string{"tenant", "client", "allowhost"}, new: newAzureLogin},
 }
 
 func isCloudKind(kind string) bool { _, ok := cloudKinds[kind]; return ok }

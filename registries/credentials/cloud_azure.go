@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,8 +36,52 @@ const acrUser = "00000000-0000-0000-0000-000000000000"
 // azureScope is the audience `az acr login` asks Entra ID for.
 const azureScope = "https://management.azure.com/.default"
 
-func newAzureLogin(opts map[string]string, _ string) (cloudLogin, error) {
-	return &azureLogin{tenant: opts["tenant"], client: opts["client"], http: &http.Client{Timeout: 20 * time.Second}}, nil
+// acrDomains are the registry domains of Azure's clouds: public, China
+// (21Vianet) and US Government. The Entra ID token, whose audience is
+// Azure's management API, goes only to hosts under them unless the entry
+// says allowhost=true.
+var acrDomains = []string{".azurecr.io", ".azurecr.cn", ".azurecr.us"}
+
+// isACRHost reports whether host (with or without a port) is under one of
+// acrDomains.
+func isACRHost(host string) bool {
+	h := strings.ToLower(host)
+	if sh, _, err := net.SplitHostPort(h); err == nil {
+		h = sh
+	}
+	for _, d := range acrDomains {
+		if strings.HasSuffix(h, d) && len(h) > len(d) {
+			return true
+		}
+	}
+	return false
+}
+
+func newAzureLogin(opts map[string]string, host string) (cloudLogin, error) {
+	switch opts["allowhost"] {
+	case "", "false":
+		if !isACRHost(host) {
+			return nil, fmt.Errorf("azure: %s is not a registry of Azure's clouds (*.azurecr.io, *.azurecr.cn, *.azurecr.us): the login would send it an Entra ID token for Azure's management API; write azure:allowhost=true to send it anyway", host)
+		}
+	case "true":
+	default:
+		return nil, fmt.Errorf("azure: option \"allowhost\" must be true or false")
+	}
+	return &azureLogin{tenant: opts["tenant"], client: opts["client"], http: &http.Client{Timeout: 20 * time.Second, CheckRedirect: sameHostOnly}}, nil
+}
+
+// sameHostOnly refuses a redirect to another host or scheme: the forms the
+// login posts hold the client assertion and the Entra ID token, and a 307
+// or 308 would send them again to wherever the answer points.
+func sameHostOnly(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
+		return fmt.Errorf("redirected to %s://%s: refused, the login sends its token only to %s", req.URL.Scheme, req.URL.Host, first.Host)
+	}
+	if len(via) >= 3 {
+		return fmt.Errorf("more than 3 redirects")
+	}
+	return nil
 }
 
 func (l *azureLogin) login(ctx context.Context, host string) (authn.AuthConfig, time.Time, error) {

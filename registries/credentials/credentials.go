@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-containerregistry/pkg/authn"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -51,6 +53,14 @@ type Cache struct {
 	failed      map[string]failedFetch
 	failureHold time.Duration
 	log         logr.Logger
+	now         func() time.Time
+	// scriptFailures is each ext: script's last failure, until it succeeds;
+	// scriptLogged is when each script and cause was last logged.
+	scriptFailures map[string]ScriptFailure
+	scriptLogged   map[string]time.Time
+	// decoded holds pull Secrets read for imagepullsecrets entries, by
+	// namespace/name/resourceVersion, so each version is decoded once.
+	decoded *lru.Cache[string, pulledSecret]
 }
 
 type failedFetch struct {
@@ -77,8 +87,9 @@ func WithRefetchInterval(d time.Duration) Option {
 	return func(c *Cache) { c.refetchInterval = d }
 }
 
-// WithLogger sets where an ext: script's stderr goes (at debug
-// level, redacted): never into a warning or a denial.
+// WithLogger sets where a failed ext: script is logged (its exit status and
+// last stderr line, redacted, at the default level; its whole stderr,
+// redacted, at debug level): never into a warning or a denial.
 func WithLogger(l logr.Logger) Option {
 	return func(c *Cache) { c.log = l }
 }
@@ -123,7 +134,9 @@ func WithContext(ctx context.Context) Option {
 func New(opts ...Option) *Cache {
 	c := &Cache{lookup: os.LookupEnv, environ: os.Environ, cache: map[string]cachedCreds{}, process: context.Background(),
 		dropped: map[string]time.Time{}, refetchInterval: DefaultRefetchInterval, log: logr.Discard(),
-		failed: map[string]failedFetch{}, failureHold: DefaultFailureHold}
+		failed: map[string]failedFetch{}, failureHold: DefaultFailureHold, now: time.Now,
+		scriptFailures: map[string]ScriptFailure{}, scriptLogged: map[string]time.Time{}}
+	c.decoded, _ = lru.New[string, pulledSecret](maxDecodedSecrets)
 	for _, o := range opts {
 		o(c)
 	}
@@ -464,13 +477,19 @@ func normalizeHost(h string) string {
 // user:pass line; ECR's tokens are about 2 KiB) and stderr.
 const maxScriptOutput = 64 << 10
 
+// stderrTail is how much of the end of a script's stderr is kept to find
+// its last line in.
+const stderrTail = 4 << 10
+
 // runScript runs an ext: script directly (no shell), with the webhook's
 // environment minus the env: credentials, in its own process group, which
 // is killed on every way out, so no child outlives the fetch.
 //
-// Its stderr goes to the debug log only, redacted: scripts print tokens
-// there (set -x, verbose CLIs), and warnings and denials reach every
-// tenant. The error says only how the script ended.
+// The error, which reaches tenants in warnings and denials, says only how
+// the script ended. Its stderr is for the operator only, redacted: scripts
+// print tokens there (set -x, verbose CLIs). A failure logs its exit status
+// and the last stderr line at the default level (scriptFailed); the whole
+// stderr goes to the debug log.
 func (c *Cache) runScript(ctx context.Context, src Source, o FetchOptions) (authn.AuthConfig, error) {
 	cmd := exec.CommandContext(ctx, src.Path)
 	cmd.Env = withoutVars(c.environ(), o.HiddenEnv)
@@ -478,12 +497,15 @@ func (c *Cache) runScript(ctx context.Context, src Source, o FetchOptions) (auth
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
+	tail := &tailBuffer{max: stderrTail}
 	out := &limitedBuffer{buf: &stdout, max: maxScriptOutput}
 	cmd.Stdout = out
-	cmd.Stderr = &limitedBuffer{buf: &stderr, max: maxScriptOutput}
+	cmd.Stderr = io.MultiWriter(&limitedBuffer{buf: &stderr, max: maxScriptOutput}, tail)
 	err := cmd.Start()
 	if err != nil {
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script could not be started: %v", src, errors.Unwrap(err))
+		err = fmt.Errorf("credentials from %s: the credential script could not be started: %v", src, errors.Unwrap(err))
+		c.scriptFailed(src, -1, err, nil)
+		return authn.AuthConfig{}, err
 	}
 	err = cmd.Wait()
 	killGroup(cmd.Process.Pid)
@@ -495,25 +517,102 @@ func (c *Cache) runScript(ctx context.Context, src Source, o FetchOptions) (auth
 	if stderr.Len() > 0 {
 		c.log.V(1).Info("credential script stderr", "source", src.String(), "stderr", Redact(stderr.String()))
 	}
+	exit := -1
+	if cmd.ProcessState != nil {
+		exit = cmd.ProcessState.ExitCode()
+	}
+	fail := func(err error) (authn.AuthConfig, error) {
+		c.scriptFailed(src, exit, err, tail.b)
+		return authn.AuthConfig{}, err
+	}
 	if ctx.Err() != nil {
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script did not finish within %s", src, fetchBound(src, o))
+		return fail(fmt.Errorf("credentials from %s: the credential script did not finish within %s", src, fetchBound(src, o)))
 	}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script failed (exit %d)", src, ee.ExitCode())
+			return fail(fmt.Errorf("credentials from %s: the credential script failed (exit %d)", src, ee.ExitCode()))
 		}
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script failed", src)
+		return fail(fmt.Errorf("credentials from %s: the credential script failed", src))
 	}
 	if out.over {
-		return authn.AuthConfig{}, fmt.Errorf("credentials from %s: the credential script printed more than %d KiB", src, maxScriptOutput>>10)
+		return fail(fmt.Errorf("credentials from %s: the credential script printed more than %d KiB", src, maxScriptOutput>>10))
 	}
 	auth, err := parseUserPass(stdout.String(), src)
 	if err != nil {
-		return authn.AuthConfig{}, fmt.Errorf("%w (the script must print one line user:pass)", err)
+		return fail(fmt.Errorf("%w (the script must print one line user:pass)", err))
 	}
+	c.mu.Lock()
+	delete(c.scriptFailures, src.String())
+	c.mu.Unlock()
 	return auth, nil
 }
+
+// ScriptFailure is how an ext: script last failed, for the operator: the
+// log and resolve show it; warnings and denials, which reach tenants, never
+// do.
+type ScriptFailure struct {
+	Exit   int    // the exit status; -1 when it did not exit (not started, killed)
+	Cause  string // what the tenant's message says, without the source
+	Stderr string // the last line of stderr, redacted and cut to 200 bytes
+	at     time.Time
+}
+
+func (f ScriptFailure) String() string {
+	s := fmt.Sprintf("exit %d, %s", f.Exit, f.Cause)
+	if f.Exit < 0 {
+		s = f.Cause
+	}
+	if f.Stderr == "" {
+		return s + "; nothing on stderr"
+	}
+	return s + "; last line of stderr: " + f.Stderr
+}
+
+// LastScriptFailure returns how the ext: script of src last failed, when
+// its last run failed.
+func (c *Cache) LastScriptFailure(src Source) (ScriptFailure, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.scriptFailures[src.String()]
+	return f, ok
+}
+
+// scriptLogEvery is how often one script's failure, with one cause, is
+// logged at most: a failing script runs once per failure hold, and the same
+// line every few seconds tells the operator nothing new.
+const scriptLogEvery = time.Minute
+
+// scriptFailed remembers how the script of src failed and logs it at the
+// default level, at most once per scriptLogEvery per script and cause.
+func (c *Cache) scriptFailed(src Source, exit int, err error, stderr []byte) {
+	f := ScriptFailure{Exit: exit, Cause: strings.TrimPrefix(err.Error(), "credentials from "+src.String()+": "),
+		Stderr: lastStderrLine(stderr, src.Path), at: c.now()}
+	key := src.String() + "|" + f.Cause
+	c.mu.Lock()
+	c.scriptFailures[src.String()] = f
+	last, seen := c.scriptLogged[key]
+	log := !seen || f.at.Sub(last) >= scriptLogEvery
+	if log {
+		if len(c.scriptLogged) >= maxScriptLogKeys {
+			for k, t := range c.scriptLogged {
+				if f.at.Sub(t) >= scriptLogEvery {
+					delete(c.scriptLogged, k)
+				}
+			}
+		}
+		c.scriptLogged[key] = f.at
+	}
+	c.mu.Unlock()
+	if log {
+		c.log.Info("credential script failed", "source", src.String(), "exit", exit, "cause", f.Cause, "stderr", f.Stderr)
+	}
+}
+
+// maxScriptLogKeys is the number of script and cause pairs above which the
+// log limiter forgets those it logged more than scriptLogEvery ago; the
+// scripts are the config's, so this is reached only by many exit statuses.
+const maxScriptLogKeys = 256
 
 func withoutVars(env, hidden []string) []string {
 	if len(hidden) == 0 {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // KindImagePullSecrets is the credential kind whose credentials are not in
@@ -115,21 +117,12 @@ func (c *Cache) ReadPullSecrets(ctx context.Context, w Workload) (*PullSecrets, 
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00", w.Namespace)
 	for _, n := range names {
-		var s corev1.Secret
-		if err := c.secrets.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: n}, &s); err != nil {
-			return nil, fmt.Errorf("%s: reading Secret %s/%s (named by %s): %w", KindImagePullSecrets, w.Namespace, n, p.from, err)
-		}
-		if n := len(s.Data[corev1.DockerConfigJsonKey]) + len(s.Data[corev1.DockerConfigKey]); n > MaxPullSecretBytes {
-			return nil, fmt.Errorf("credentials from %s: its docker config is %d KiB, more than %d KiB", pullSecretSource(&s), n>>10, MaxPullSecretBytes>>10)
-		}
-		// Parsed now, so a broken Secret fails every container of its
-		// entry, not only those whose registry it has an entry for.
-		auths, err := secretAuths(&s, "", pullSecretSource(&s))
+		ps, err := c.pullSecret(ctx, w.Namespace, n, p.from)
 		if err != nil {
 			return nil, err
 		}
-		p.secrets = append(p.secrets, pulledSecret{name: s.Name, resourceVersion: s.ResourceVersion, auths: auths})
-		fmt.Fprintf(h, "%s\x00%s\x00", s.Name, s.ResourceVersion)
+		p.secrets = append(p.secrets, ps)
+		fmt.Fprintf(h, "%s\x00%s\x00", ps.name, ps.resourceVersion)
 	}
 	if len(p.secrets) == 0 {
 		p.id = pullSecretsNone
@@ -238,4 +231,50 @@ func (p *PullSecrets) names() string {
 		n[i] = p.namespace + "/" + s.name
 	}
 	return strings.Join(n, ", ")
+}
+
+// maxDecodedSecrets bounds the pull Secrets kept decoded across admissions:
+// each holds at most MaxPullSecretBytes of docker config, a few hundred
+// bytes as usually written.
+const maxDecodedSecrets = 256
+
+// pullSecret reads one pull Secret, decoding it at most once per
+// resourceVersion across admissions. A metadata-only read (the API server
+// sends the Secret's metadata, never its data) gives the resourceVersion;
+// only a version not seen before is read whole and decoded. The API offers
+// no bound on the size of a read, so that bound is in how rarely the whole
+// Secret is read: once per change of it.
+func (c *Cache) pullSecret(ctx context.Context, ns, name, from string) (pulledSecret, error) {
+	// The names come from the tenant's object: checked here, since the
+	// metadata client puts them into the request path as they are.
+	if len(validation.IsDNS1123Label(ns)) > 0 {
+		return pulledSecret{}, fmt.Errorf("%s: the object's namespace %q is not a namespace name", KindImagePullSecrets, ns)
+	}
+	if len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return pulledSecret{}, fmt.Errorf("%s: %q (named by %s) is not a Secret name", KindImagePullSecrets, name, from)
+	}
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	meta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
+	if err := c.secrets.Get(ctx, key, meta); err != nil {
+		return pulledSecret{}, fmt.Errorf("%s: reading Secret %s/%s (named by %s): %w", KindImagePullSecrets, ns, name, from, err)
+	}
+	if ps, ok := c.decoded.Get(ns + "/" + name + "/" + meta.ResourceVersion); ok {
+		return ps, nil
+	}
+	var s corev1.Secret
+	if err := c.secrets.Get(ctx, key, &s); err != nil {
+		return pulledSecret{}, fmt.Errorf("%s: reading Secret %s/%s (named by %s): %w", KindImagePullSecrets, ns, name, from, err)
+	}
+	if n := len(s.Data[corev1.DockerConfigJsonKey]) + len(s.Data[corev1.DockerConfigKey]); n > MaxPullSecretBytes {
+		return pulledSecret{}, fmt.Errorf("credentials from %s: its docker config is %d KiB, more than %d KiB", pullSecretSource(&s), n>>10, MaxPullSecretBytes>>10)
+	}
+	// Parsed now, so a broken Secret fails every container of its
+	// entry, not only those whose registry it has an entry for.
+	auths, err := secretAuths(&s, "", pullSecretSource(&s))
+	if err != nil {
+		return pulledSecret{}, err
+	}
+	ps := pulledSecret{name: s.Name, resourceVersion: s.ResourceVersion, auths: auths}
+	c.decoded.Add(ns+"/"+name+"/"+s.ResourceVersion, ps)
+	return ps, nil
 }

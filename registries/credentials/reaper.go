@@ -1,7 +1,6 @@
 package credentials
 
 import (
-	"regexp"
 	"syscall"
 	"time"
 
@@ -38,22 +37,4 @@ func killGroup(pgid int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// secretish matches what often carries a secret in a script's output:
-// user:secret pairs, bearer tokens, long base64 or hex runs, KEY=value.
-var secretish = regexp.MustCompile(`(?i)([A-Za-z0-9._@+-]+:)[^\s"']+|(bearer|basic|token|password|secret)(["'=:\s]+)[^\s"']+|[A-Za-z0-9+/_-]{24,}={0,2}`)
-
-// Redact hides what looks like a secret in s, for a debug log line.
-func Redact(s string) string {
-	return secretish.ReplaceAllStringFunc(s, func(m string) string {
-		sub := secretish.FindStringSubmatch(m)
-		switch {
-		case sub[1] != "":
-			return sub[1] + "[redacted]"
-		case sub[2] != "":
-			return sub[2] + sub[3] + "[redacted]"
-		}
-		return "[redacted]"
-	})
 }

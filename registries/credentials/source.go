@@ -7,7 +7,8 @@ import (
 
 // Source is where an entry's credentials come from, as written in the
 // config: env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, a
-// cloud workload identity: aws:, gcp:, azure: (cloud.go), or
+// cloud workload identity: aws, gcp, azure, each optionally with options
+// after a colon (cloud.go), or
 // imagepullsecrets, the admitted object's own (pullsecrets.go).
 // Its String is the source as written and never holds a secret value.
 type Source struct {
@@ -36,6 +37,9 @@ func (s Source) String() string {
 		}
 		return KindImagePullSecrets
 	}
+	if isCloudKind(s.Kind) && s.Cloud == "" {
+		return s.Kind
+	}
 	if isCloudKind(s.Kind) {
 		return s.Kind + ":" + s.Cloud
 	}
@@ -49,8 +53,13 @@ func ParseSource(v string) (*Source, error) {
 	if v == KindImagePullSecrets {
 		return &Source{Kind: KindImagePullSecrets}, nil
 	}
+	if !ok && isCloudKind(v) {
+		// YAML reads an unquoted "aws:" as a mapping, so the kinds that
+		// need no parameter are written without the colon.
+		return &Source{Kind: v}, nil
+	}
 	if !ok {
-		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, aws:, gcp:, azure: or imagepullsecrets")
+		return nil, fmt.Errorf("must be env:VAR, secret:ns/name#key, pullsecret:ns/name, ext:/path, aws, gcp, azure (optionally with options after a colon, e.g. aws:region=eu-west-1) or imagepullsecrets")
 	}
 	switch kind {
 	case "env":

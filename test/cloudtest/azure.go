@@ -26,6 +26,7 @@ type Azure struct {
 
 	mu        sync.Mutex
 	refuse    bool
+	redirect  string // where /oauth2/exchange answers 307 to; "" for none
 	life      time.Duration
 	aadCalls  int
 	exchanges int
@@ -73,6 +74,15 @@ func (a *Azure) SetLifetime(d time.Duration) {
 func (a *Azure) Refuse(refuse bool) {
 	a.mu.Lock()
 	a.refuse = refuse
+	a.mu.Unlock()
+}
+
+// RedirectExchange makes the registry answer /oauth2/exchange with a 307
+// to the same path at base (scheme://host), as a hostile or misconfigured
+// registry might, to learn the Entra ID token the form holds.
+func (a *Azure) RedirectExchange(base string) {
+	a.mu.Lock()
+	a.redirect = base
 	a.mu.Unlock()
 }
 
@@ -135,6 +145,13 @@ func (a *Azure) Guard(w http.ResponseWriter, r *http.Request) bool {
 	host := r.Host
 	switch r.URL.Path {
 	case "/oauth2/exchange":
+		a.mu.Lock()
+		redirect := a.redirect
+		a.mu.Unlock()
+		if redirect != "" {
+			http.Redirect(w, r, redirect+r.URL.Path, http.StatusTemporaryRedirect)
+			return true
+		}
 		_ = r.ParseForm()
 		a.mu.Lock()
 		a.exchanges++

@@ -88,3 +88,45 @@ func CountingScript(t testing.TB, sleep string) (path string, runs func() int) {
 		return strings.Count(string(b), "run")
 	}
 }
+
+// SeedECRScript is the ECR login script of the seed's registries guide (and
+// Argo CD Image Updater's), byte for byte as its authScripts hold it.
+const SeedECRScript = `#!/bin/sh
+aws ecr --region "eu-west-1" get-authorization-token --output text --query 'authorizationData[].authorizationToken' | base64 -d
+`
+
+// SeedECRScriptFile writes SeedECRScript to an executable file.
+func SeedECRScriptFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "login.sh")
+	if err := os.WriteFile(p, []byte(SeedECRScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// StandInAWS makes a directory holding an aws command that answers the
+// seed's get-authorization-token call as the AWS CLI does (the base64 of
+// AWS:password, then a newline) and refuses any other call as the CLI
+// refuses a wrong argument, and returns a PATH with it first, then the
+// system's directories (which hold sh and base64, and no aws).
+func StandInAWS(t testing.TB, password string) (path string) {
+	t.Helper()
+	dir := t.TempDir()
+	token := B64("AWS:" + password)
+	script := `#!/bin/sh
+if [ "$*" != "ecr --region eu-west-1 get-authorization-token --output text --query authorizationData[].authorizationToken" ]; then
+  echo "aws: error: unexpected arguments: $*" >&2
+  exit 252
+fi
+echo ` + token + `
+`
+	if err := os.WriteFile(filepath.Join(dir, "aws"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir + ":" + SystemPath
+}
+
+// SystemPath holds sh and base64 and, on the machines tests run on, no
+// aws; a PATH of it alone is the default image without the AWS CLI.
+const SystemPath = "/usr/bin:/bin"
