@@ -117,6 +117,9 @@ func (w Written) Parse() (f Fields, skip bool, err error) {
 // parseStrategy reads a strategy name. The message lists skip too: it is
 // what the author may write in the field.
 func parseStrategy(s string) (Strategy, error) {
+	if len(s) > maxStrategyBytes {
+		return "", tooLong("strategy", len(s), maxStrategyBytes)
+	}
 	switch st := Strategy(s); st {
 	case Digest, Semver, NewestBuild, Alphabetical:
 		return st, nil

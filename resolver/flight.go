@@ -14,6 +14,7 @@ type flight[K comparable, V any] struct {
 }
 
 type call[V any] struct {
+	data any // set by the leader at start, for those who join
 	done chan struct{}
 	val  V
 	err  error
@@ -21,7 +22,7 @@ type call[V any] struct {
 
 // start runs fn in its own goroutine unless a run for k is in flight, and
 // returns the call to wait on; leader says this caller started it.
-func (f *flight[K, V]) start(k K, fn func() (V, error)) (c *call[V], leader bool) {
+func (f *flight[K, V]) start(k K, data any, fn func() (V, error)) (c *call[V], leader bool) {
 	f.mu.Lock()
 	if c, ok := f.calls[k]; ok {
 		f.mu.Unlock()
@@ -30,7 +31,7 @@ func (f *flight[K, V]) start(k K, fn func() (V, error)) (c *call[V], leader bool
 	if f.calls == nil {
 		f.calls = map[K]*call[V]{}
 	}
-	c = &call[V]{done: make(chan struct{})}
+	c = &call[V]{data: data, done: make(chan struct{})}
 	f.calls[k] = c
 	f.mu.Unlock()
 	go func() {

@@ -45,7 +45,7 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 		}
 		switch p.Strategy {
 		case Semver:
-			tag, err = newestSemver(cands, p.Constraint)
+			tag, err = newestSemver(ctx, cands, p.Constraint)
 		case Alphabetical:
 			tag = slicesMax(cands)
 		case NewestBuild:
@@ -127,10 +127,14 @@ func (r *Resolver) listTags(ctx context.Context, q Query, repo name.Repository) 
 
 // newestSemver picks the highest version that meets c; equal versions (1.4,
 // v1.4.0) go to the lexically greatest tag. Pre-releases only when c names one.
-func newestSemver(tags []string, c *Constraint) (string, error) {
+// It stops at ctx's deadline, looked at before every tag as candidates does.
+func newestSemver(ctx context.Context, tags []string, c *Constraint) (string, error) {
 	var best *semver.Version
 	bestTag := ""
-	for _, t := range tags {
+	for i, t := range tags {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("matching tags against the semver constraint: stopped at the deadline after %d of %d: %w", i, len(tags), err)
+		}
 		v, err := semver.NewVersion(t)
 		if err != nil {
 			continue

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -97,12 +98,12 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 				if read++; read > maxIndexImages {
 					return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
 				}
-				cf, err := configFile(repo.Digest(m.Digest.String()), opts...)
+				c, err := created(repo.Digest(m.Digest.String()), opts...)
 				if err != nil {
 					return err
 				}
-				if cf.Created.After(md.created) {
-					md.created = cf.Created.Time
+				if c.After(md.created) {
+					md.created = c
 				}
 			}
 			return nil
@@ -110,11 +111,11 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 		if !withCreated {
 			return nil
 		}
-		cf, err := configFile(ref, opts...)
+		c, err := created(ref, opts...)
 		if err != nil {
 			return err
 		}
-		md = metadata{created: cf.Created.Time}
+		md = metadata{created: c}
 		return nil
 	})
 	if err != nil {
@@ -125,12 +126,37 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 	return md, nil
 }
 
-// configFile reads an image's config (two requests: its manifest, then the
-// config blob), where its build date is.
-func configFile(ref name.Reference, opts ...remote.Option) (*v1.ConfigFile, error) {
+// maxConfigBytes bounds the config blob newest-build reads for its build
+// date: real configs are KiB, and go-containerregistry reads whatever size
+// the manifest declares (a 192 MiB config once cost 914 MiB).
+const maxConfigBytes = 4 << 20
+
+// created reads an image's build date (two requests: its manifest, then the
+// config blob), refusing a config declared larger than maxConfigBytes before
+// reading it; the blob is read through go-containerregistry's verifying
+// reader, which stops at the declared size, and only its created field is
+// decoded.
+func created(ref name.Reference, opts ...remote.Option) (time.Time, error) {
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
-		return nil, err
+		return time.Time{}, err
 	}
-	return img.ConfigFile()
+	m, err := img.Manifest()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if m.Config.Size > maxConfigBytes {
+		return time.Time{}, fmt.Errorf("its config blob is %d bytes, more than %d MiB: not read for newest-build", m.Config.Size, maxConfigBytes>>20)
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return time.Time{}, err
+	}
+	var cf struct {
+		Created v1.Time `json:"created"`
+	}
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		return time.Time{}, fmt.Errorf("its config is not JSON: %v", err)
+	}
+	return cf.Created.Time, nil
 }

@@ -11,6 +11,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // Result is the outcome of one resolution.
@@ -53,6 +54,31 @@ type answer struct {
 type failure struct {
 	err error
 	at  time.Time
+	// tenants, when set, are the only namespaces the failure is held for:
+	// a lookup that ran out of time is held for those who waited on it
+	// (their time, their rate-limit queue), never for a namespace that did
+	// not, whose own lookup may well finish in time.
+	tenants []string
+	// budget, when set, is the time the lookup that ran out had: a caller
+	// with more time than that tries again rather than fail for want of
+	// another's time.
+	budget time.Duration
+}
+
+// holds reports whether f is held for a caller of tenant with ctx's time.
+func (f failure) holds(ctx context.Context, tenant string) bool {
+	if f.tenants == nil {
+		return true
+	}
+	if f.budget > 0 && lookupBudget(ctx) > f.budget+10*time.Millisecond {
+		return false
+	}
+	for _, t := range f.tenants {
+		if t == tenant {
+			return true
+		}
+	}
+	return false
 }
 
 // tagDesc is what a manifest HEAD said about a tag, when.
@@ -123,7 +149,7 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 		r.metrics.resolved(entry, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
 	}
-	if f, failed := r.failures.Get(k); failed && !p.Fresh && time.Since(f.at) < r.failureTTL {
+	if f, failed := r.failures.Get(k); failed && !p.Fresh && time.Since(f.at) < r.failureTTL && f.holds(ctx, client.TenantOf(ctx)) {
 		return r.failed(entry, p.Strategy, start, old, known, f.err)
 	}
 	for attempt := 0; ; attempt++ {
@@ -165,6 +191,17 @@ func lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return short, func() { cancelShort(); cancel() }
 }
 
+// lookupBudget is how long a lookup started by ctx's caller would have
+// (see lookupContext); 0 without a deadline.
+func lookupBudget(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	left := time.Until(dl)
+	return left - min(left/10, lookupReserve)
+}
+
 // expired marks the error of a shared lookup whose own deadline (that of
 // the caller who started it) ran out.
 type expired struct{ error }
@@ -174,16 +211,27 @@ func (e expired) Unwrap() error { return e.error }
 // share runs lookup once for all concurrent callers of key, detached from
 // the first caller's cancellation but bounded by its deadline, and records
 // the answer or the failure.
+//
+// The lookup's registry requests are charged to its starter's namespace
+// while it alone waits, and to a neutral share once another joins
+// (client.Share), so a joiner never waits behind the starter's burst.
 func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context) (answer, error)) (answer, error) {
-	c, leader := r.flight.start(k, func() (answer, error) {
+	tenant := client.TenantOf(ctx)
+	sh := client.NewShare(tenant)
+	c, leader := r.flight.start(k, sh, func() (answer, error) {
+		budget := lookupBudget(ctx)
 		lctx, cancel := lookupContext(ctx)
 		defer cancel()
-		a, err := lookup(lctx)
+		a, err := lookup(client.WithShare(lctx, sh))
 		if err != nil {
 			if lctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-				// A caller's own deadline is not the registry's fault,
-				// nor is a rate-limit wait refused as past it: cached, it
-				// would fail every caller of the key for failureTTL.
+				// Ran out of time (or a rate-limit wait was refused as
+				// past it): held like a failure, so the next admission
+				// does not pay for it again, but only for the namespaces
+				// that waited on it. A caller's deadline is not the
+				// registry's fault: held for everyone, it would let one
+				// namespace's burst fail another's lookups.
+				r.failures.Add(k, failure{err: err, at: time.Now(), tenants: sh.Tenants(), budget: budget})
 				return answer{}, expired{err}
 			}
 			r.failures.Add(k, failure{err: err, at: time.Now()})
@@ -195,6 +243,11 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 		r.metrics.cacheEntries("answers", r.answers.Len())
 		return a, nil
 	})
+	if !leader {
+		if s, ok := c.data.(*client.Share); ok {
+			s.Join(tenant)
+		}
+	}
 	select {
 	case <-c.done:
 		var ex expired

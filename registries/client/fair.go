@@ -23,6 +23,77 @@ func tenantOf(ctx context.Context) string {
 	return t
 }
 
+// TenantOf returns the tenant ctx was marked with by WithTenant, or "".
+func TenantOf(ctx context.Context) string { return tenantOf(ctx) }
+
+// neutralTenant is the share of the rate limit that lookups waited on by
+// more than one tenant are charged to. It is no namespace's name (a NUL
+// cannot be in one), so no tenant can queue in it by naming it.
+const neutralTenant = "\x00shared"
+
+// Share is one lookup run once for every tenant waiting on it (the
+// resolver's shared lookups). While one tenant waits on it, its requests
+// queue as that tenant's; once another tenant joins, they queue in a
+// neutral share of their own, so that a tenant joining a lookup does not
+// wait behind the starter's burst, and the starter gains at most one more
+// turn per round, as any other tenant would.
+type Share struct {
+	mu      sync.Mutex
+	tenants []string
+	joined  chan struct{} // closed when a second tenant joins
+}
+
+// NewShare starts a share waited on by tenant.
+func NewShare(tenant string) *Share {
+	return &Share{tenants: []string{tenant}, joined: make(chan struct{})}
+}
+
+// Join adds tenant to those waiting on s.
+func (s *Share) Join(tenant string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tenants {
+		if t == tenant {
+			return
+		}
+	}
+	s.tenants = append(s.tenants, tenant)
+	if len(s.tenants) == 2 {
+		close(s.joined)
+	}
+}
+
+// Tenants returns the tenants that waited on s.
+func (s *Share) Tenants() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tenants...)
+}
+
+// charge returns whom a request of s is charged to now and, while that is
+// its one tenant, a channel closed when that changes.
+func (s *Share) charge() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tenants) == 1 {
+		return s.tenants[0], s.joined
+	}
+	return neutralTenant, nil
+}
+
+type shareKey struct{}
+
+// WithShare marks ctx as the work of s: its registry requests are charged
+// as s says (see Share) rather than to ctx's tenant.
+func WithShare(ctx context.Context, s *Share) context.Context {
+	return context.WithValue(ctx, shareKey{}, s)
+}
+
+func shareOf(ctx context.Context) *Share {
+	s, _ := ctx.Value(shareKey{}).(*Share)
+	return s
+}
+
 // fairLimiter shares one entry's rate limit among tenants: each token goes
 // to the next tenant in turn that has a request waiting, so one tenant's
 // burst (a newest-build over many tags) queues behind itself and another
@@ -46,16 +117,45 @@ func newFairLimiter(l *rate.Limiter) *fairLimiter {
 }
 
 // Wait blocks until tenant's turn comes and a token is free, or ctx ends.
+// A request of a shared lookup (WithShare) is charged as its Share says,
+// and moves to the neutral share while it waits if another tenant joins.
 func (f *fairLimiter) Wait(ctx context.Context, tenant string) error {
+	sh := shareOf(ctx)
+	for {
+		var moved <-chan struct{}
+		if sh != nil {
+			tenant, moved = sh.charge()
+		}
+		w, err := f.enqueue(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-w.ready:
+			return nil
+		case <-ctx.Done():
+			if f.leave(w) {
+				return nil // granted meanwhile: use it
+			}
+			return ctx.Err()
+		case <-moved:
+			if f.leave(w) {
+				return nil
+			}
+		}
+	}
+}
+
+// enqueue queues w for tenant, or refuses at once a wait that cannot end
+// before ctx's deadline, as rate.Limiter does, so that the caller learns
+// that the rate limit, not the registry, is why.
+func (f *fairLimiter) enqueue(ctx context.Context, tenant string) (*waiter, error) {
 	w := &waiter{ready: make(chan struct{})}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if dl, ok := ctx.Deadline(); ok {
-		// As rate.Limiter does: refuse at once a wait that cannot end in
-		// time, so the caller learns that the rate limit, not the
-		// registry, is why.
 		if wait := f.expectedWait(len(f.queues[tenant])); time.Until(dl) < wait {
-			f.mu.Unlock()
-			return pastDeadline(wait)
+			return nil, pastDeadline(wait)
 		}
 	}
 	if len(f.queues[tenant]) == 0 {
@@ -66,20 +166,20 @@ func (f *fairLimiter) Wait(ctx context.Context, tenant string) error {
 		f.pumping = true
 		go f.pump()
 	}
-	f.mu.Unlock()
+	return w, nil
+}
+
+// leave gives up w's place, unless its token was granted meanwhile, which
+// it reports.
+func (f *fairLimiter) leave(w *waiter) (granted bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	select {
 	case <-w.ready:
-		return nil
-	case <-ctx.Done():
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		select {
-		case <-w.ready:
-			return nil // granted meanwhile: use it
-		default:
-			w.gone = true
-			return ctx.Err()
-		}
+		return true
+	default:
+		w.gone = true
+		return false
 	}
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,4 +29,59 @@ func TestOneTenantsBurstDoesNotStarveAnothersSingleRequest(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+// Found by the tenant review (issue 20): a shared lookup ran in its
+// starter's queue, so a namespace that joined it waited behind the
+// starter's burst (3.49s joined, 0.40s alone).
+func TestALookupJoinedByAnotherTenantLeavesTheStartersQueue(t *testing.T) {
+	f := newFairLimiter(rate.NewLimiter(50, 1)) // 20ms a token
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var granted atomic.Int64
+	for i := 0; i < 100; i++ { // team-a's burst: 2s of tokens
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if f.Wait(ctx, "team-a") == nil {
+				granted.Add(1)
+			}
+		}()
+	}
+	queued := func(tenant string, n int) {
+		t.Helper()
+		for {
+			f.mu.Lock()
+			got := len(f.queues[tenant])
+			f.mu.Unlock()
+			if got >= n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	queued("team-a", 50)
+	// team-a's shared lookup queues its request behind its own burst.
+	sh := NewShare("team-a")
+	done := make(chan int64, 1)
+	go func() {
+		if err := f.Wait(WithShare(ctx, sh), "team-a"); err != nil {
+			t.Error(err)
+		}
+		done <- granted.Load()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	sh.Join("team-b")
+	before := granted.Load()
+	after := <-done
+	// One turn per tenant waiting: team-a's and the neutral share's.
+	if ahead := after - before; ahead > 3 {
+		t.Errorf("the joined lookup's request waited for %d of team-a's requests after team-b joined, want at most 3", ahead)
+	}
+	cancel()
+	wg.Wait()
+	if got := sh.Tenants(); len(got) != 2 {
+		t.Errorf("tenants of the share = %q", got)
+	}
 }
