@@ -66,9 +66,3 @@ func (m *Metrics) write(result string, err error) {
 	}
 	m.writes.WithLabelValues(result).Inc()
 }
-
-func (m *Metrics) refreshed(registry, result string) {
-	if m != nil {
-		m.refresh.WithLabelValues(registry, result).Inc()
-	}
-}
