@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 1m
 UNIT_FUZZTIME ?= 3s
 
-.PHONY: all build test unit e2e lint fuzz bench soak demo assets clean
+.PHONY: all build test unit e2e lint fuzz bench soak demo assets clean generate verify-generate
 
 all: build
 
@@ -18,9 +18,27 @@ build: ## the webhook binary into bin/
 assets: ## kube-apiserver, etcd and registry for the end-to-end tests (setup-envtest, else built from Go modules)
 	@./hack/envtest-assets.sh >/dev/null
 
-lint: ## gofmt and go vet
+lint: verify-generate ## gofmt, go vet, and the generated CRD and deepcopy code up to date
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+CONTROLLER_GEN := $(BIN)/controller-gen
+CRD_DIR := charts/image-pin-webhook/crds
+
+$(CONTROLLER_GEN): hack/tools/controller-gen/go.mod
+	cd hack/tools/controller-gen && $(GO) build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+generate: $(CONTROLLER_GEN) ## the ImageResolution CRD and deepcopy code, from api/ (controller-gen)
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
+
+verify-generate: $(CONTROLLER_GEN) ## fails when the committed CRD or deepcopy code differs from what controller-gen generates
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(CONTROLLER_GEN) object paths=./api/... output:object:dir=$$tmp/api && \
+	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:dir=$$tmp/crds && \
+	diff -u $(CRD_DIR)/image-pin.io_imageresolutions.yaml $$tmp/crds/image-pin.io_imageresolutions.yaml && \
+	diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/api/zz_generated.deepcopy.go || \
+		{ echo "the CRD or the deepcopy code is out of date: run make generate"; exit 1; }
 
 unit: ## unit tests, race detector on, plus a few seconds of each fuzzer
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults)

@@ -62,6 +62,12 @@ const (
 	// DefaultMaxLookups bounds the registry lookups of one admission: a
 	// pod template rarely has more than a handful of images.
 	DefaultMaxLookups = 32
+	// Resolution records (--state cluster): how long a use keeps a record
+	// refreshed ahead, how long an unused one is kept, and how many one
+	// namespace's admissions may create.
+	DefaultRefreshWindow          = time.Hour
+	DefaultRecordRetention        = 168 * time.Hour
+	DefaultMaxRecordsPerNamespace = 1000
 )
 
 // Spec is a validated config as plain data: what the file says, with
@@ -90,7 +96,15 @@ type Policy struct {
 	MaxCandidateTags int
 	// MaxLookups bounds the lookups of one admission.
 	MaxLookups int
-	Images     []ImageRule // longest prefix first
+	// RefreshWindow: records used within it are refreshed ahead of
+	// cache_ttl by the leader (0: no refresh). RecordRetention: records
+	// unused this long are deleted. MaxRecordsPerNamespace bounds the
+	// records one namespace's admissions create; past it, answers stay in
+	// memory.
+	RefreshWindow          time.Duration
+	RecordRetention        time.Duration
+	MaxRecordsPerNamespace int
+	Images                 []ImageRule // longest prefix first
 	// Registries holds each registry entry's policy, by the entry's prefix
 	// (canonical, and unique among entries).
 	Registries map[string]RegistryPolicy
@@ -275,6 +289,16 @@ func (pc *policyConf) Default() {
 		n := DefaultMaxLookups
 		pc.MaxLookups = &n
 	}
+	if pc.RefreshWindow == nil {
+		pc.RefreshWindow = &duration{DefaultRefreshWindow}
+	}
+	if pc.RecordRetention == nil {
+		pc.RecordRetention = &duration{DefaultRecordRetention}
+	}
+	if pc.MaxRecordsPerNS == nil {
+		n := DefaultMaxRecordsPerNamespace
+		pc.MaxRecordsPerNS = &n
+	}
 }
 
 // Validate checks a defaulted policy block's own fields; the steering
@@ -297,6 +321,16 @@ func (pc policyConf) Validate() error {
 	if *pc.MaxLookups < 1 {
 		return fmt.Errorf("policy: max_lookups: %d must be at least 1", *pc.MaxLookups)
 	}
+	if pc.RefreshWindow.Duration < 0 {
+		return fmt.Errorf("policy: refresh_window: %s must not be negative", pc.RefreshWindow.Duration)
+	}
+	// A record deleted while in use would only be written again.
+	if pc.RecordRetention.Duration <= 0 {
+		return fmt.Errorf("policy: record_retention: %s must be positive", pc.RecordRetention.Duration)
+	}
+	if *pc.MaxRecordsPerNS < 0 {
+		return fmt.Errorf("policy: max_records_per_namespace: %d must not be negative (0 keeps every answer in memory)", *pc.MaxRecordsPerNS)
+	}
 	return nil
 }
 
@@ -310,6 +344,8 @@ func (pc policyConf) policy() (Policy, error) {
 	p := Policy{
 		Mode: Mode(pc.Mode), OnError: OnError(pc.OnError), CacheTTL: pc.CacheTTL.Duration, ResolveTimeout: pc.ResolveTimeout.Duration,
 		MaxCandidateTags: *pc.MaxCandidateTags, MaxLookups: *pc.MaxLookups,
+		RefreshWindow: pc.RefreshWindow.Duration, RecordRetention: pc.RecordRetention.Duration,
+		MaxRecordsPerNamespace: *pc.MaxRecordsPerNS,
 	}
 	defaults, err := ParseSteering(resolver.Written{Strategy: set(pc.Strategy)})
 	if err != nil {

@@ -46,6 +46,9 @@ type policyConf struct {
 	ResolveTimeout   duration    `yaml:"resolve_timeout"`
 	MaxCandidateTags *int        `yaml:"max_candidate_tags"`
 	MaxLookups       *int        `yaml:"max_lookups"`
+	RefreshWindow    *duration   `yaml:"refresh_window"`
+	RecordRetention  *duration   `yaml:"record_retention"`
+	MaxRecordsPerNS  *int        `yaml:"max_records_per_namespace"`
 	Images           []imageRule `yaml:"images"`
 }
 

@@ -30,6 +30,7 @@ type Result struct {
 type Resolver struct {
 	failureTTL time.Duration
 	metrics    *Metrics
+	store      Store // nil: memory only (--state memory)
 
 	// Every cache and the in-flight lookups are keyed by the entry's
 	// identity first: what one entry's credentials obtained (an answer, a
@@ -99,6 +100,7 @@ type options struct {
 	failureTTL           time.Duration
 	answers, tags, metas int
 	metrics              *Metrics
+	store                Store
 }
 
 // WithFailureTTL sets how long a failed lookup is answered from memory.
@@ -113,7 +115,7 @@ func New(opts ...Option) *Resolver {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics}
+	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics, store: o.store}
 	r.answers, _ = lru.New[key, answer](o.answers)
 	r.tags, _ = lru.NewWithEvict[repoKey, tagList](o.tags, func(_ repoKey, tl tagList) { r.cachedTags.Add(-int64(len(tl.tags))) })
 	r.meta, _ = lru.New[metaKey, metadata](o.metas)
@@ -145,6 +147,7 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 	}
 	k := q.key()
 	old, known := r.answers.Get(k)
+	old, known, prev := r.recall(ctx, q, k, old, known) // the store: another replica's answer, or a newer one
 	if known && !p.Fresh && fresh(old.at, p.CacheTTL) {
 		r.metrics.resolved(entry, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
@@ -153,7 +156,13 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 		return r.failed(entry, p.Strategy, start, old, known, f.err)
 	}
 	for attempt := 0; ; attempt++ {
-		a, err := r.share(ctx, k, func(lctx context.Context) (answer, error) { return r.lookup(lctx, q) })
+		a, err := r.share(ctx, k, func(lctx context.Context) (answer, error) {
+			a, err := r.lookup(lctx, q)
+			if err == nil {
+				a = r.remember(lctx, q, prev, a) // stored before any caller is answered
+			}
+			return a, err
+		})
 		var ex expired
 		if errors.As(err, &ex) && attempt == 0 && ctx.Err() == nil {
 			// We joined a lookup started by a caller with an earlier deadline.

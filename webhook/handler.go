@@ -155,6 +155,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	rctx, cancel := ctxutil.DetachFor(ctx, cfg.Policy.ResolveTimeout)
 	defer cancel()
 	rctx = client.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
+	rctx = resolver.WithAdmission(rctx, resolver.Admission{Namespace: req.Namespace, DryRun: req.DryRun != nil && *req.DryRun})
 	p.resolve(rctx)
 	return p.respond()
 }

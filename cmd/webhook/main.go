@@ -115,7 +115,11 @@ func run(ctx context.Context, opts *options) error {
 		return err
 	}
 
-	handler := pinhook.NewHandler(watcher.Current, resolver.New(resolver.WithMetrics(resolver.NewMetrics(metrics.Registry))),
+	stateOpts, err := setupState(mgr, restCfg, opts, watcher.Current, log)
+	if err != nil {
+		return err
+	}
+	handler := pinhook.NewHandler(watcher.Current, resolver.New(append(stateOpts, resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))...),
 		pinhook.WithOwnNamespace(os.Getenv("POD_NAMESPACE")),
 		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
 		pinhook.WithLogger(log.WithName("admission")),

@@ -20,28 +20,32 @@ import (
 // pkg/webhook/options does). --kubeconfig is not here: controller-runtime
 // binds it to the command line itself and ctrl.GetConfig reads it.
 type options struct {
-	ConfigPath    string        // --config
-	CertDir       string        // --cert-dir
-	Port          int           // --port
-	MetricsAddr   string        // --metrics-bind-address; "0" turns metrics off
-	ProbeAddr     string        // --health-probe-bind-address; "0" or "" turns probes off
-	ShutdownDelay time.Duration // --shutdown-delay
-	EnableHTTP2   bool          // --enable-http2
-	ClientCAFile  string        // --client-ca-file; "" accepts any client
-	Logging       zap.Options   // --zap-*
+	ConfigPath     string        // --config
+	CertDir        string        // --cert-dir
+	Port           int           // --port
+	MetricsAddr    string        // --metrics-bind-address; "0" turns metrics off
+	ProbeAddr      string        // --health-probe-bind-address; "0" or "" turns probes off
+	ShutdownDelay  time.Duration // --shutdown-delay
+	EnableHTTP2    bool          // --enable-http2
+	ClientCAFile   string        // --client-ca-file; "" accepts any client
+	State          string        // --state: cluster or memory (state.go)
+	StateNamespace string        // --state-namespace
+	Logging        zap.Options   // --zap-*
 }
 
 // newOptions holds every default in one place; docs/operations.md and
 // ../shared/interface.md name the same ones.
 func newOptions() *options {
 	return &options{
-		ConfigPath:    "/etc/image-pin-webhook/config.yaml",
-		CertDir:       "/tmp/k8s-webhook-server/serving-certs",
-		Port:          9443,
-		MetricsAddr:   ":8080",
-		ProbeAddr:     ":8081",
-		ShutdownDelay: 5 * time.Second,
-		Logging:       zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
+		ConfigPath:     "/etc/image-pin-webhook/config.yaml",
+		CertDir:        "/tmp/k8s-webhook-server/serving-certs",
+		Port:           9443,
+		MetricsAddr:    ":8080",
+		ProbeAddr:      ":8081",
+		ShutdownDelay:  5 * time.Second,
+		State:          stateCluster,
+		StateNamespace: defaultStateNamespace(),
+		Logging:        zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
 	}
 }
 
@@ -55,6 +59,8 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, how long /readyz reports not ready before the server stops accepting, so endpoints drop this replica first")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "serve HTTP/2 on the admission port (off by default, as kubebuilder does since CVE-2023-44487)")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "require API-server client certificates signed by this CA (for clusters with an admission kubeconfig)")
+	fs.StringVar(&o.State, "state", o.State, "where resolution records live: cluster (ImageResolution objects in --state-namespace) or memory (per process)")
+	fs.StringVar(&o.StateNamespace, "state-namespace", o.StateNamespace, "the namespace that holds the resolution records and the leader-election Lease")
 	o.Logging.BindFlags(fs)
 }
 
@@ -81,6 +87,12 @@ func (o *options) Validate() error {
 		if err := checkAddress(o.ProbeAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--health-probe-bind-address: %w", err))
 		}
+	}
+	if o.State != stateCluster && o.State != stateMemory {
+		errs = append(errs, fmt.Errorf("--state: %q must be cluster or memory", o.State))
+	}
+	if o.State == stateCluster && o.StateNamespace == "" {
+		errs = append(errs, errors.New("--state-namespace: must be set with --state=cluster"))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay: %s must not be negative", o.ShutdownDelay))

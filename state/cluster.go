@@ -1,0 +1,396 @@
+// Package state keeps the resolver's answers in the cluster: one
+// ImageResolution per query in the webhook's namespace, read through an
+// informer (never a request per admission for a known record) and written
+// with optimistic concurrency, so that every replica pins a query to the
+// same digest and the answer outlives the process (--state cluster).
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/image-pin/image-pin-webhook/api/v1alpha1"
+	"github.com/image-pin/image-pin-webhook/resolver"
+)
+
+// Limits are the policy fields that bound the records, read from the
+// config in force at each use.
+type Limits struct {
+	RefreshWindow          time.Duration
+	RecordRetention        time.Duration
+	MaxRecordsPerNamespace int
+}
+
+// ErrMemoryOnly is Save's answer for a namespace past its
+// max_records_per_namespace: the answer is kept in memory only.
+var ErrMemoryOnly = errors.New("the namespace has max_records_per_namespace records: the answer is kept in memory only")
+
+// writeBackoff is how long a record whose write failed is not written
+// again, so that an API server refusing writes (RBAC, quota, the CRD
+// gone) is not asked again at every admission.
+const writeBackoff = 30 * time.Second
+
+// Cluster is the resolver.Store of --state cluster.
+type Cluster struct {
+	ns      string
+	client  client.Client // writes go straight to the API server
+	reader  client.Reader // reads after a lost race, bypassing the informer
+	cache   cache.Cache
+	limits  func() Limits
+	log     logr.Logger
+	metrics *Metrics
+	touches chan touch
+
+	mu      sync.RWMutex
+	recs    map[string]record // by object name, as the informer last saw them
+	perNS   map[string]int    // records by the namespace that created them
+	failed  map[string]time.Time
+	touched map[string]time.Time // when this replica last wrote lastUsed, by name
+}
+
+// record is what Load needs of an ImageResolution, kept apart from the
+// informer's objects so that an admission reads a map and copies nothing.
+type record struct {
+	hash, registry, ns string
+	stored             resolver.Stored
+	lastUsed           time.Time
+}
+
+type touch struct {
+	name    string
+	version string
+}
+
+// Options configure NewCluster.
+type Options struct {
+	Namespace string
+	Client    client.Client
+	Reader    client.Reader
+	Cache     cache.Cache // restricted to Namespace
+	Limits    func() Limits
+	Log       logr.Logger
+	Metrics   *Metrics
+}
+
+// NewCluster makes the store; Start runs its informer.
+func NewCluster(o Options) *Cluster {
+	return &Cluster{
+		ns: o.Namespace, client: o.Client, reader: o.Reader, cache: o.Cache, limits: o.Limits, log: o.Log, metrics: o.Metrics,
+		touches: make(chan touch, 1024),
+		recs:    map[string]record{}, perNS: map[string]int{}, failed: map[string]time.Time{}, touched: map[string]time.Time{},
+	}
+}
+
+// Name is the object name of q's record: its query hash, cut to 40 hex
+// digits (160 bits). The full hash is in spec.queryHash and checked on read.
+func Name(q resolver.Query) string { return "q-" + q.Hash()[:40] }
+
+// NeedLeaderElection: every replica reads the records and writes its
+// answers.
+func (c *Cluster) NeedLeaderElection() bool { return false }
+
+// Start runs the informer and the lastUsed writer until ctx ends.
+func (c *Cluster) Start(ctx context.Context) error {
+	inf, err := c.cache.GetInformer(ctx, &v1alpha1.ImageResolution{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return fmt.Errorf("the ImageResolution informer: %w", err)
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.observe(obj) },
+		UpdateFunc: func(_, obj any) { c.observe(obj) },
+		DeleteFunc: func(obj any) { c.forget(obj) },
+	}); err != nil {
+		return err
+	}
+	go c.writeTouches(ctx)
+	return c.cache.Start(ctx)
+}
+
+func (c *Cluster) observe(obj any) {
+	ir, ok := obj.(*v1alpha1.ImageResolution)
+	if !ok {
+		return
+	}
+	c.put(ir)
+}
+
+func (c *Cluster) put(ir *v1alpha1.ImageResolution) {
+	r := record{hash: ir.Spec.QueryHash, registry: ir.Spec.Registry, ns: ir.Spec.Namespace, stored: resolver.Stored{
+		Tag: ir.Status.Tag, Digest: ir.Status.Digest, At: ir.Status.ConfirmedAt.Time, Changed: ir.Status.ResolvedAt.Time,
+		Version: ir.ResourceVersion,
+	}}
+	if ir.Status.LastUsed != nil {
+		r.lastUsed = ir.Status.LastUsed.Time
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, had := c.recs[ir.Name]
+	if had && old.stored.Version == r.stored.Version {
+		return
+	}
+	if had {
+		c.perNS[old.ns]--
+		c.metrics.records(old.registry, -1)
+	}
+	c.recs[ir.Name] = r
+	c.perNS[r.ns]++
+	c.metrics.records(r.registry, 1)
+}
+
+func (c *Cluster) forget(obj any) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	ir, ok := obj.(*v1alpha1.ImageResolution)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, had := c.recs[ir.Name]; had {
+		delete(c.recs, ir.Name)
+		delete(c.touched, ir.Name)
+		if c.perNS[old.ns]--; c.perNS[old.ns] <= 0 {
+			delete(c.perNS, old.ns)
+		}
+		c.metrics.records(old.registry, -1)
+	}
+}
+
+// Load is the record of q from the informer's view, when q's entry admits
+// ns. A use is noted in the record at most once per refresh window, in
+// the background.
+func (c *Cluster) Load(_ context.Context, q resolver.Query, ns string) (resolver.Stored, bool) {
+	if e := q.Target.Entry; e != nil && !e.AllowsNamespace(ns) {
+		return resolver.Stored{}, false
+	}
+	name, hash := Name(q), q.Hash()
+	c.mu.RLock()
+	r, ok := c.recs[name]
+	c.mu.RUnlock()
+	if !ok || r.hash != hash || r.stored.Digest == "" {
+		return resolver.Stored{}, false
+	}
+	c.noteUse(name, r)
+	return r.stored, true
+}
+
+// usedEvery is how often a use is written into a record's lastUsed.
+func usedEvery(l Limits) time.Duration {
+	if l.RefreshWindow > 0 {
+		return l.RefreshWindow
+	}
+	return l.RecordRetention / 4
+}
+
+func (c *Cluster) noteUse(name string, r record) {
+	every := usedEvery(c.limits())
+	now := time.Now()
+	if now.Sub(r.lastUsed) < every && now.Sub(r.stored.Changed) < every {
+		return
+	}
+	c.mu.Lock()
+	if now.Sub(c.touched[name]) < every {
+		c.mu.Unlock()
+		return
+	}
+	c.touched[name] = now
+	c.mu.Unlock()
+	select {
+	case c.touches <- touch{name: name, version: r.stored.Version}:
+	default: // a burst of first uses: the next admission notes it
+		c.mu.Lock()
+		delete(c.touched, name)
+		c.mu.Unlock()
+	}
+}
+
+// writeTouches writes lastUsed, one record at a time, off the admission
+// path. A conflict means another write happened, which is as good.
+func (c *Cluster) writeTouches(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-c.touches:
+			ir := &v1alpha1.ImageResolution{}
+			if err := c.cache.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: t.name}, ir); err != nil {
+				continue
+			}
+			if ir.ResourceVersion != t.version {
+				continue
+			}
+			ir = ir.DeepCopy()
+			ir.Status.LastUsed = &metav1.Time{Time: time.Now()}
+			err := c.client.Update(ctx, ir)
+			c.metrics.write("used", err)
+			if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+				c.log.Info("cannot note a record's use", "record", t.name, "error", err.Error())
+			}
+		}
+	}
+}
+
+// Save stores a new answer: a Create when there was no record (on
+// AlreadyExists, another replica was first: its answer is given), an
+// Update based on prev's resourceVersion when the digest moved or the
+// record is due a confirmation (on Conflict, the current record is given).
+func (c *Cluster) Save(ctx context.Context, q resolver.Query, ns string, prev *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {
+	name := Name(q)
+	lim := c.limits()
+	if prev != nil && prev.Digest == a.Digest && prev.Tag == a.Tag && time.Since(prev.At) < usedEvery(lim) {
+		// A confirmation within the window is kept in memory: writes stay
+		// one per new answer plus one per record per window.
+		got := *prev
+		got.At = a.At
+		return got, nil
+	}
+	if c.backingOff(name) {
+		return a, fmt.Errorf("record %s: a write failed less than %s ago", name, writeBackoff)
+	}
+	if prev == nil {
+		return c.create(ctx, q, ns, name, a, lim)
+	}
+	return c.update(ctx, q, ns, name, prev, a)
+}
+
+func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, name string, a resolver.Stored, lim Limits) (resolver.Stored, error) {
+	c.mu.RLock()
+	n := c.perNS[ns]
+	c.mu.RUnlock()
+	if n >= lim.MaxRecordsPerNamespace {
+		c.metrics.write("memory_only", nil)
+		return a, ErrMemoryOnly
+	}
+	now := metav1.Now()
+	p := q.Policy
+	ir := &v1alpha1.ImageResolution{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "image-pin-webhook"}},
+		Spec: v1alpha1.ImageResolutionSpec{
+			Image: q.Image(), Registry: q.Target.Identity.Name, Repository: q.Target.Repository, Tag: q.KeyTag(),
+			Strategy: string(p.Strategy), IgnoreTags: p.IgnoreTags, Platforms: p.Platforms, TagSortMode: p.TagSortMode.String(),
+			Namespace: ns, QueryHash: q.Hash(),
+		},
+		Status: v1alpha1.ImageResolutionStatus{
+			Tag: a.Tag, Digest: a.Digest, ShortDigest: short(a.Digest),
+			ResolvedAt: metav1.Time{Time: a.At}, ConfirmedAt: metav1.Time{Time: a.At}, LastUsed: &now,
+		},
+	}
+	if p.Strategy == resolver.Semver && p.Constraint != nil {
+		ir.Spec.Constraint = p.Constraint.Text
+	}
+	if p.AllowTags != nil {
+		ir.Spec.AllowTags = p.AllowTags.Text
+	}
+	err := c.client.Create(ctx, ir)
+	switch {
+	case err == nil:
+		c.metrics.write("created", nil)
+		c.put(ir)
+		return storedOf(ir), nil
+	case apierrors.IsAlreadyExists(err):
+		c.metrics.write("conflict", nil)
+		return c.current(ctx, q, name, a)
+	default:
+		c.failedWrite(name, "create", err)
+		return a, err
+	}
+}
+
+func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, name string, prev *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {
+	ir := &v1alpha1.ImageResolution{}
+	if err := c.cache.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: name}, ir); err != nil {
+		if apierrors.IsNotFound(err) {
+			return c.create(ctx, q, ns, name, a, c.limits())
+		}
+		return a, err
+	}
+	if ir.ResourceVersion != prev.Version {
+		// Changed since the lookup began: the newer record is the answer.
+		c.metrics.write("conflict", nil)
+		return storedOf(ir), nil
+	}
+	ir = ir.DeepCopy()
+	now := metav1.Now()
+	st := &ir.Status
+	if st.Digest != a.Digest || st.Tag != a.Tag {
+		h := append([]v1alpha1.HistoryEntry{{Tag: st.Tag, Digest: st.Digest, Seen: st.ResolvedAt, Until: metav1.Time{Time: a.At}}}, st.History...)
+		st.History = h[:min(len(h), v1alpha1.MaxHistory)]
+		st.Tag, st.Digest, st.ShortDigest, st.ResolvedAt = a.Tag, a.Digest, short(a.Digest), metav1.Time{Time: a.At}
+	}
+	st.ConfirmedAt = metav1.Time{Time: a.At}
+	st.LastUsed = &now
+	err := c.client.Update(ctx, ir)
+	switch {
+	case err == nil:
+		c.metrics.write("updated", nil)
+		c.put(ir)
+		return storedOf(ir), nil
+	case apierrors.IsConflict(err):
+		c.metrics.write("conflict", nil)
+		return c.current(ctx, q, name, a)
+	default:
+		c.failedWrite(name, "update", err)
+		return a, err
+	}
+}
+
+// current reads the record another replica wrote first, from the API
+// server: the informer may not have seen it yet.
+func (c *Cluster) current(ctx context.Context, q resolver.Query, name string, a resolver.Stored) (resolver.Stored, error) {
+	ir := &v1alpha1.ImageResolution{}
+	if err := c.reader.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: name}, ir); err != nil {
+		return a, fmt.Errorf("reading record %s after a concurrent write: %w", name, err)
+	}
+	if ir.Spec.QueryHash != q.Hash() || ir.Status.Digest == "" {
+		return a, fmt.Errorf("record %s holds another query", name)
+	}
+	c.put(ir)
+	return storedOf(ir), nil
+}
+
+func (c *Cluster) backingOff(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	at, ok := c.failed[name]
+	return ok && time.Since(at) < writeBackoff
+}
+
+func (c *Cluster) failedWrite(name, op string, err error) {
+	c.metrics.write("error", err)
+	c.mu.Lock()
+	c.failed[name] = time.Now()
+	for n, at := range c.failed { // bounded by the records failing within writeBackoff
+		if time.Since(at) >= writeBackoff {
+			delete(c.failed, n)
+		}
+	}
+	c.mu.Unlock()
+	c.log.Info("cannot store a resolution record; the answer is kept in memory", "record", name, "operation", op, "error", err.Error())
+}
+
+func storedOf(ir *v1alpha1.ImageResolution) resolver.Stored {
+	return resolver.Stored{Tag: ir.Status.Tag, Digest: ir.Status.Digest, At: ir.Status.ConfirmedAt.Time,
+		Changed: ir.Status.ResolvedAt.Time, Version: ir.ResourceVersion}
+}
+
+// short is a digest's first 12 hex digits, as docker prints image IDs.
+func short(d string) string {
+	_, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) < 12 {
+		return d
+	}
+	return hex[:12]
+}
