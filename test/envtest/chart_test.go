@@ -40,7 +40,7 @@ func TestTheAPIServerAcceptsWhatTheChartRenders(t *testing.T) {
 		{"without cert-manager: the webhook's own certificates", map[string]any{"certManager": map[string]any{"enabled": false}}},
 		{"without cert-manager: helm's certificates", map[string]any{"certManager": map[string]any{"enabled": false}, "certificates": map[string]any{"generator": "helm"}}},
 		{"a NetworkPolicy naming the API server, clientCA and the pod values", map[string]any{
-			"networkPolicy": map[string]any{"enabled": true, "apiServer": map[string]any{"cidrs": []any{"172.18.0.0/24"}}, "podCIDRs": []any{"10.244.0.0/16"}},
+			"networkPolicy": map[string]any{"enabled": true, "apiServer": map[string]any{"cidrs": []any{"10.0.0.0/8"}}, "podCIDRs": []any{"10.244.0.0/16"}},
 			"clientCA":      map[string]any{"secretName": "apiserver-client-ca", "certName": "kube-apiserver"},
 			"hostNetwork":   true, "extraArgs": []any{"--shutdown-delay=10s"}, "priorityClassName": "system-cluster-critical",
 			"metrics": map[string]any{"dashboard": map[string]any{"enabled": true}}}},
