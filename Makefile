@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 1m
 UNIT_FUZZTIME ?= 3s
 
-.PHONY: all build test unit e2e lint fuzz bench soak demo assets clean generate verify-generate
+.PHONY: all build test unit e2e lint fuzz bench soak demo assets clean generate verify-generate image
 
 all: build
 
@@ -73,3 +73,12 @@ demo: assets build ## run API server, registry, webhook and sample workloads loc
 
 clean:
 	rm -rf $(BIN)
+
+IMAGE ?= ghcr.io/image-pin/image-pin-webhook:$(VERSION)
+PLATFORMS ?= linux/amd64,linux/arm64
+image: ## the container image IMAGE for PLATFORMS, with docker buildx or podman (push it before helm install)
+	@if command -v docker >/dev/null 2>&1; then \
+		docker buildx build --platform $(PLATFORMS) --build-arg VERSION=$(VERSION) -t $(IMAGE) $(IMAGE_FLAGS) . ; \
+	elif command -v podman >/dev/null 2>&1; then \
+		podman build --platform $(PLATFORMS) --build-arg VERSION=$(VERSION) --manifest $(IMAGE) . ; \
+	else echo "make image needs docker (with buildx) or podman; neither is on PATH" >&2; exit 1; fi

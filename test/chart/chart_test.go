@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/test/chart"
 	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
 
@@ -33,11 +34,16 @@ const ns = "image-pin-system"
 
 func render(t *testing.T, values map[string]any) []client.Object {
 	t.Helper()
-	objs, err := cluster.Render("image-pin-webhook", ns, values)
+	return renderRelease(t, values).Objects
+}
+
+func renderRelease(t *testing.T, values map[string]any) *chart.Release {
+	t.Helper()
+	rel, err := chart.Render("image-pin-webhook", ns, values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objs
+	return rel
 }
 
 func seedValues(t *testing.T) map[string]any {
@@ -120,6 +126,7 @@ func TestRBACIsGetOnExactlyTheNamedSecrets(t *testing.T) {
 		map[string]any{"name": "hub", "api_url": "https://registry-1.docker.io", "prefix": "docker.io", "credentials": "pullsecret:ci/hub-pull"},
 		map[string]any{"name": "quay", "api_url": "https://quay.io", "prefix": "quay.io", "credentials": "secret:argocd/quay#creds"},
 		map[string]any{"name": "env", "api_url": "https://x.io", "prefix": "x.io", "credentials": "env:X_CREDS"})
+	values["state"] = "memory" // the records' Role is TestTheRecordsRoleIsTheWebhooksAloneInItsNamespace's
 	objs := render(t, values)
 	if n := len(all[*rbacv1.ClusterRole](objs)) + len(all[*rbacv1.ClusterRoleBinding](objs)); n != 0 {
 		t.Errorf("%d cluster-wide RBAC objects, want none", n)
@@ -155,7 +162,7 @@ func TestTheWebhookConfigurationFollowsTheContract(t *testing.T) {
 	}
 	w := mwc.Webhooks[0]
 	if *w.FailurePolicy != admissionregistrationv1.Ignore || *w.TimeoutSeconds != 10 || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy ||
-		*w.SideEffects != admissionregistrationv1.SideEffectClassNone || !slices.Equal(w.AdmissionReviewVersions, []string{"v1"}) {
+		*w.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun || !slices.Equal(w.AdmissionReviewVersions, []string{"v1"}) {
 		t.Errorf("webhook settings %+v", w)
 	}
 	if w.ClientConfig.Service == nil || *w.ClientConfig.Service.Path != "/mutate" {
@@ -279,8 +286,8 @@ func TestCertManagerIssuesTheServingCertificateThroughAnOwnCA(t *testing.T) {
 	}
 }
 
-func TestWithoutCertManagerTheChartMakesItsOwnCA(t *testing.T) {
-	objs := render(t, map[string]any{"certManager": map[string]any{"enabled": false}})
+func TestTheHelmGeneratorMakesItsOwnCAWhenAskedFor(t *testing.T) {
+	objs := render(t, map[string]any{"certManager": map[string]any{"enabled": false}, "certificates": map[string]any{"generator": "helm"}})
 	if len(all[*certmanagerv1.Certificate](objs)) != 0 {
 		t.Error("cert-manager objects rendered with certManager.enabled=false")
 	}
@@ -322,6 +329,16 @@ func TestTheSchemaRejectsTypos(t *testing.T) {
 		{"a misspelt policy key", map[string]any{"policy": map[string]any{"cachettl": "5m"}}},
 		{"an unknown strategy", map[string]any{"policy": map[string]any{"strategy": "latest"}}},
 		{"a failurePolicy that is neither Ignore nor Fail", map[string]any{"webhook": map[string]any{"failurePolicy": "ignore"}}},
+		{"an unknown certificate generator", map[string]any{"certificates": map[string]any{"generator": "openssl"}}},
+		{"extraArgs that are not flags", map[string]any{"extraArgs": []any{"debug"}}},
+		{"hostNetwork as a string", map[string]any{"hostNetwork": "true"}},
+		{"an unknown dnsPolicy", map[string]any{"dnsPolicy": "ClusterLast"}},
+		{"a misspelt clientCA key", map[string]any{"clientCA": map[string]any{"secret": "ca"}}},
+		{"a misspelt networkPolicy.apiServer key", map[string]any{"networkPolicy": map[string]any{"apiServer": map[string]any{"cidr": []any{"10.0.0.0/8"}}}}},
+		{"an unknown Cilium entity", map[string]any{"networkPolicy": map[string]any{"enabled": true, "apiServer": map[string]any{"ciliumEntities": []any{"apiserver"}}}}},
+		{"a CIDR that is not one", map[string]any{"networkPolicy": map[string]any{"enabled": true, "apiServer": map[string]any{"cidrs": []any{"control-plane"}}}}},
+		{"an extraEnv entry without a name", map[string]any{"extraEnv": []any{map[string]any{"value": "x"}}}},
+		{"a misspelt prometheusRule key", map[string]any{"metrics": map[string]any{"prometheusRule": map[string]any{"enable": true}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -333,7 +350,12 @@ func TestTheSchemaRejectsTypos(t *testing.T) {
 }
 
 func TestHelmLintIsClean(t *testing.T) {
-	for _, values := range []map[string]any{nil, seedValues(t), {"certManager": map[string]any{"enabled": false}}} {
+	for _, values := range []map[string]any{nil, seedValues(t), {"certManager": map[string]any{"enabled": false}},
+		{"certManager": map[string]any{"enabled": false}, "certificates": map[string]any{"generator": "helm"}},
+		{"networkPolicy": map[string]any{"enabled": true, "apiServer": map[string]any{"cidrs": []any{"172.18.0.0/24"}, "ciliumEntities": []any{"kube-apiserver"}}}},
+		{"metrics": map[string]any{"prometheusRule": map[string]any{"enabled": true}, "dashboard": map[string]any{"enabled": true}}},
+		{"clientCA": map[string]any{"secretName": "apiserver-client-ca", "certName": "kube-apiserver"}, "hostNetwork": true, "extraArgs": []any{"--shutdown-delay=10s"}},
+	} {
 		res := lint.AllWithKubeVersion(cluster.ChartDir(), values, ns, nil)
 		for _, m := range res.Messages {
 			if m.Severity >= support.WarningSev {
@@ -463,7 +485,8 @@ func TestEKSPodIdentityGetsItsOwnTokenAndNothingElse(t *testing.T) {
 
 func TestANetworkPolicyKeepsPodsFromTheAdmissionPort(t *testing.T) {
 	v := seedValues(t)
-	v["networkPolicy"] = map[string]any{"podCIDRs": []any{"10.244.0.0/16", "fd00:10:244::/56"}}
+	v["networkPolicy"] = map[string]any{"enabled": true, "podCIDRs": []any{"10.244.0.0/16", "fd00:10:244::/56"},
+		"apiServer": map[string]any{"cidrs": []any{"0.0.0.0/0", "::/0"}}}
 	np := find[*networkingv1.NetworkPolicy](t, render(t, v), "")
 	if len(np.Spec.Ingress) != 2 {
 		t.Fatalf("ingress rules = %d, want the admission port and metrics", len(np.Spec.Ingress))

@@ -15,7 +15,8 @@ import (
 
 // imagepullsecrets needs get on the Secrets and ServiceAccounts of every
 // namespace its entries admit: cluster-wide unless each entry lists literal
-// namespaces, and nothing at all when no entry uses it.
+// namespaces (and then only with rbac.pullSecrets.clusterWide, which the
+// admin sets), and nothing at all when no entry uses it.
 func TestRBACForImagePullSecretsFollowsTheNamespacesItsEntriesAdmit(t *testing.T) {
 	entry := func(name string, namespaces ...any) map[string]any {
 		e := map[string]any{"name": name, "api_url": "https://" + name + ".example", "prefix": name + ".example", "credentials": "imagepullsecrets"}
@@ -38,7 +39,8 @@ func TestRBACForImagePullSecretsFollowsTheNamespacesItsEntriesAdmit(t *testing.T
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			objs := render(t, map[string]any{"registries": tc.registries})
+			// state memory: the records' Role (TestTheRecordsRoleIsTheWebhooksAloneInItsNamespace) is not this test's.
+			objs := render(t, map[string]any{"state": "memory", "registries": tc.registries, "rbac": map[string]any{"pullSecrets": map[string]any{"clusterWide": tc.clusterWide}}})
 			var rules []rbacv1.PolicyRule
 			var namespaces []string
 			for _, r := range all[*rbacv1.ClusterRole](objs) {
@@ -83,14 +85,15 @@ func TestTheNotesSayWhatTheImagePullSecretsGrantMeans(t *testing.T) {
 		inst := action.NewInstall(&action.Configuration{})
 		inst.ClientOnly, inst.DryRun, inst.ReleaseName, inst.Namespace = true, true, "image-pin-webhook", ns
 		inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
-		rel, err := inst.Run(ch, map[string]any{"registries": registries})
+		rel, err := inst.Run(ch, map[string]any{"registries": registries, "rbac": map[string]any{"pullSecrets": map[string]any{"clusterWide": true}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rel.Info.Notes
 	}
 	entry := map[string]any{"name": "w", "api_url": "https://r.example", "prefix": "r.example", "credentials": "imagepullsecrets"}
-	if n := notes([]any{entry}); !strings.Contains(n, "every Secret and ServiceAccount") || !strings.Contains(n, "in every namespace of the cluster") {
+	if n := notes([]any{entry}); !strings.Contains(n, "every Secret and ServiceAccount") || !strings.Contains(n, "in every namespace of the cluster") ||
+		!strings.Contains(n, "WARNING: rbac.pullSecrets.clusterWide=true") {
 		t.Errorf("cluster-wide notes:\n%s", n)
 	}
 	entry["namespaces"] = []any{"team-a", "team-b"}

@@ -37,9 +37,15 @@ func TestTheAPIServerAcceptsWhatTheChartRenders(t *testing.T) {
 		values map[string]any
 	}{
 		{"defaults, with cert-manager", nil},
-		{"without cert-manager", map[string]any{"certManager": map[string]any{"enabled": false}}},
+		{"without cert-manager: the webhook's own certificates", map[string]any{"certManager": map[string]any{"enabled": false}}},
+		{"without cert-manager: helm's certificates", map[string]any{"certManager": map[string]any{"enabled": false}, "certificates": map[string]any{"generator": "helm"}}},
+		{"a NetworkPolicy naming the API server, clientCA and the pod values", map[string]any{
+			"networkPolicy": map[string]any{"enabled": true, "apiServer": map[string]any{"cidrs": []any{"10.0.0.0/8"}}, "podCIDRs": []any{"10.244.0.0/16"}},
+			"clientCA":      map[string]any{"secretName": "apiserver-client-ca", "certName": "kube-apiserver"},
+			"hostNetwork":   true, "extraArgs": []any{"--shutdown-delay=10s"}, "priorityClassName": "system-cluster-critical",
+			"metrics": map[string]any{"dashboard": map[string]any{"enabled": true}}}},
 		{"the seed's values", seed},
-		{"imagepullsecrets in every namespace", map[string]any{"registries": []any{
+		{"imagepullsecrets in every namespace", map[string]any{"rbac": map[string]any{"pullSecrets": map[string]any{"clusterWide": true}}, "registries": []any{
 			map[string]any{"name": "workloads", "api_url": "https://registry.example", "prefix": "registry.example", "credentials": "imagepullsecrets"}}}},
 		{"imagepullsecrets in listed namespaces", map[string]any{"registries": []any{
 			map[string]any{"name": "workloads", "api_url": "https://registry.example", "prefix": "registry.example", "credentials": "imagepullsecrets", "namespaces": []any{"chart-check"}}}}},

@@ -19,7 +19,7 @@ import (
 )
 
 // TestAnUpgradeWithoutCertManagerKeepsTheCA installs the chart for real with
-// certManager.enabled=false, upgrades it, and checks that the CA bundle did
+// certManager.enabled=false and certificates.generator=helm, upgrades it, and checks that the CA bundle did
 // not change under running pods (the chart reuses its Secret via lookup).
 func TestAnUpgradeWithoutCertManagerKeepsTheCA(t *testing.T) {
 	ns := namespace(t, false)
@@ -36,7 +36,7 @@ func TestAnUpgradeWithoutCertManagerKeepsTheCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := map[string]any{"certManager": map[string]any{"enabled": false}}
+	values := map[string]any{"certManager": map[string]any{"enabled": false}, "certificates": map[string]any{"generator": "helm"}}
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName, inst.Namespace, inst.Timeout = release, ns, time.Minute
 	if _, err := inst.Run(ch, values); err != nil {

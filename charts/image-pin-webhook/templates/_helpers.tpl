@@ -76,25 +76,55 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* pullSecretsScope: where entries with credentials: imagepullsecrets read the admitted objects' Secrets and ServiceAccounts.
-     {"used": bool, "clusterWide": bool, "namespaces": [...]}: cluster-wide unless every such entry lists its namespaces without globs. */}}
+     {"used": bool, "clusterWide": bool, "clusterWideEntries": [names], "namespaces": [...]}: cluster-wide unless every such
+     entry lists its namespaces without globs; the chart grants that only with rbac.pullSecrets.clusterWide (see validate). */}}
 {{- define "image-pin-webhook.pullSecretsScope" -}}
 {{- $used := false -}}
 {{- $clusterWide := false -}}
+{{- $wide := list -}}
 {{- $nss := list -}}
 {{- range .Values.registries -}}
 {{- if eq (toString (default "" .credentials)) "imagepullsecrets" -}}
 {{- $used = true -}}
-{{- if not .namespaces -}}
-{{- $clusterWide = true -}}
-{{- end -}}
+{{- $entryWide := not .namespaces -}}
 {{- range .namespaces -}}
 {{- if regexMatch "[*?\\[\\\\]" (toString .) -}}
-{{- $clusterWide = true -}}
+{{- $entryWide = true -}}
 {{- else if not (has (toString .) $nss) -}}
 {{- $nss = append $nss (toString .) -}}
 {{- end -}}
 {{- end -}}
+{{- if $entryWide -}}
+{{- $clusterWide = true -}}
+{{- $wide = append $wide (printf "%q" .name) -}}
 {{- end -}}
 {{- end -}}
-{{- toJson (dict "used" $used "clusterWide" $clusterWide "namespaces" $nss) -}}
+{{- end -}}
+{{- toJson (dict "used" $used "clusterWide" $clusterWide "clusterWideEntries" $wide "namespaces" $nss) -}}
+{{- end -}}
+
+{{/* webhookConfigName: the MutatingWebhookConfiguration, which --webhook-config-name and doctor name. */}}
+{{- define "image-pin-webhook.webhookConfigName" -}}
+{{- include "image-pin-webhook.fullname" . -}}
+{{- end -}}
+
+{{/* certGenerator: cert-manager, webhook or helm: who makes the serving certificate. */}}
+{{- define "image-pin-webhook.certGenerator" -}}
+{{- if .Values.certManager.enabled -}}
+cert-manager
+{{- else -}}
+{{- .Values.certificates.generator -}}
+{{- end -}}
+{{- end -}}
+
+{{/* seconds: a Go duration (as the schema admits: 8s, 1m30s, 1.5h, 0) in seconds, as a float. */}}
+{{- define "image-pin-webhook.seconds" -}}
+{{- $total := 0.0 -}}
+{{- $units := dict "ns" 0.000000001 "us" 0.000001 "µs" 0.000001 "μs" 0.000001 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- range regexFindAll "([0-9]+\\.?[0-9]*|\\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)" (toString .) -1 -}}
+{{- $num := regexFind "^[0-9.]+" . -}}
+{{- $unit := trimPrefix $num . -}}
+{{- $total = addf $total (mulf (float64 $num) (get $units $unit)) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}
