@@ -229,7 +229,7 @@ func (p *plan) build() {
 			// never pinned (a failure at CREATE) is looked up as it is.
 			original, fresh = cmp.Or(prior, oldImg), true
 			p.records[c.name] = original
-		case existed && c.image == oldImg && !p.optOutRemoved(c.name, c.image):
+		case existed && c.image == oldImg && !p.steeredAgain(c.name):
 			p.records[c.name] = cmp.Or(prior, oldImg)
 			continue // unchanged: never start a rollout
 		case existed && prior != "" && c.image == prior && strings.Contains(oldImg, "@") &&
@@ -304,31 +304,13 @@ func (p *plan) tagMayMove(name, written string) bool {
 	return s.Strategy != nil && *s.Strategy != resolver.Digest
 }
 
-// optOutRemoved reports whether the stored object left the container alone
-// (the skip label, or annotations that chose skip) and this request no
-// longer does. Its image then equals the stored one only because the opt-out
-// kept it as written: removing the opt-out asks for a pin, decided before
-// "image unchanged, never start a rollout".
-func (p *plan) optOutRemoved(name, image string) bool {
-	if p.old.meta.Labels[SkipLabel] == "true" {
-		return true // handle returned early had the request kept it
-	}
-	if !p.steeringChanged(name) {
-		return false
-	}
-	img, err := p.h.parseImage(image)
-	if err != nil {
-		return false
-	}
-	names := make(map[string]bool, len(p.ctrs))
-	for _, c := range p.ctrs {
-		names[c.name] = true
-	}
-	oldOv, err := parseAnnotations(p.old.meta.Annotations, names)
-	if err != nil {
-		return false
-	}
-	return p.cfg.Steering(img, oldOv.forContainer(name)).Skip && !p.steering(name, img).Skip
+// steeredAgain reports whether this request changes what steers the
+// container: an image-pin.io/ annotation that applies to it, or the removal
+// of the skip label (handle returned early had the request kept it). That
+// is the user asking again, decided before "image unchanged, never start a
+// rollout": removing an opt-out pins an image the opt-out kept as written.
+func (p *plan) steeredAgain(name string) bool {
+	return p.old.meta.Labels[SkipLabel] == "true" || p.steeringChanged(name)
 }
 
 // steeringChanged reports whether the request changes an image-pin.io/

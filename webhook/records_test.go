@@ -202,8 +202,11 @@ func TestAReApplyThatRemovesAnOptOutPins(t *testing.T) {
 		{"an annotation kept at skip still leaves it as written",
 			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, app),
 			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, app), nil},
-		{"another annotation changed on an unpinned image starts no rollout",
+		{"any steering change on an image left as written resolves it anew",
 			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/allow-tags": "regexp:^1$"}, app),
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app)}, app), pin},
+		{"an unchanged image under unchanged steering starts no rollout",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app)}, app),
 			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app)}, app), nil},
 	}
 	for _, tc := range tests {
