@@ -149,7 +149,7 @@ func (w *Watcher) Reload() bool {
 	defer w.mu.Unlock()
 	raw, err := os.ReadFile(w.path)
 	if err != nil {
-		w.failed(err)
+		w.failed(err, false)
 		return false
 	}
 	if bytes.Equal(raw, w.raw) {
@@ -165,7 +165,7 @@ func (w *Watcher) Reload() bool {
 		c, err = Build(spec, w.opts...)
 	}
 	if err != nil {
-		w.failed(err)
+		w.failed(err, again)
 		if again {
 			w.backoff = min(2*w.backoff, w.maxBackoff)
 		} else {
@@ -201,11 +201,19 @@ func (w *Watcher) nextRetry() <-chan time.Time {
 	return time.After(time.Until(w.retryAt))
 }
 
-func (w *Watcher) failed(err error) {
+// failed counts a failed reload and logs it (the binary's logger prints no
+// stack trace for it: the error names the file, entry and field). A retry of the same content that fails again is logged at
+// debug level only: the first line said it all.
+func (w *Watcher) failed(err error, again bool) {
 	if w.reloads != nil {
 		w.reloads.WithLabelValues("failure").Inc()
 	}
-	w.log.Error(err, "config reload failed; the last good config stays in force", "path", w.path)
+	const msg = "config reload failed; the last good config stays in force"
+	if again {
+		w.log.V(1).Info(msg, "path", w.path, "error", err.Error())
+		return
+	}
+	w.log.Error(err, msg, "path", w.path)
 }
 
 // WithRetryBackoff sets how soon a failed reload is tried again, doubling

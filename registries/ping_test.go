@@ -2,10 +2,15 @@ package registries_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
@@ -81,5 +86,62 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s", what)
 		}
+	}
+}
+
+// lineLog keeps the messages logged at the default level.
+type lineLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineLog) logger() logr.Logger {
+	return funcr.New(func(prefix, args string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.lines = append(l.lines, args)
+	}, funcr.Options{Verbosity: 0})
+}
+
+func (l *lineLog) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.lines {
+		if strings.Contains(s, `"msg"="`+msg+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestAnOperatorSeesARegistryStopAndStartAnsweringOnceEach(t *testing.T) {
+	srv := registrytest.New(t)
+	down := func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v2/" {
+			return false
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	}
+	srv.SetFault(down)
+	set := pingedSet(t, srv)
+	src := &pingSource{current: set}
+	var logs lineLog
+	p := &registries.Pinger{Source: src, Interval: time.Hour, Log: logs.logger()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = p.Start(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "a line for the registry down at start", func() bool { return logs.count("registry stopped answering its ping") == 1 })
+	pings := srv.Count("GET", "ping")
+	src.set(set) // a reload pings again; still down
+	waitFor(t, "a second ping", func() bool { return srv.Count("GET", "ping") > pings })
+	srv.SetFault(nil)
+	src.set(set)
+	waitFor(t, "a line for the registry answering again", func() bool { return logs.count("registry answers its ping again") == 1 })
+	if n := logs.count("registry stopped answering its ping"); n != 1 {
+		t.Errorf("a registry that stayed down was logged as stopping %d times, want once", n)
 	}
 }

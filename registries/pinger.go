@@ -38,8 +38,9 @@ func (p *Pinger) Start(ctx context.Context) error {
 	defer cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	up := map[string]bool{} // by entry name: what its last ping said
 	for {
-		p.pingAll(ctx)
+		p.pingAll(ctx, up)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -49,7 +50,12 @@ func (p *Pinger) Start(ctx context.Context) error {
 	}
 }
 
-func (p *Pinger) pingAll(ctx context.Context) {
+// pingAll pings each entry and logs, at the default level, each one that
+// stops answering (or does not answer its first ping) and each that starts
+// answering again; a registry that stays down is logged once, not at every
+// interval. up holds the last answer by entry name and is updated.
+func (p *Pinger) pingAll(ctx context.Context, up map[string]bool) {
+	seen := map[string]bool{}
 	for _, m := range p.Source.Registries().byLength {
 		if !m.entry.Ping {
 			continue
@@ -57,10 +63,24 @@ func (p *Pinger) pingAll(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := m.client.Ping(pctx)
 		cancel()
-		if err != nil {
-			p.Log.Info("registry ping failed", "registry", m.entry.Name, "error", err.Error())
-		} else {
-			p.Log.V(1).Info("registry ping succeeded", "registry", m.entry.Name)
+		name := m.entry.Name
+		seen[name] = true
+		was, known := up[name]
+		up[name] = err == nil
+		switch {
+		case err != nil && (!known || was):
+			p.Log.Info("registry stopped answering its ping", "registry", name, "error", err.Error())
+		case err != nil:
+			p.Log.V(1).Info("registry still not answering its ping", "registry", name, "error", err.Error())
+		case known && !was:
+			p.Log.Info("registry answers its ping again", "registry", name)
+		default:
+			p.Log.V(1).Info("registry ping succeeded", "registry", name)
+		}
+	}
+	for name := range up {
+		if !seen[name] {
+			delete(up, name) // no longer configured (or no longer pinged)
 		}
 	}
 }

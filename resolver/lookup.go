@@ -41,7 +41,7 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 		}
 		tr.tags(tags, cands)
 		if len(cands) == 0 {
-			return answer{}, fmt.Errorf("%s: none of its %d tags passes allow_tags and ignore_tags", repo, len(tags))
+			return answer{}, noMatch("%s: none of its %d tags passes allow_tags and ignore_tags", repo, len(tags))
 		}
 		switch p.Strategy {
 		case Semver:
@@ -68,7 +68,7 @@ func (r *Resolver) lookup(ctx context.Context, q Query) (answer, error) {
 			return answer{}, err
 		}
 		if missing := md.missing(p.Platforms); len(missing) > 0 {
-			return answer{}, fmt.Errorf("%s:%s (%s) does not cover the platforms %s", repo, tag, desc.Digest, strings.Join(missing, ", "))
+			return answer{}, noMatch("%s:%s (%s) does not cover the platforms %s", repo, tag, desc.Digest, strings.Join(missing, ", "))
 		}
 	}
 	return answer{tag: tag, digest: desc.Digest.String()}, nil
@@ -150,7 +150,7 @@ func newestSemver(ctx context.Context, tags []string, c *Constraint) (string, er
 		}
 	}
 	if best == nil {
-		return "", fmt.Errorf("no tag matches the semver constraint %q", c.Text)
+		return "", noMatch("no tag matches the semver constraint %q", c.Text)
 	}
 	return bestTag, nil
 }

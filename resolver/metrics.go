@@ -18,7 +18,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_resolutions_total",
-			Help: "Image resolutions by registry, strategy and result (resolved, cache_hit, stale, error).",
+			Help: "Image resolutions by registry, strategy and result (resolved, cache_hit, stale, not_found, unauthorized, error).",
 		}, []string{"registry", "strategy", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "image_pin_resolve_duration_seconds",

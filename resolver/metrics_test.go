@@ -28,10 +28,10 @@ func TestResolutionsAreCountedByResult(t *testing.T) {
 		t.Fatal("a missing tag resolved")
 	}
 	want := `
-# HELP image_pin_resolutions_total Image resolutions by registry, strategy and result (resolved, cache_hit, stale, error).
+# HELP image_pin_resolutions_total Image resolutions by registry, strategy and result (resolved, cache_hit, stale, not_found, unauthorized, error).
 # TYPE image_pin_resolutions_total counter
 image_pin_resolutions_total{registry="test",result="cache_hit",strategy="digest"} 2
-image_pin_resolutions_total{registry="test",result="error",strategy="digest"} 1
+image_pin_resolutions_total{registry="test",result="not_found",strategy="digest"} 1
 image_pin_resolutions_total{registry="test",result="resolved",strategy="digest"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "image_pin_resolutions_total"); err != nil {

@@ -276,6 +276,6 @@ func (r *Resolver) failed(registry string, s Strategy, start time.Time, old answ
 		r.metrics.resolved(registry, s, "stale", start)
 		return Result{Tag: old.tag, Digest: old.digest, Stale: true}, err
 	}
-	r.metrics.resolved(registry, s, "error", start)
+	r.metrics.resolved(registry, s, string(CauseOf(err)), start)
 	return Result{}, err
 }

@@ -33,6 +33,7 @@ type Handler struct {
 	protected map[string]bool
 	metrics   *Metrics
 	log       logr.Logger
+	failures  *failureLimiter // one log line per image and cause a minute
 }
 
 // Option configures a Handler.
@@ -50,13 +51,17 @@ func WithOwnNamespace(ns string) Option {
 // WithHandlerMetrics sets where admissions are counted.
 func WithHandlerMetrics(m *Metrics) Option { return func(h *Handler) { h.metrics = m } }
 
-// WithLogger sets the logger; one line per admission at debug level (V(1)).
+// WithLogger sets the logger used when the request's context carries none
+// (controller-runtime's webhook.Admission puts its request-scoped one there).
+// At the default level it logs each failure to resolve and, in report mode,
+// each would-be pin; at debug level (V(1)) one line per admission.
 func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
 
 // NewHandler makes the handler. cfg returns the config in force; it is
 // called once per admission so a whole admission sees one snapshot.
 func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
-	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard()}
+	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard(),
+		failures: newFailureLimiter(failureLogInterval, failureLogKeys)}
 	h.images, _ = lru.New[string, parsedImage](4096)
 	for _, o := range opts {
 		o(h)
@@ -71,8 +76,10 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	start := time.Now()
 	resp, outcome := h.handle(ctx, req)
 	h.metrics.admission(req.Kind.Kind, string(req.Operation), outcome)
-	if log := h.log.V(1); log.Enabled() {
-		log.Info("admission", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+	// Checked before the request's values are added: an admission that
+	// logs nothing allocates nothing for it.
+	if log, _ := h.baseLog(ctx); log.V(1).Enabled() {
+		h.requestLog(ctx, req).V(1).Info("admission", "kind", req.Kind.Kind,
 			"operation", req.Operation, "subresource", req.SubResource, "outcome", outcome,
 			"patches", len(resp.Patches), "warnings", len(resp.Warnings), "duration", time.Since(start).String())
 	}
@@ -82,6 +89,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 // Outcomes of an admission, as counted in image_pin_admissions_total.
 const (
 	outcomePatched   = "patched"
+	outcomeReported  = "reported" // report mode: would have patched
 	outcomeUnchanged = "unchanged"
 	outcomeDenied    = "denied"
 	outcomeError     = "error"
@@ -157,6 +165,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	rctx = client.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
 	rctx = resolver.WithAdmission(rctx, resolver.Admission{Namespace: req.Namespace, DryRun: req.DryRun != nil && *req.DryRun})
 	p.resolve(rctx)
+	h.logTasks(ctx, p)
 	return p.respond()
 }
 
@@ -221,7 +230,7 @@ func (p *plan) build() {
 			// never pinned (a failure at CREATE) is looked up as it is.
 			original, fresh = cmp.Or(prior, oldImg), true
 			p.records[c.name] = original
-		case existed && c.image == oldImg:
+		case existed && c.image == oldImg && !p.steeredAgain(c.name):
 			p.records[c.name] = cmp.Or(prior, oldImg)
 			continue // unchanged: never start a rollout
 		case existed && prior != "" && c.image == prior && strings.Contains(oldImg, "@") &&
@@ -294,6 +303,15 @@ func (p *plan) tagMayMove(name, written string) bool {
 	}
 	s := p.steering(name, img)
 	return s.Strategy != nil && *s.Strategy != resolver.Digest
+}
+
+// steeredAgain reports whether this request changes what steers the
+// container: an image-pin.io/ annotation that applies to it, or the removal
+// of the skip label (handle returned early had the request kept it). That
+// is the user asking again, decided before "image unchanged, never start a
+// rollout": removing an opt-out pins an image the opt-out kept as written.
+func (p *plan) steeredAgain(name string) bool {
+	return p.old.meta.Labels[SkipLabel] == "true" || p.steeringChanged(name)
 }
 
 // steeringChanged reports whether the request changes an image-pin.io/
@@ -371,12 +389,14 @@ func (p *plan) respond() (admission.Response, string) {
 		return admission.Denied(limitDenial(denials...)).WithWarnings(limitWarnings(p.warnings)...), outcomeDenied
 	}
 	var patches []jsonpatch.JsonPatchOperation
+	reported := false
 	for _, t := range p.tasks {
 		if t.out == "" || t.out == t.c.image {
 			continue
 		}
 		if report {
 			p.warnings = append(p.warnings, fmt.Sprintf("report mode: container %q image %q would be pinned to %q", t.c.name, t.c.image, t.out))
+			reported = true
 			continue
 		}
 		patches = append(patches, jsonpatch.NewOperation("replace", t.c.path, t.out))
@@ -389,6 +409,9 @@ func (p *plan) respond() (admission.Response, string) {
 	}
 	warnings := limitWarnings(p.warnings)
 	if len(patches) == 0 {
+		if reported {
+			return admission.Allowed("").WithWarnings(warnings...), outcomeReported
+		}
 		return admission.Allowed("").WithWarnings(warnings...), outcomeUnchanged
 	}
 	// Our own operations, one per changed image and one for the record, not

@@ -1,6 +1,10 @@
 package webhook
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics counts admissions. A nil *Metrics records nothing.
 type Metrics struct {
@@ -11,7 +15,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "image_pin_admissions_total",
-		Help: "Admissions by kind, operation and outcome (patched, unchanged, denied, error).",
+		Help: "Admissions by kind, operation and outcome (patched, reported (report mode: would have patched), unchanged, denied, error).",
 	}, []string{"kind", "operation", "outcome"})}
 	reg.MustRegister(m.admissions)
 	return m
@@ -21,6 +25,18 @@ func (m *Metrics) admission(kind, op, outcome string) {
 	if m != nil {
 		m.admissions.WithLabelValues(label(kind, knownKinds), label(op, knownOperations), outcome).Inc()
 	}
+}
+
+// NewBuildInfo registers image_pin_build_info, 1 with the binary's version
+// and the Go release it was built with, as Prometheus' own build_info does:
+// a dashboard joins on it to show which release each replica runs.
+func NewBuildInfo(reg prometheus.Registerer, version string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "image_pin_build_info",
+		Help: "1, labelled with the version of image-pin-webhook and the Go release it was built with.",
+	}, []string{"version", "go_version"})
+	g.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(g)
 }
 
 // The label values an AdmissionReview may bring: anything else is counted

@@ -174,3 +174,44 @@ func TestARestartDuringAnOutageKeepsTheStoredPin(t *testing.T) {
 		t.Errorf("warnings %q do not report the failure", r.Warnings)
 	}
 }
+
+// Removing an opt-out is the user asking for a pin: the image is unchanged
+// from the stored one only because the opt-out left it as written.
+func TestAReApplyThatRemovesAnOptOutPins(t *testing.T) {
+	e := newEnv(t)
+	app := e.srv.Host + "/app:1"
+	pin := []op{{"replace", "/spec/template/spec/containers/0/image", app + "@" + e.digests["app:1"]}}
+	skipLabelled := func(d *appsv1.Deployment) *appsv1.Deployment {
+		d.Labels = map[string]string{webhook.SkipLabel: "true"}
+		return d
+	}
+	tests := []struct {
+		name     string
+		old, obj *appsv1.Deployment
+		want     []op
+	}{
+		{"the object's strategy: skip annotation removed",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, app),
+			deployment(recorded("app", app), app), pin},
+		{"the container's strategy: skip annotation removed",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy.app": "skip"}, app),
+			deployment(recorded("app", app), app), pin},
+		{"the skip label removed",
+			skipLabelled(deployment(nil, app)),
+			deployment(nil, app), append(pin, op{"add", "/metadata/annotations", map[string]any{webhook.OriginalImagesKey: originals("app", app)}})},
+		{"an annotation kept at skip still leaves it as written",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, app),
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, app), nil},
+		{"any steering change on an image left as written resolves it anew",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/allow-tags": "regexp:^1$"}, app),
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app)}, app), pin},
+		{"an unchanged image under unchanged steering starts no rollout",
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app)}, app),
+			deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app)}, app), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, tc.old)), tc.want)
+		})
+	}
+}

@@ -119,6 +119,7 @@ func run(ctx context.Context, opts *options) error {
 	if err != nil {
 		return err
 	}
+	pinhook.NewBuildInfo(metrics.Registry, version)
 	handler := pinhook.NewHandler(watcher.Current, resolver.New(append(stateOpts, resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))...),
 		pinhook.WithOwnNamespace(os.Getenv("POD_NAMESPACE")),
 		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),

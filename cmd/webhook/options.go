@@ -45,7 +45,11 @@ func newOptions() *options {
 		ShutdownDelay:  5 * time.Second,
 		State:          stateCluster,
 		StateNamespace: defaultStateNamespace(),
-		Logging:        zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
+		// No stack traces below panic: an operator reads the error's text
+		// (a config that failed to load names its file, entry and field),
+		// and a trace on every retry buries it. --zap-stacktrace-level
+		// brings them back.
+		Logging: zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder, StacktraceLevel: zapcore.PanicLevel},
 	}
 }
 

@@ -30,6 +30,7 @@ func TestTheContractsMetricsAreServed(t *testing.T) {
 		`image_pin_registry_up{registry="env"} 1`,
 		`image_pin_cache_entries{cache="answers"}`,
 		`image_pin_config_reloads_total{result="failure"}`,
+		`image_pin_build_info{go_version="go`,
 	} {
 		if !strings.Contains(body, series) {
 			t.Errorf("/metrics lacks %s", series)
