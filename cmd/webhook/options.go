@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,10 +9,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
@@ -28,12 +32,27 @@ type options struct {
 	ShutdownDelay time.Duration // --shutdown-delay
 	EnableHTTP2   bool          // --enable-http2
 	ClientCAFile  string        // --client-ca-file; "" accepts any client
-	Logging       zap.Options   // --zap-*
+	// ClientCertName (--client-cert-name), with --client-ca-file, is the CN
+	// or a DNS SAN the client certificate must carry; "" accepts any name.
+	ClientCertName string
+	// CertSecret (--cert-secret) turns on self-managed certificates (package
+	// internal/certs), kept in this Secret of Namespace; "" leaves the
+	// files in CertDir to cert-manager or the chart.
+	CertSecret        string
+	WebhookConfigName string      // --webhook-config-name: whose caBundles get the CA
+	CertDNSName       string      // --cert-dns-name: the serving certificate's name
+	Namespace         string      // the pod's (POD_NAMESPACE), not a flag: where CertSecret lives
+	Logging           zap.Options // --zap-*
 }
+
+// defaultNamespace is the pod's namespace, which the chart passes in
+// POD_NAMESPACE through the downward API.
+const defaultNamespace = "image-pin-system"
 
 // newOptions holds every default in one place; docs/operations.md and
 // ../shared/interface.md name the same ones.
 func newOptions() *options {
+	ns := cmp.Or(os.Getenv("POD_NAMESPACE"), defaultNamespace)
 	return &options{
 		ConfigPath:    "/etc/image-pin-webhook/config.yaml",
 		CertDir:       "/tmp/k8s-webhook-server/serving-certs",
@@ -41,7 +60,13 @@ func newOptions() *options {
 		MetricsAddr:   ":8080",
 		ProbeAddr:     ":8081",
 		ShutdownDelay: 5 * time.Second,
-		Logging:       zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
+		// The chart's names: the Service is image-pin-webhook.NS and the
+		// MutatingWebhookConfiguration image-pin-webhook, for a release of
+		// that name.
+		WebhookConfigName: "image-pin-webhook",
+		CertDNSName:       "image-pin-webhook." + ns + ".svc",
+		Namespace:         ns,
+		Logging:           zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder},
 	}
 }
 
@@ -55,6 +80,10 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, how long /readyz reports not ready before the server stops accepting, so endpoints drop this replica first")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "serve HTTP/2 on the admission port (off by default, as kubebuilder does since CVE-2023-44487)")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "require API-server client certificates signed by this CA (for clusters with an admission kubeconfig)")
+	fs.StringVar(&o.ClientCertName, "client-cert-name", o.ClientCertName, "with --client-ca-file: the CN or a DNS SAN the API server's client certificate must carry")
+	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "manage the CA and serving certificate in this Secret of the pod's namespace, write them into --cert-dir and the CA into --webhook-config-name's caBundle, rotating before expiry (off when empty: cert-manager or the chart provides --cert-dir)")
+	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", o.WebhookConfigName, "with --cert-secret: the MutatingWebhookConfiguration whose webhooks get the CA in their caBundle")
+	fs.StringVar(&o.CertDNSName, "cert-dns-name", o.CertDNSName, "with --cert-secret: the serving certificate's DNS name (the Service's NAME.NAMESPACE.svc); NAME.cluster.local is added")
 	o.Logging.BindFlags(fs)
 }
 
@@ -84,6 +113,18 @@ func (o *options) Validate() error {
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay: %s must not be negative", o.ShutdownDelay))
+	}
+	if o.ClientCertName != "" && o.ClientCAFile == "" {
+		errs = append(errs, errors.New("--client-cert-name: needs --client-ca-file, which makes the API server present a certificate"))
+	}
+	if o.CertSecret != "" {
+		for _, f := range []struct{ flag, value string }{
+			{"--cert-secret", o.CertSecret}, {"--webhook-config-name", o.WebhookConfigName}, {"--cert-dns-name", o.CertDNSName},
+		} {
+			if msgs := validation.IsDNS1123Subdomain(f.value); len(msgs) > 0 {
+				errs = append(errs, fmt.Errorf("%s: %q: %s", f.flag, f.value, strings.Join(msgs, "; ")))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -115,12 +156,32 @@ func (o *options) admissionTLS() ([]func(*tls.Config), error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--client-ca-file: %s holds no PEM certificate", o.ClientCAFile)
 		}
+		name := o.ClientCertName
 		opts = append(opts, func(c *tls.Config) {
 			c.ClientCAs = pool
 			c.ClientAuth = tls.RequireAndVerifyClientCert
+			if name != "" {
+				// Runs after the chain is verified against ClientCAs.
+				c.VerifyConnection = func(cs tls.ConnectionState) error { return clientNamed(cs, name) }
+			}
 		})
 	}
 	return opts, nil
+}
+
+// clientNamed accepts a verified client certificate whose CN or one of
+// whose DNS SANs is name. A CA such as the cluster's also signs every
+// kubelet's and controller's client certificate; the name tells the API
+// server's apart.
+func clientNamed(cs tls.ConnectionState, name string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("no client certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	if leaf.Subject.CommonName == name || slices.Contains(leaf.DNSNames, name) {
+		return nil
+	}
+	return fmt.Errorf("client certificate %q is not --client-cert-name %q", leaf.Subject.CommonName, name)
 }
 
 // tlsMin is every listener's floor: TLS 1.2, and for TLS 1.2 forward-secret
