@@ -169,9 +169,9 @@ func TestWithCertSecretTheWebhookMakesItsCertificateInjectsTheCAAndReplicasShare
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: mwcName},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name: "pin.image-pin.io", AdmissionReviewVersions: []string{"v1"},
-			SideEffects:   ptr(admissionregistrationv1.SideEffectClassNone),
-			FailurePolicy: ptr(admissionregistrationv1.Fail), // a failed call shows as an error
-			ClientConfig:  admissionregistrationv1.WebhookClientConfig{URL: &url},
+			SideEffects:       ptr(admissionregistrationv1.SideEffectClassNone),
+			FailurePolicy:     ptr(admissionregistrationv1.Fail), // a failed call shows as an error
+			ClientConfig:      admissionregistrationv1.WebhookClientConfig{URL: &url},
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"image-pin-certs-e2e": home}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
