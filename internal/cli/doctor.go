@@ -42,6 +42,7 @@ type Diagnosis struct {
 	Latency       time.Duration `json:"latencyNanoseconds"`
 	PinnedImage   string        `json:"pinnedImage,omitempty"`
 	Warnings      []string      `json:"warnings,omitempty"`
+	Denial        string        `json:"denial,omitempty"` // the webhook answered with a denial (on_error: fail)
 	Cause         string        `json:"cause,omitempty"` // why not, when not
 	APIError      string        `json:"apiServerError,omitempty"`
 }
@@ -58,6 +59,9 @@ func (d *Diagnosis) write(w io.Writer, asJSON bool) {
 		fmt.Fprintf(w, "OK: the API server called the webhook; it answered in %s\n", d.Latency.Round(time.Millisecond))
 		if d.PinnedImage != "" {
 			fmt.Fprintf(w, "pinned: %s\n", d.PinnedImage)
+		}
+		if d.Denial != "" {
+			fmt.Fprintf(w, "denied: %s\n", d.Denial)
 		}
 	} else {
 		fmt.Fprintf(w, "FAIL: %s\n", d.Cause)
@@ -170,6 +174,10 @@ func diagnose(ctx context.Context, restCfg *rest.Config, d *Diagnosis) {
 	d.Latency = time.Since(start)
 	d.Warnings = warn.got
 	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "denied the request") {
+			d.Called, d.Denial = true, msg
+			return
+		}
 		d.APIError = err.Error()
 		d.Cause = callFailure(err, ctx)
 		return
@@ -187,7 +195,8 @@ func diagnose(ctx context.Context, restCfg *rest.Config, d *Diagnosis) {
 
 func mentionsWebhook(ws []string) bool {
 	for _, w := range ws {
-		if strings.Contains(w, "image-pin") {
+		if strings.Contains(w, "image-pin") || strings.Contains(w, "report mode:") || strings.HasSuffix(w, "left as it is") ||
+			strings.HasSuffix(w, "pinned to the last known digest") {
 			return true
 		}
 	}
@@ -201,10 +210,10 @@ func callFailure(err error, ctx context.Context) string {
 	switch {
 	case strings.Contains(msg, "x509") || strings.Contains(msg, "certificate") || strings.Contains(msg, "tls:"):
 		return "TLS: the API server does not trust the webhook's certificate: the caBundle of the webhook configuration is not the CA that signed the serving certificate, or the certificate does not name the Service"
-	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Timeout") || strings.Contains(msg, "timeout") || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return "timeout: the API server got no answer in timeoutSeconds: likely a NetworkPolicy keeping the API server from the admission port, or a CA mismatch the connection stalls on"
 	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no endpoints") || strings.Contains(msg, "no such host") || strings.Contains(msg, "service \""):
 		return "unreachable: the API server cannot connect to the webhook (no ready endpoints, wrong Service or port)"
+	case strings.Contains(msg, "deadline exceeded") || strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "i/o timeout") || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "timeout: the API server got no answer in timeoutSeconds: likely a NetworkPolicy keeping the API server from the admission port, or a CA mismatch the connection stalls on"
 	case strings.Contains(msg, "failed calling webhook"):
 		return "the API server's call to the webhook failed"
 	}
@@ -231,8 +240,8 @@ func notCalled(ctx context.Context, cs kubernetes.Interface, mwc *admissionregis
 			return fmt.Sprintf("not called or failed: webhook %s has an empty caBundle (nothing injected it: cert-manager's CA injector or --cert-secret)", w.Name)
 		}
 		if w.FailurePolicy != nil && *w.FailurePolicy == admissionregistrationv1.Ignore {
-			return fmt.Sprintf("not called or failed: webhook %s has failurePolicy Ignore, which hides a failed call (timeout: NetworkPolicy or CA; TLS: caBundle); the webhook's log and image_pin_admissions_total say whether it was reached", w.Name)
+			return fmt.Sprintf("not called or failed: webhook %s has failurePolicy Ignore, which hides a failed call (timeout: NetworkPolicy or CA; TLS: caBundle), or IMAGE is covered by no registry entry; the webhook's log and image_pin_admissions_total say whether it was reached", w.Name)
 		}
 	}
-	return "not called: the webhook configuration does not select this Pod (rules, objectSelector or matchConditions)"
+	return "not called, or IMAGE is covered by no registry entry of the config (the webhook leaves such images silently): give an IMAGE the config covers; else the webhook configuration does not select this Pod (rules, objectSelector or matchConditions)"
 }
