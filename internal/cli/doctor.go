@@ -43,7 +43,7 @@ type Diagnosis struct {
 	PinnedImage   string        `json:"pinnedImage,omitempty"`
 	Warnings      []string      `json:"warnings,omitempty"`
 	Denial        string        `json:"denial,omitempty"` // the webhook answered with a denial (on_error: fail)
-	Cause         string        `json:"cause,omitempty"` // why not, when not
+	Cause         string        `json:"cause,omitempty"`  // why not, when not
 	APIError      string        `json:"apiServerError,omitempty"`
 }
 
