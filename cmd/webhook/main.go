@@ -1,7 +1,7 @@
 // Command image-pin-webhook is the admission webhook server: it wires the
 // config watcher, registries, resolver and admission handler into a
-// controller-runtime manager. The subcommands check and resolve
-// (internal/cli) share the binary.
+// controller-runtime manager. The subcommands check, resolve, doctor and drift
+// (internal/cli) share the binary; commands.go decides which runs.
 package main
 
 import (
@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -26,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/image-pin/image-pin-webhook/config"
-	"github.com/image-pin/image-pin-webhook/internal/cli"
+	"github.com/image-pin/image-pin-webhook/internal/certs"
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
@@ -37,16 +39,20 @@ import (
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 && cli.IsCommand(os.Args[1]) {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
 	// flag.CommandLine, because controller-runtime binds --kubeconfig there.
 	opts := newOptions()
 	opts.AddFlags(flag.CommandLine)
+	flag.CommandLine.Usage = func() { writeHelp(flag.CommandLine.Output(), flag.CommandLine) }
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code, serve := dispatch(ctx, os.Args[1:], flag.CommandLine, version, os.Stdout, os.Stderr)
+	stop()
+	if !serve {
+		os.Exit(code)
+	}
 	flag.Parse()
+	if code := checkPositional(flag.CommandLine, os.Stderr); code != 0 {
+		os.Exit(code)
+	}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "image-pin-webhook:", err)
 		os.Exit(2) // as flag.Parse exits on a flag it cannot parse
@@ -79,15 +85,18 @@ func run(ctx context.Context, opts *options) error {
 	if err != nil {
 		return err
 	}
+	// The server is added to the manager by serveWhenReady, never through
+	// mgr.GetWebhookServer, which would add it a second time.
+	server := webhook.NewServer(webhook.Options{
+		Port:    opts.Port,
+		CertDir: opts.CertDir,
+		TLSOpts: append([]func(*tls.Config){tlsMin}, admissionTLS...),
+	})
 	mgr, err := ctrl.NewManager(restCfg, manager.Options{
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr, TLSOpts: []func(*tls.Config){tlsMin}},
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		GracefulShutdownTimeout: ptr(30 * time.Second),
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Port:    opts.Port,
-			CertDir: opts.CertDir,
-			TLSOpts: append([]func(*tls.Config){tlsMin}, admissionTLS...),
-		}),
+		WebhookServer:           server,
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -97,6 +106,10 @@ func run(ctx context.Context, opts *options) error {
 	// (aws:, gcp:, azure:) refresh in the background until it ends.
 	mgrCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	certsReady, err := serveWhenReady(mgrCtx, mgr, server, opts, log)
+	if err != nil {
+		return err
+	}
 	creds := credentials.New(credentials.WithSecretReader(mgr.GetAPIReader()), credentials.WithContext(mgrCtx),
 		credentials.WithLogger(log.WithName("credentials")))
 	defer creds.Close()
@@ -125,17 +138,22 @@ func run(ctx context.Context, opts *options) error {
 		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
 		pinhook.WithLogger(log.WithName("admission")),
 	)
-	mgr.GetWebhookServer().Register("/mutate", pinhook.WithDeadlines(
+	server.Register("/mutate", pinhook.WithDeadlines(
 		&webhook.Admission{Handler: handler, RecoverPanic: ptr(true)}, pinhook.DefaultReadTimeout, pinhook.DefaultWriteTimeout))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
 	var draining atomic.Bool
-	started := mgr.GetWebhookServer().StartedChecker()
+	started := server.StartedChecker()
 	if err := mgr.AddReadyzCheck("webhook", func(r *http.Request) error {
 		if draining.Load() {
 			return errors.New("shutting down")
+		}
+		select {
+		case <-certsReady:
+		default:
+			return errors.New("waiting for the serving certificate in --cert-dir (--cert-secret " + opts.CertSecret + ")")
 		}
 		return started(r)
 	}); err != nil {
@@ -157,6 +175,43 @@ func run(ctx context.Context, opts *options) error {
 	}()
 	log.Info("starting", "version", version, "config", opts.ConfigPath, "port", opts.Port)
 	return mgr.Start(mgrCtx)
+}
+
+// serveWhenReady adds the webhook server to the manager once its
+// certificate is in --cert-dir: at once when the files come from elsewhere
+// (cert-manager, the chart), else when internal/certs has written them, as
+// the server's certwatcher reads them at start. The channel is closed then.
+func serveWhenReady(ctx context.Context, mgr manager.Manager, server webhook.Server, opts *options, log logr.Logger) (<-chan struct{}, error) {
+	if opts.CertSecret == "" {
+		ready := make(chan struct{})
+		close(ready)
+		return ready, mgr.Add(server)
+	}
+	ready, err := certs.Add(ctx, mgr, certs.Options{
+		Secret:        types.NamespacedName{Namespace: opts.StateNamespace, Name: opts.CertSecret},
+		WebhookConfig: opts.WebhookConfigName,
+		DNSName:       opts.CertDNSName,
+		CertDir:       opts.CertDir,
+		Log:           log.WithName("certs"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	served := make(chan struct{})
+	go func() {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+		// Fails only once the manager is stopping.
+		if err := mgr.Add(server); err != nil {
+			log.Error(err, "cannot start the webhook server")
+			return
+		}
+		close(served)
+	}()
+	return served, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
@@ -20,22 +23,32 @@ import (
 // pkg/webhook/options does). --kubeconfig is not here: controller-runtime
 // binds it to the command line itself and ctrl.GetConfig reads it.
 type options struct {
-	ConfigPath     string        // --config
-	CertDir        string        // --cert-dir
-	Port           int           // --port
-	MetricsAddr    string        // --metrics-bind-address; "0" turns metrics off
-	ProbeAddr      string        // --health-probe-bind-address; "0" or "" turns probes off
-	ShutdownDelay  time.Duration // --shutdown-delay
-	EnableHTTP2    bool          // --enable-http2
-	ClientCAFile   string        // --client-ca-file; "" accepts any client
-	State          string        // --state: cluster or memory (state.go)
-	StateNamespace string        // --state-namespace
-	Logging        zap.Options   // --zap-*
+	ConfigPath    string        // --config
+	CertDir       string        // --cert-dir
+	Port          int           // --port
+	MetricsAddr   string        // --metrics-bind-address; "0" turns metrics off
+	ProbeAddr     string        // --health-probe-bind-address; "0" or "" turns probes off
+	ShutdownDelay time.Duration // --shutdown-delay
+	EnableHTTP2   bool          // --enable-http2
+	ClientCAFile  string        // --client-ca-file; "" accepts any client
+	// ClientCertName (--client-cert-name), with --client-ca-file, is the CN
+	// or a DNS SAN the client certificate must carry; "" accepts any name.
+	ClientCertName string
+	// CertSecret (--cert-secret) turns on self-managed certificates (package
+	// internal/certs), kept in this Secret of StateNamespace; "" leaves the
+	// files in CertDir to cert-manager or the chart.
+	CertSecret        string
+	WebhookConfigName string      // --webhook-config-name: whose caBundles get the CA
+	CertDNSName       string      // --cert-dns-name: the serving certificate's name
+	State             string      // --state: cluster or memory (state.go)
+	StateNamespace    string      // --state-namespace: the records, the Lease and CertSecret
+	Logging           zap.Options // --zap-*
 }
 
 // newOptions holds every default in one place; docs/operations.md and
 // ../shared/interface.md name the same ones.
 func newOptions() *options {
+	ns := defaultStateNamespace()
 	return &options{
 		ConfigPath:     "/etc/image-pin-webhook/config.yaml",
 		CertDir:        "/tmp/k8s-webhook-server/serving-certs",
@@ -44,7 +57,12 @@ func newOptions() *options {
 		ProbeAddr:      ":8081",
 		ShutdownDelay:  5 * time.Second,
 		State:          stateCluster,
-		StateNamespace: defaultStateNamespace(),
+		StateNamespace: ns,
+		// The chart's names: the Service is image-pin-webhook.NS and the
+		// MutatingWebhookConfiguration image-pin-webhook, for a release of
+		// that name.
+		WebhookConfigName: "image-pin-webhook",
+		CertDNSName:       "image-pin-webhook." + ns + ".svc",
 		// No stack traces below panic: an operator reads the error's text
 		// (a config that failed to load names its file, entry and field),
 		// and a trace on every retry buries it. --zap-stacktrace-level
@@ -63,6 +81,10 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, how long /readyz reports not ready before the server stops accepting, so endpoints drop this replica first")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "serve HTTP/2 on the admission port (off by default, as kubebuilder does since CVE-2023-44487)")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "require API-server client certificates signed by this CA (for clusters with an admission kubeconfig)")
+	fs.StringVar(&o.ClientCertName, "client-cert-name", o.ClientCertName, "with --client-ca-file: the CN or a DNS SAN the API server's client certificate must carry")
+	fs.StringVar(&o.CertSecret, "cert-secret", o.CertSecret, "manage the CA and serving certificate in this Secret of --state-namespace, write them into --cert-dir and the CA into --webhook-config-name's caBundle, rotating before expiry (off when empty: cert-manager or the chart provides --cert-dir)")
+	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", o.WebhookConfigName, "with --cert-secret: the MutatingWebhookConfiguration whose webhooks get the CA in their caBundle")
+	fs.StringVar(&o.CertDNSName, "cert-dns-name", o.CertDNSName, "with --cert-secret: the serving certificate's DNS name (the Service's NAME.NAMESPACE.svc); NAME.cluster.local is added")
 	fs.StringVar(&o.State, "state", o.State, "where resolution records live: cluster (ImageResolution objects in --state-namespace) or memory (per process)")
 	fs.StringVar(&o.StateNamespace, "state-namespace", o.StateNamespace, "the namespace that holds the resolution records and the leader-election Lease")
 	o.Logging.BindFlags(fs)
@@ -101,6 +123,18 @@ func (o *options) Validate() error {
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay: %s must not be negative", o.ShutdownDelay))
 	}
+	if o.ClientCertName != "" && o.ClientCAFile == "" {
+		errs = append(errs, errors.New("--client-cert-name: needs --client-ca-file, which makes the API server present a certificate"))
+	}
+	if o.CertSecret != "" {
+		for _, f := range []struct{ flag, value string }{
+			{"--cert-secret", o.CertSecret}, {"--webhook-config-name", o.WebhookConfigName}, {"--cert-dns-name", o.CertDNSName},
+		} {
+			if msgs := validation.IsDNS1123Subdomain(f.value); len(msgs) > 0 {
+				errs = append(errs, fmt.Errorf("%s: %q: %s", f.flag, f.value, strings.Join(msgs, "; ")))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -131,12 +165,32 @@ func (o *options) admissionTLS() ([]func(*tls.Config), error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("--client-ca-file: %s holds no PEM certificate", o.ClientCAFile)
 		}
+		name := o.ClientCertName
 		opts = append(opts, func(c *tls.Config) {
 			c.ClientCAs = pool
 			c.ClientAuth = tls.RequireAndVerifyClientCert
+			if name != "" {
+				// Runs after the chain is verified against ClientCAs.
+				c.VerifyConnection = func(cs tls.ConnectionState) error { return clientNamed(cs, name) }
+			}
 		})
 	}
 	return opts, nil
+}
+
+// clientNamed accepts a verified client certificate whose CN or one of
+// whose DNS SANs is name. A CA such as the cluster's also signs every
+// kubelet's and controller's client certificate; the name tells the API
+// server's apart.
+func clientNamed(cs tls.ConnectionState, name string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("no client certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	if leaf.Subject.CommonName == name || slices.Contains(leaf.DNSNames, name) {
+		return nil
+	}
+	return fmt.Errorf("client certificate %q is not --client-cert-name %q", leaf.Subject.CommonName, name)
 }
 
 // tlsMin is every listener's floor: TLS 1.2, and for TLS 1.2 forward-secret

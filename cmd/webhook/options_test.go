@@ -71,6 +71,10 @@ func TestBadFlagValuesAreRefusedNamingTheFlag(t *testing.T) {
 		{"a negative shutdown delay is refused", []string{"--shutdown-delay", "-1s"}, "--shutdown-delay: -1s"},
 		{"an empty config path is refused", []string{"--config", ""}, "--config: must be set"},
 		{"an empty cert dir is refused", []string{"--cert-dir", ""}, "--cert-dir: must be set"},
+		{"a client cert name without a client CA is refused", []string{"--client-cert-name", "apiserver"}, "--client-cert-name: needs --client-ca-file"},
+		{"a cert secret that is no name is refused", []string{"--cert-secret", "Bad_Name"}, `--cert-secret: "Bad_Name"`},
+		{"with a cert secret, a bad webhook config name is refused", []string{"--cert-secret", "tls", "--webhook-config-name", ""}, `--webhook-config-name: ""`},
+		{"with a cert secret, a bad DNS name is refused", []string{"--cert-secret", "tls", "--cert-dns-name", "a b"}, `--cert-dns-name: "a b"`},
 		{"a metrics address without a port is refused", []string{"--metrics-bind-address", "localhost"}, `--metrics-bind-address: "localhost"`},
 		{"a probe address with a bad port is refused", []string{"--health-probe-bind-address", ":http2"}, `--health-probe-bind-address: ":http2"`},
 	}
@@ -121,5 +125,20 @@ func TestHTTP2IsOffUnlessAsked(t *testing.T) {
 		if http1Only := len(c.NextProtos) == 1 && c.NextProtos[0] == "http/1.1"; http1Only == tc.wantHTTP2 {
 			t.Errorf("%v: NextProtos %v", tc.args, c.NextProtos)
 		}
+	}
+}
+
+func TestTheCertificateFlagsDefaultToTheChartsNamesInThePodsNamespace(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "pins")
+	o := parse(t)
+	if o.CertSecret != "" || o.WebhookConfigName != "image-pin-webhook" || o.CertDNSName != "image-pin-webhook.pins.svc" || o.StateNamespace != "pins" {
+		t.Errorf("defaults: secret %q config %q dns %q namespace %q", o.CertSecret, o.WebhookConfigName, o.CertDNSName, o.StateNamespace)
+	}
+	t.Setenv("POD_NAMESPACE", "")
+	if o := parse(t); o.StateNamespace != "image-pin-system" || o.CertDNSName != "image-pin-webhook.image-pin-system.svc" {
+		t.Errorf("without POD_NAMESPACE: namespace %q dns %q", o.StateNamespace, o.CertDNSName)
+	}
+	if err := parse(t, "--cert-secret", "image-pin-webhook-tls").Validate(); err != nil {
+		t.Errorf("--cert-secret with the defaults: %v", err)
 	}
 }

@@ -203,6 +203,13 @@ policy:
 		}
 		fmt.Print(shortenAll(strings.ReplaceAll(out, r, "$REGISTRY")))
 	}
+	step("image-pin-webhook doctor: does the API server call the webhook, and what does it answer?")
+	doc := exec.Command(bin, "doctor", "--kubeconfig", kubeconfig, "--webhook-config-name", mwc.Name, "--namespace", "demo", r+"/demo/api:1.4.0")
+	docOut, err := doc.CombinedOutput()
+	fmt.Print(shortenAll(strings.ReplaceAll(string(docOut), r, "$REGISTRY")))
+	if err != nil {
+		return fmt.Errorf("doctor: %w", err)
+	}
 	if os.Getenv("DEMO_ONCE") == "1" {
 		return nil
 	}

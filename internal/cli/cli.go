@@ -1,6 +1,8 @@
 // Package cli holds the subcommands of the image-pin-webhook binary that
 // users run by hand or in CI: check validates a config offline, resolve
-// shows what an admission would pin. Without a subcommand the binary serves.
+// shows what an admission would pin, doctor proves that the API server
+// reaches the webhook, drift lists workloads whose pin moved. Without a
+// subcommand the binary serves.
 package cli
 
 import (
@@ -8,8 +10,31 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 )
+
+// Usage lists every subcommand; cmd/webhook adds the server's flags after
+// it for help and --help.
+const Usage = `Usage: image-pin-webhook [FLAG…]            serve admissions (the flags below)
+       image-pin-webhook SUBCOMMAND [ARG…]
+
+Subcommands:
+  check     validate the config offline (--config FILE), as the server does at start
+  resolve   resolve images as an admission in a namespace would (--config FILE IMAGE…)
+  doctor    prove that the API server calls the webhook: a dry-run Pod in an
+            opted-in namespace, the answer, its latency, the cause if not
+  drift     workloads whose pinned digest is no longer what their tag resolves to
+  version   print the version and the Go version
+  help      print this text
+
+Run "image-pin-webhook SUBCOMMAND --help" for a subcommand's flags.
+`
+
+// WriteVersion prints the binary's version and the Go version that built it.
+func WriteVersion(w io.Writer, version string) {
+	fmt.Fprintf(w, "image-pin-webhook %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 // Exit codes of the subcommands.
 const (
@@ -18,22 +43,44 @@ const (
 	ExitUsage = 2 // bad flags or arguments
 )
 
-// IsCommand reports whether name is a subcommand, so main can dispatch to
-// Run before parsing the server's flags.
-func IsCommand(name string) bool { return name == "check" || name == "resolve" }
+// IsCommand reports whether name is a subcommand that Run runs, so main can
+// dispatch to it before parsing the server's flags. version and help are
+// main's: they print its version and flags.
+func IsCommand(name string) bool {
+	switch name {
+	case "check", "resolve", "doctor", "drift":
+		return true
+	}
+	return false
+}
 
 // Run runs the subcommand args[0] with args[1:] and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || !IsCommand(args[0]) {
-		fmt.Fprintln(stderr, "image-pin-webhook: want a subcommand: check or resolve")
+		UnknownCommand(stderr, args)
 		return ExitUsage
 	}
 	switch args[0] {
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
-	default:
+	case "resolve":
 		return runResolve(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, args[1:], stdout, stderr)
+	default: // drift: branch records adds it here
+		fmt.Fprintf(stderr, "image-pin-webhook: %s is not in this build\n", args[0])
+		return ExitUsage
 	}
+}
+
+// UnknownCommand explains, with the usage, why args is not a command line
+// the binary takes.
+func UnknownCommand(stderr io.Writer, args []string) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "image-pin-webhook: want a subcommand\n\n"+Usage)
+		return
+	}
+	fmt.Fprintf(stderr, "image-pin-webhook: unknown subcommand %q\n\n%s", args[0], Usage)
 }
 
 // parseInterspersed parses flags that may come before, between or after

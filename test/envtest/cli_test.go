@@ -125,3 +125,40 @@ func TestASemverLookupOverHTTPSByIPFollowsTagPagesInTheWebhookAndInResolve(t *te
 		t.Errorf("resolve: entry %q credentials %+v", r.Entry.Name, cr)
 	}
 }
+
+// The built binary, as a user mistypes it: nothing here may start a server
+// (the command would then not return, and the test would hang until killed).
+func TestTheBinarysCommandLineRefusesMistakesAndAnswersHelpAndVersion(t *testing.T) {
+	every := []string{"check", "resolve", "doctor", "drift", "version", "help"}
+	tests := []struct {
+		name         string
+		args         []string
+		code         int
+		stdout, errs []string
+	}{
+		{"a misspelt subcommand exits 2 with every subcommand", []string{"chek", "--config", "x"}, 2, nil, append([]string{`unknown subcommand "chek"`}, every...)},
+		{"an argument after the server flags exits 2", []string{"--port", "9443", "chek"}, 2, nil, []string{`unexpected argument "chek"`}},
+		{"version prints the version and the Go version", []string{"version"}, 0, []string{"image-pin-webhook ", " (go1."}, nil},
+		{"--version does the same", []string{"--version"}, 0, []string{" (go1."}, nil},
+		{"help lists the subcommands and the server flags", []string{"help"}, 0, append([]string{"Server flags:", "-cert-secret", "-client-cert-name"}, every...), nil},
+		{"--help does the same", []string{"--help"}, 0, append([]string{"Server flags:"}, every...), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := cli(t, nil, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout %s\nstderr %s", code, tc.code, stdout, stderr)
+			}
+			for _, w := range tc.stdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, w := range tc.errs {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
