@@ -113,7 +113,10 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 		}
 		return old, known, nil
 	}
-	if !known || s.Changed.After(old.at) || (s.Digest == old.digest && s.At.After(old.at)) {
+	// Records keep whole seconds (metav1.Time): a different digest stored
+	// within the second memory's answer was obtained is the newer one too.
+	changed := s.Changed.After(old.at) || (s.Digest != old.digest && !s.Changed.Before(old.at.Truncate(time.Second)))
+	if !known || changed || (s.Digest == old.digest && s.At.After(old.at)) {
 		old, known = answer{tag: s.Tag, digest: s.Digest, at: s.At}, true
 		r.answers.Add(k, old)
 	}

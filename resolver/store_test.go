@@ -173,3 +173,25 @@ func TestTheQueryHashTellsEntriesAndPoliciesApart(t *testing.T) {
 		})
 	}
 }
+
+// The API server keeps a record's times in whole seconds (metav1.Time): a
+// record another replica updated within the second this replica cached
+// its answer still replaces it.
+func TestAStoredAnswerOfTheSameSecondReplacesWhatMemoryHolds(t *testing.T) {
+	srv := registrytest.New(t)
+	first := srv.PushImage(t, "app:latest")
+	tgt := setup(t, srv, "app")
+	store := newSharedStore()
+	r := resolver.New(resolver.WithStore(store))
+	q := query(tgt, "latest", digestPolicy())
+	before := time.Now()
+	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != first {
+		t.Fatalf("%+v, %v; want %s", res, err, first)
+	}
+	moved := srv.PushImage(t, "app:latest")
+	second := before.Truncate(time.Second)
+	store.set(q, resolver.Stored{Tag: "latest", Digest: moved, At: second, Changed: second})
+	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != moved {
+		t.Fatalf("%+v, %v; want the stored %s", res, err, moved)
+	}
+}
