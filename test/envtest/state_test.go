@@ -44,6 +44,7 @@ type stateEnv struct {
 	config   string
 	c        client.Client // knows ImageResolution
 	replicas []*cluster.Webhook
+	outputs  []*lockedBuffer
 }
 
 const stateConfig = `registries:
@@ -128,8 +129,8 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 	out := &lockedBuffer{}
 	w, err := cluster.StartWebhook(cluster.WebhookOptions{
 		Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: config, CertDir: certDir, Kubeconfig: s.kubecfg, Metrics: true,
-		Args: []string{"--state", "cluster", "--state-namespace", e.stateNS, "--shutdown-delay", "0s"},
-		Env:  []string{"POD_NAMESPACE=" + ownNamespace, "E2E_REGISTRY_CREDS=" + regUser + ":" + regPass},
+		Args:   []string{"--state", "cluster", "--state-namespace", e.stateNS, "--shutdown-delay", "0s"},
+		Env:    []string{"POD_NAMESPACE=" + ownNamespace, "E2E_REGISTRY_CREDS=" + regUser + ":" + regPass},
 		Output: io.MultiWriter(s.output, out),
 	})
 	if err != nil {
@@ -164,6 +165,7 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 	}
 	t.Cleanup(func() { _ = e.c.Delete(context.Background(), mwc) })
 	e.replicas = append(e.replicas, w)
+	e.outputs = append(e.outputs, out)
 	return w, out
 }
 
@@ -305,6 +307,113 @@ func TestTwoReplicasPinATagToTheDigestTheFirstOneStored(t *testing.T) {
 		t.Fatalf("after B's admission the records of %s are %+v, want one with %s", repo, recs, first)
 	}
 	_ = a // serves nsA; stopped by the cleanup
+
+	// Both resolve a new image at the same instant: one record, one answer.
+	race := uniq("race")
+	want := push(t, e.reg, race+":latest")
+	raced := e.reg.Host + "/" + race + ":latest"
+	start := make(chan struct{})
+	got := make(chan string, 2)
+	for _, ns := range []string{nsA, nsB} {
+		go func() {
+			<-start
+			img, _, err := e.pod(ns, raced, false)
+			if err != nil {
+				img = err.Error()
+			}
+			got <- img
+		}()
+	}
+	close(start)
+	if g1, g2 := <-got, <-got; g1 != raced+"@"+want || g2 != g1 {
+		t.Fatalf("at the same instant the replicas stored %q and %q, want both %s", g1, g2, raced+"@"+want)
+	}
+	if recs := e.records(race); len(recs) != 1 {
+		t.Fatalf("two replicas at once made %d records: %+v", len(recs), recs)
+	}
+	e.noWriteFailures()
+}
+
+// noWriteFailures: no replica logged a failed write of a record.
+func (e *stateEnv) noWriteFailures() {
+	e.t.Helper()
+	for i, out := range e.outputs {
+		if strings.Contains(out.String(), "cannot store a resolution record") || strings.Contains(out.String(), "cannot note a record's use") {
+			e.t.Errorf("replica %d failed to write a record:\n%s", i, out.String())
+		}
+	}
+}
+
+// TestWithoutTheCRDTheWebhookKeepsAnswersInMemory: the suite's webhook
+// started before any test installed the CRD, on the default --state
+// cluster: it says so once and serves from memory.
+func TestWithoutTheCRDTheWebhookKeepsAnswersInMemory(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "resolution records are kept in memory only"); n != 1 {
+		t.Fatalf("the webhook without the CRD logged the fallback %d times, want once", n)
+	}
+	resp, err := http.Get("http://" + s.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(m), `image_pin_state{backend="memory"} 1`) {
+		t.Fatalf("no image_pin_state{backend=\"memory\"} 1 in:\n%s", m)
+	}
+}
+
+// TestARolloutRestartUpdatesTheRecordForEveryReplica: after the tag
+// moved, a rollout restart through replica A re-resolves and updates the
+// record (the old digest in its history), and replica B, which had the old
+// digest in memory, then pins the new one.
+func TestARolloutRestartUpdatesTheRecordForEveryReplica(t *testing.T) {
+	e := newStateEnv(t)
+	e.replica("a", e.config)
+	e.replica("b", e.config)
+	nsA, nsB := e.namespace("state-a", "a"), e.namespace("state-b", "b")
+	e.await(nsA)
+	e.await(nsB)
+	repo := uniq("restart")
+	first := push(t, e.reg, repo+":latest")
+	image := e.reg.Host + "/" + repo + ":latest"
+	d := deploy(nsA, nil, image)
+	if err := e.c.Create(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(t, d); got != image+"@"+first {
+		t.Fatalf("A stored %q, want %s", got, first)
+	}
+	if got, _, err := e.pod(nsB, image, false); err != nil || got != image+"@"+first {
+		t.Fatalf("B stored %q (%v), want %s", got, err, first)
+	}
+	moved := push(t, e.reg, repo+":latest")
+	rolloutRestart(t, d)
+	if got := stored(t, d); got != image+"@"+moved {
+		t.Fatalf("after the restart A stored %q, want the moved %s", got, moved)
+	}
+	recs := e.records(repo)
+	if len(recs) != 1 || recs[0].Status.Digest != moved || len(recs[0].Status.History) != 1 || recs[0].Status.History[0].Digest != first {
+		t.Fatalf("after the restart the records are %+v, want one with %s and %s in its history", recs, moved, first)
+	}
+	// B learns of it from its watch: poll with dry runs until it does.
+	for i := 0; ; i++ {
+		got, _, err := e.pod(nsB, image, true)
+		if err == nil && got == image+"@"+moved {
+			break
+		}
+		if i == 400 || (err == nil && got != image+"@"+first) {
+			t.Fatalf("B still stores %q (%v), want the record's %s", got, err, moved)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, _, err := e.pod(nsB, image, false); err != nil || got != image+"@"+moved {
+		t.Fatalf("B stored %q (%v), want %s", got, err, moved)
+	}
+	e.noWriteFailures()
 }
 
 // TestADryRunWritesNoRecord: kubectl apply --dry-run=server of a new image
