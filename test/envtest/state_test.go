@@ -295,6 +295,11 @@ func TestTwoReplicasPinATagToTheDigestTheFirstOneStored(t *testing.T) {
 	if len(recs) != 1 || recs[0].Status.Digest != first {
 		t.Fatalf("after A's admission the records of %s are %+v, want one with %s", repo, recs, first)
 	}
+	// What a person sees: the image as asked, the tag and the short digest.
+	shown := kubectlOK(t, "get", "imgres", "-n", e.stateNS)
+	if !strings.Contains(shown, repo+":latest") || !strings.Contains(shown, strings.TrimPrefix(first, "sha256:")[:12]) {
+		t.Errorf("kubectl get imgres shows no %s:latest with %s:\n%s", repo, first, shown)
+	}
 	moved := push(t, e.reg, repo+":latest")
 	if moved == first {
 		t.Fatal("the push did not move the tag")
