@@ -113,9 +113,22 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 		}
 		return old, known, nil
 	}
-	if !known || s.Changed.After(old.at) || (s.Digest == old.digest && s.At.After(old.at)) {
+	// Records keep whole seconds (metav1.Time): a different digest stored
+	// within the second memory's answer was obtained is the newer one too.
+	changed := s.Changed.After(old.at) || (s.Digest != old.digest && !s.Changed.Before(old.at.Truncate(time.Second)))
+	if !known || changed || (s.Digest == old.digest && s.At.After(old.at)) {
 		old, known = answer{tag: s.Tag, digest: s.Digest, at: s.At}, true
 		r.answers.Add(k, old)
+	} else if s.Digest != old.digest && !adm.DryRun && fresh(old.at, q.Policy.CacheTTL) {
+		// Memory holds a newer answer the record lacks (a dry run's): it is
+		// stored before it is served, or the record's is served.
+		got, err := r.store.Save(ctx, q, adm.Namespace, &s, Stored{Tag: old.tag, Digest: old.digest, At: old.at, Changed: old.at})
+		if err != nil {
+			got = s
+		}
+		old = answer{tag: got.Tag, digest: got.Digest, at: got.At}
+		r.answers.Add(k, old)
+		return old, true, &got
 	}
 	return old, known, &s
 }

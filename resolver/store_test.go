@@ -173,3 +173,58 @@ func TestTheQueryHashTellsEntriesAndPoliciesApart(t *testing.T) {
 		})
 	}
 }
+
+// The API server keeps a record's times in whole seconds (metav1.Time): a
+// record another replica updated within the second this replica cached
+// its answer still replaces it.
+func TestAStoredAnswerOfTheSameSecondReplacesWhatMemoryHolds(t *testing.T) {
+	srv := registrytest.New(t)
+	first := srv.PushImage(t, "app:latest")
+	tgt := setup(t, srv, "app")
+	store := newSharedStore()
+	r := resolver.New(resolver.WithStore(store))
+	q := query(tgt, "latest", digestPolicy())
+	before := time.Now()
+	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != first {
+		t.Fatalf("%+v, %v; want %s", res, err, first)
+	}
+	moved := srv.PushImage(t, "app:latest")
+	second := before.Truncate(time.Second)
+	store.set(q, resolver.Stored{Tag: "latest", Digest: moved, At: second, Changed: second})
+	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != moved {
+		t.Fatalf("%+v, %v; want the stored %s", res, err, moved)
+	}
+}
+
+// A dry run of a rollout restart (kubectl diff, Argo CD's server-side diff)
+// finds the moved tag and keeps it in memory only; the next real admission
+// stores it, so that this replica never answers what the record does not say.
+func TestADryRunsMovedAnswerIsStoredByTheNextAdmissionBeforeItIsServed(t *testing.T) {
+	srv := registrytest.New(t)
+	first := srv.PushImage(t, "app:latest")
+	tgt := setup(t, srv, "app")
+	store := newSharedStore()
+	r := resolver.New(resolver.WithStore(store))
+	q := query(tgt, "latest", digestPolicy())
+	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != first {
+		t.Fatalf("%+v, %v; want %s", res, err, first)
+	}
+	// The record has given this digest for an hour, confirmed just now.
+	store.set(q, resolver.Stored{Tag: "latest", Digest: first, At: time.Now(), Changed: time.Now().Add(-time.Hour)})
+	moved := srv.PushImage(t, "app:latest")
+	restart := q
+	restart.Policy.Fresh = true
+	if res, err := r.Resolve(admission(t, "team-a", true), restart); err != nil || res.Digest != moved {
+		t.Fatalf("the dry-run restart: %+v, %v; want %s", res, err, moved)
+	}
+	if s, _ := store.Load(context.Background(), q, "team-a"); s.Digest != first {
+		t.Fatalf("the dry run changed the record to %s", s.Digest)
+	}
+	res, err := r.Resolve(admission(t, "team-a", false), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := store.Load(context.Background(), q, "team-a"); s.Digest != res.Digest {
+		t.Fatalf("the replica answered %s while the record says %s", res.Digest, s.Digest)
+	}
+}

@@ -81,6 +81,46 @@ func all[T client.Object](objs []client.Object) []T {
 	return out
 }
 
+// notState leaves out the Role and RoleBinding of the resolution records
+// (templates/state-rbac.yaml), which TestTheRecordsRBACIsARoleInTheReleaseNamespace checks.
+func notState[T client.Object](objs []T) []T {
+	var out []T
+	for _, o := range objs {
+		if !strings.HasSuffix(o.GetName(), "-state") {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func TestTheRecordsRBACIsARoleInTheReleaseNamespace(t *testing.T) {
+	objs := render(t, nil)
+	var roles []*rbacv1.Role
+	for _, r := range all[*rbacv1.Role](objs) {
+		if strings.HasSuffix(r.Name, "-state") {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) != 1 || roles[0].Namespace != ns {
+		t.Fatalf("records Roles %+v, want one in %s", roles, ns)
+	}
+	var records bool
+	for _, rule := range roles[0].Rules {
+		records = records || (slices.Equal(rule.APIGroups, []string{"image-pin.io"}) && slices.Equal(rule.Resources, []string{"imageresolutions"}))
+		if slices.Contains(rule.Resources, "secrets") {
+			t.Errorf("the records Role grants %+v", rule)
+		}
+	}
+	if !records {
+		t.Errorf("the records Role %+v grants nothing on imageresolutions", roles[0].Rules)
+	}
+	for _, b := range all[*rbacv1.RoleBinding](objs) {
+		if b.RoleRef.Name == roles[0].Name && (len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" || b.Subjects[0].Namespace != ns) {
+			t.Errorf("%s binds %+v", b.Name, b.Subjects)
+		}
+	}
+}
+
 func TestTheSeedsValuesWorkAsWritten(t *testing.T) {
 	objs := render(t, seedValues(t))
 	cm := find[*corev1.ConfigMap](t, objs, "image-pin-webhook")
@@ -131,7 +171,7 @@ func TestRBACIsGetOnExactlyTheNamedSecrets(t *testing.T) {
 	if n := len(all[*rbacv1.ClusterRole](objs)) + len(all[*rbacv1.ClusterRoleBinding](objs)); n != 0 {
 		t.Errorf("%d cluster-wide RBAC objects, want none", n)
 	}
-	roles := all[*rbacv1.Role](objs)
+	roles := notState(all[*rbacv1.Role](objs))
 	want := map[string][]string{"argocd": {"ghcr-secret", "quay"}, "ci": {"hub-pull"}}
 	if len(roles) != len(want) {
 		t.Fatalf("%d Roles, want %d", len(roles), len(want))
