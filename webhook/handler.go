@@ -33,6 +33,7 @@ type Handler struct {
 	protected map[string]bool
 	metrics   *Metrics
 	log       logr.Logger
+	inFlight  *inFlight
 }
 
 // Option configures a Handler.
@@ -56,7 +57,7 @@ func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
 // NewHandler makes the handler. cfg returns the config in force; it is
 // called once per admission so a whole admission sees one snapshot.
 func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
-	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard()}
+	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard(), inFlight: newInFlight(DefaultMaxInFlight)}
 	h.images, _ = lru.New[string, parsedImage](4096)
 	for _, o := range opts {
 		o(h)
@@ -149,6 +150,12 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	cfg := h.config()
 	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings, ephemeralOnly: ephemeralOnly}
 	p.build()
+	release, err := h.inFlight.take(req.Namespace)
+	if err != nil {
+		p.refuse(err)
+		return p.respond()
+	}
+	defer release()
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
 	// flight should still be answered. resolve_timeout bounds it either way.
