@@ -34,7 +34,7 @@ type Resolver struct {
 	// Every cache and the in-flight lookups are keyed by the entry's
 	// identity first: what one entry's credentials obtained (an answer, a
 	// failure, a tag list) is never served through another entry.
-	answers  *lru.Cache[key, answer]      // kept past their TTL as last known good
+	answers  *fairCache[key, answer]      // kept past their TTL as last known good, shared fairly by namespace
 	tags     *lru.Cache[repoKey, tagList] // repository → tags
 	meta     *lru.Cache[metaKey, metadata]
 	descs    *lru.Cache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
@@ -114,7 +114,7 @@ func New(opts ...Option) *Resolver {
 		opt(&o)
 	}
 	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics}
-	r.answers, _ = lru.New[key, answer](o.answers)
+	r.answers = newFairCache[key, answer](o.answers)
 	r.tags, _ = lru.NewWithEvict[repoKey, tagList](o.tags, func(_ repoKey, tl tagList) { r.cachedTags.Add(-int64(len(tl.tags))) })
 	r.meta, _ = lru.New[metaKey, metadata](o.metas)
 	r.descs, _ = lru.New[tagKey, tagDesc](o.answers)
@@ -144,7 +144,7 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 		return Result{}, fmt.Errorf("resolver: the query has no registry client")
 	}
 	k := q.key()
-	old, known := r.answers.Get(k)
+	old, known := r.answers.Get(client.TenantOf(ctx), k)
 	if known && !p.Fresh && fresh(old.at, p.CacheTTL) {
 		r.metrics.resolved(entry, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
@@ -164,6 +164,11 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 				err = fmt.Errorf("no answer from %s in time: %w", entry, err)
 			}
 			return r.failed(entry, p.Strategy, start, old, known, err)
+		}
+		if !known {
+			// A joiner of another namespace's lookup claims the answer too:
+			// it is its last known good from now on.
+			r.answers.Get(client.TenantOf(ctx), k)
 		}
 		r.metrics.resolved(entry, p.Strategy, "resolved", start)
 		return Result{Tag: a.tag, Digest: a.digest}, nil
@@ -239,7 +244,7 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 		}
 		a.at = time.Now()
 		r.failures.Remove(k)
-		r.answers.Add(k, a)
+		r.answers.Add(tenant, k, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())
 		return a, nil
 	})
