@@ -55,6 +55,17 @@ func (c *fairCache[K, V]) Get(ns string, k K) (V, bool) {
 	return e.val, true
 }
 
+// Peek returns k's value without claiming it.
+func (c *fairCache[K, V]) Peek(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[k]; ok {
+		return e.val, true
+	}
+	var zero V
+	return zero, false
+}
+
 // Add stores v for k and claims it for ns.
 func (c *fairCache[K, V]) Add(ns string, k K, v V) {
 	c.mu.Lock()

@@ -175,6 +175,21 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 	}
 }
 
+// Answerable reports whether Resolve would answer q from memory, without
+// a registry request: a fresh answer, or a recent failure held for ctx's
+// namespace. It claims nothing in the caches.
+func (r *Resolver) Answerable(ctx context.Context, q Query) bool {
+	p, k := q.Policy, q.key()
+	if p.Fresh {
+		return false
+	}
+	if old, known := r.answers.Peek(k); known && fresh(old.at, p.CacheTTL) {
+		return true
+	}
+	f, failed := r.failures.Peek(k)
+	return failed && time.Since(f.at) < r.failureTTL && f.holds(ctx, client.TenantOf(ctx))
+}
+
 // lookupReserve bounds the part of a caller's time kept back from the
 // lookup it starts, so that the lookup's own error (which says how far it
 // got, e.g. how many tags newest-build read) reaches the caller before the

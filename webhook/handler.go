@@ -150,12 +150,6 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	cfg := h.config()
 	p := &plan{h: h, cfg: cfg, req: req, obj: obj, old: old, ov: ov, ctrs: ctrs, warnings: ov.warnings, ephemeralOnly: ephemeralOnly}
 	p.build()
-	release, err := h.inFlight.take(req.Namespace)
-	if err != nil {
-		p.refuse(err)
-		return p.respond()
-	}
-	defer release()
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
 	// flight should still be answered. resolve_timeout bounds it either way.
@@ -321,6 +315,11 @@ func (p *plan) steeringChanged(name string) bool {
 // or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
 	p.withPullSecrets(ctx)
+	release, ok := p.slot(ctx)
+	if !ok {
+		return
+	}
+	defer release()
 	maxLookups := p.cfg.Policy.MaxLookups // at least 1: config defaults it
 	var wg sync.WaitGroup
 	lookups := map[any]bool{} // containers with the same query share one lookup

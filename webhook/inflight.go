@@ -1,16 +1,16 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"sync"
 )
 
-// DefaultMaxInFlight is how many admissions may wait on lookups at once. A
-// warm admission is answered from the caches in well under a millisecond,
-// so the bound is only reached while lookups wait on registries; past it,
-// another admission would only queue behind the same registries' rate
-// limits until its deadline, and each one may hold up to max_lookups (32)
-// lookups, so 64 × 32 lookups is the most the process ever runs at once.
+// DefaultMaxInFlight is how many admissions that must ask a registry may
+// run at once (an admission answered from memory takes no slot). Each may
+// hold up to max_lookups (32) lookups, so 64 × 32 is the most the process
+// looks up at once; past it, another admission would only queue behind the
+// same registries' rate limits until its deadline.
 const DefaultMaxInFlight = 64
 
 // inFlight bounds the admissions looking up images at once, and the share
@@ -57,6 +57,29 @@ func (f *inFlight) take(ns string) (release func(), err error) {
 			delete(f.by, ns) // the map holds only namespaces in flight
 		}
 	}, nil
+}
+
+// slot holds an in-flight slot for the plan's namespace when some lookup
+// must ask a registry; an admission answered from memory needs none, so
+// bursts of warm admissions are never refused. When the namespace or the
+// webhook is past its bound, slot refuses the plan and reports false.
+func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
+	cold := false
+	for _, t := range p.tasks {
+		if t.fixed == "" && t.err == nil && !p.h.resolver.Answerable(ctx, t.query.Query) {
+			cold = true
+			break
+		}
+	}
+	if !cold {
+		return func() {}, true
+	}
+	release, err := p.h.inFlight.take(p.req.Namespace)
+	if err != nil {
+		p.refuse(err)
+		return nil, false
+	}
+	return release, true
 }
 
 // refuse answers every container that needed a lookup with err, which

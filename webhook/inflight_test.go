@@ -42,6 +42,7 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 		t.Run("on_error "+onError, func(t *testing.T) {
 			srv := registrytest.New(t)
 			srv.PushImage(t, "app:1")
+			srv.PushImage(t, "cold:1") // never looked up before the end: every admission of it needs a slot
 			// Lookups of slow* wait here until the test lets them go, which
 			// holds their admissions in flight without any timing.
 			arrived, gate := make(chan string, 16), make(chan struct{})
@@ -79,7 +80,7 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 			}
 			refused := func(ns, bound string) {
 				t.Helper()
-				r := (&env{http: hs}).admit(t, review(t, admissionv1.Create, ns, deployment(nil, srv.Host+"/app:1"), nil))
+				r := (&env{http: hs}).admit(t, review(t, admissionv1.Create, ns, deployment(nil, srv.Host+"/cold:1"), nil))
 				msg := strings.Join(r.Warnings, "\n")
 				if onError == "fail" {
 					if r.Allowed {
@@ -93,9 +94,9 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 					t.Errorf("%s: the answer %q does not name the bound %q", ns, msg, bound)
 				}
 			}
-			pinned := func(ns string) {
+			pinned := func(ns, image string) {
 				t.Helper()
-				r := (&env{http: hs}).admit(t, review(t, admissionv1.Create, ns, deployment(nil, srv.Host+"/app:1"), nil))
+				r := (&env{http: hs}).admit(t, review(t, admissionv1.Create, ns, deployment(nil, srv.Host+"/"+image), nil))
 				if !r.Allowed || !strings.Contains(string(r.Patch), "@sha256:") {
 					t.Fatalf("%s: not pinned: %v %v %s", ns, r.Result, r.Warnings, r.Patch)
 				}
@@ -103,7 +104,8 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 
 			hold("team-a", 0)
 			refused("team-a", `namespace "team-a" has 1 admissions in flight already, its share of the webhook's bound of 4`)
-			pinned("team-b") // another namespace still gets a slot
+			pinned("team-b", "app:1") // another namespace still gets a slot
+			pinned("team-a", "app:1") // an admission answered from memory needs none
 			for i, ns := range []string{"team-b", "team-c", "team-d"} {
 				hold(ns, i+1)
 			}
@@ -111,8 +113,8 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 
 			let()
 			wg.Wait()
-			pinned("team-a") // every slot came back
-			pinned("team-e")
+			pinned("team-a", "cold:1") // every slot came back
+			pinned("team-e", "cold:1") // the webhook-wide bound let go too
 		})
 	}
 }
