@@ -190,6 +190,16 @@ func (r *Resolver) Answerable(ctx context.Context, q Query) bool {
 	return failed && time.Since(f.at) < r.failureTTL && f.holds(ctx, client.TenantOf(ctx))
 }
 
+// LastKnown returns the last answer known for q, fresh or not, with Stale
+// set, without a registry request and without claiming it.
+func (r *Resolver) LastKnown(q Query) (Result, bool) {
+	a, ok := r.answers.Peek(q.key())
+	if !ok {
+		return Result{}, false
+	}
+	return Result{Tag: a.tag, Digest: a.digest, Stale: true}, true
+}
+
 // lookupReserve bounds the part of a caller's time kept back from the
 // lookup it starts, so that the lookup's own error (which says how far it
 // got, e.g. how many tags newest-build read) reaches the caller before the

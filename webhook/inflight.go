@@ -3,7 +3,10 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+
+	"github.com/image-pin/image-pin-webhook/config"
 )
 
 // DefaultMaxInFlight is how many admissions that must ask a registry may
@@ -83,7 +86,9 @@ func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
 }
 
 // refuse answers every container that needed a lookup with err, which
-// respond turns into the on_error outcome with a warning; a re-apply of a
+// respond turns into the on_error outcome with a warning, as for a failed
+// lookup: under ignore, the last known digest stands in (except in a
+// restart of an image pinned already, see resolve). A re-apply of a
 // recorded pin needs no lookup and stands.
 func (p *plan) refuse(err error) {
 	p.h.log.Info("admission not looked up", "namespace", p.req.Namespace, "name", p.req.Name, "reason", err.Error())
@@ -93,6 +98,10 @@ func (p *plan) refuse(err error) {
 			t.out = t.fixed
 		case t.err == nil:
 			t.err = err
+			keep := t.query.Policy.Fresh && strings.Contains(t.c.image, "@")
+			if res, ok := p.h.resolver.LastKnown(t.query.Query); ok && !keep && t.query.OnError == config.OnErrorIgnore {
+				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
+			}
 		}
 	}
 }

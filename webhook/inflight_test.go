@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -116,5 +117,51 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 			pinned("team-a", "cold:1") // every slot came back
 			pinned("team-e", "cold:1") // the webhook-wide bound let go too
 		})
+	}
+}
+
+func TestAnAdmissionPastItsShareIsPinnedToTheLastKnownDigestUnderIgnore(t *testing.T) {
+	srv := registrytest.New(t)
+	digest := srv.PushImage(t, "app:1")
+	arrived, gate := make(chan string, 4), make(chan struct{})
+	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/slow") {
+			return false
+		}
+		arrived <- r.URL.Path
+		<-gate
+		http.Error(w, "slow", http.StatusServiceUnavailable)
+		return true
+	})
+	doc := fmt.Sprintf("registries:\n- name: public\n  api_url: %s\n  prefix: %s\npolicy:\n  on_error: ignore\n  cache_ttl: 1ms\n  resolve_timeout: 5m\n", srv.URL, srv.Host)
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := webhook.NewHandler(func() *config.Config { return cfg }, resolver.New(), webhook.WithMaxInFlight(4))
+	hs := httptest.NewServer(&admission.Webhook{Handler: h})
+	t.Cleanup(hs.Close)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { close(gate) })
+	e := &env{http: hs}
+	if r := e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, srv.Host+"/app:1"), nil)); !strings.Contains(string(r.Patch), digest) {
+		t.Fatalf("not pinned at first: %v %s", r.Warnings, r.Patch)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := post(hs.URL, review(t, admissionv1.Create, "team-a", deployment(nil, srv.Host+"/slow:1"), nil)); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-arrived                        // team-a holds its one slot
+	time.Sleep(5 * time.Millisecond) // app:1's answer expires: the next admission of it must ask the registry
+	r := e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, srv.Host+"/app:1"), nil))
+	if !strings.Contains(string(r.Patch), digest) {
+		t.Errorf("past its share, team-a was not pinned to the last known digest: %v %s", r.Warnings, r.Patch)
+	}
+	if w := strings.Join(r.Warnings, "\n"); !strings.Contains(w, "its share of the webhook's bound") || !strings.Contains(w, "last known digest") {
+		t.Errorf("the warning %q does not name the bound and the last known digest", w)
 	}
 }
