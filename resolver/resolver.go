@@ -35,7 +35,7 @@ type Resolver struct {
 	// Every cache and the in-flight lookups are keyed by the entry's
 	// identity first: what one entry's credentials obtained (an answer, a
 	// failure, a tag list) is never served through another entry.
-	answers  *lru.Cache[key, answer]      // kept past their TTL as last known good
+	answers  *fairCache[key, answer]      // kept past their TTL as last known good, shared fairly by namespace
 	tags     *lru.Cache[repoKey, tagList] // repository → tags
 	meta     *lru.Cache[metaKey, metadata]
 	descs    *lru.Cache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
@@ -116,7 +116,7 @@ func New(opts ...Option) *Resolver {
 		opt(&o)
 	}
 	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics, store: o.store}
-	r.answers, _ = lru.New[key, answer](o.answers)
+	r.answers = newFairCache[key, answer](o.answers)
 	r.tags, _ = lru.NewWithEvict[repoKey, tagList](o.tags, func(_ repoKey, tl tagList) { r.cachedTags.Add(-int64(len(tl.tags))) })
 	r.meta, _ = lru.New[metaKey, metadata](o.metas)
 	r.descs, _ = lru.New[tagKey, tagDesc](o.answers)
@@ -146,7 +146,7 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 		return Result{}, fmt.Errorf("resolver: the query has no registry client")
 	}
 	k := q.key()
-	old, known := r.answers.Get(k)
+	old, known := r.answers.Get(client.TenantOf(ctx), k)
 	old, known, prev := r.recall(ctx, q, k, old, known) // the store: another replica's answer, or a newer one
 	if known && !p.Fresh && fresh(old.at, p.CacheTTL) {
 		r.metrics.resolved(entry, p.Strategy, "cache_hit", start)
@@ -174,9 +174,39 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 			}
 			return r.failed(entry, p.Strategy, start, old, known, err)
 		}
+		if !known {
+			// A joiner of another namespace's lookup claims the answer too:
+			// it is its last known good from now on.
+			r.answers.Get(client.TenantOf(ctx), k)
+		}
 		r.metrics.resolved(entry, p.Strategy, "resolved", start)
 		return Result{Tag: a.tag, Digest: a.digest}, nil
 	}
+}
+
+// Answerable reports whether Resolve would answer q from memory, without
+// a registry request: a fresh answer, or a recent failure held for ctx's
+// namespace. It claims nothing in the caches.
+func (r *Resolver) Answerable(ctx context.Context, q Query) bool {
+	p, k := q.Policy, q.key()
+	if p.Fresh {
+		return false
+	}
+	if old, known := r.answers.Peek(k); known && fresh(old.at, p.CacheTTL) {
+		return true
+	}
+	f, failed := r.failures.Peek(k)
+	return failed && time.Since(f.at) < r.failureTTL && f.holds(ctx, client.TenantOf(ctx))
+}
+
+// LastKnown returns the last answer known for q, fresh or not, with Stale
+// set, without a registry request and without claiming it.
+func (r *Resolver) LastKnown(q Query) (Result, bool) {
+	a, ok := r.answers.Peek(q.key())
+	if !ok {
+		return Result{}, false
+	}
+	return Result{Tag: a.tag, Digest: a.digest, Stale: true}, true
 }
 
 // lookupReserve bounds the part of a caller's time kept back from the
@@ -248,7 +278,7 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 		}
 		a.at = time.Now()
 		r.failures.Remove(k)
-		r.answers.Add(k, a)
+		r.answers.Add(tenant, k, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())
 		return a, nil
 	})

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // Store keeps answers beyond this process: the resolution records that
@@ -107,7 +109,7 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 		if known && !adm.DryRun && fresh(old.at, q.Policy.CacheTTL) {
 			if got, err := r.store.Save(ctx, q, adm.Namespace, nil, Stored{Tag: old.tag, Digest: old.digest, At: old.at, Changed: old.at}); err == nil {
 				old = answer{tag: got.Tag, digest: got.Digest, at: got.At}
-				r.answers.Add(k, old)
+				r.answers.Add(client.TenantOf(ctx), k, old)
 				return old, true, &got
 			}
 		}
@@ -118,7 +120,7 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 	changed := s.Changed.After(old.at) || (s.Digest != old.digest && !s.Changed.Before(old.at.Truncate(time.Second)))
 	if !known || changed || (s.Digest == old.digest && s.At.After(old.at)) {
 		old, known = answer{tag: s.Tag, digest: s.Digest, at: s.At}, true
-		r.answers.Add(k, old)
+		r.answers.Add(client.TenantOf(ctx), k, old)
 	} else if s.Digest != old.digest && !adm.DryRun && fresh(old.at, q.Policy.CacheTTL) {
 		// Memory holds a newer answer the record lacks (a dry run's): it is
 		// stored before it is served, or the record's is served.
@@ -127,7 +129,7 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 			got = s
 		}
 		old = answer{tag: got.Tag, digest: got.Digest, at: got.At}
-		r.answers.Add(k, old)
+		r.answers.Add(client.TenantOf(ctx), k, old)
 		return old, true, &got
 	}
 	return old, known, &s

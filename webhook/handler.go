@@ -34,6 +34,7 @@ type Handler struct {
 	metrics   *Metrics
 	log       logr.Logger
 	failures  *failureLimiter // one log line per image and cause a minute
+	inFlight  *inFlight
 }
 
 // Option configures a Handler.
@@ -61,7 +62,7 @@ func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
 // called once per admission so a whole admission sees one snapshot.
 func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
 	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard(),
-		failures: newFailureLimiter(failureLogInterval, failureLogKeys)}
+		failures: newFailureLimiter(failureLogInterval, failureLogKeys), inFlight: newInFlight(DefaultMaxInFlight)}
 	h.images, _ = lru.New[string, parsedImage](4096)
 	for _, o := range opts {
 		o(h)
@@ -333,6 +334,11 @@ func (p *plan) steeringChanged(name string) bool {
 // or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
 	p.withPullSecrets(ctx)
+	release, ok := p.slot(ctx)
+	if !ok {
+		return
+	}
+	defer release()
 	maxLookups := p.cfg.Policy.MaxLookups // at least 1: config defaults it
 	var wg sync.WaitGroup
 	lookups := map[any]bool{} // containers with the same query share one lookup
