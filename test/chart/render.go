@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -29,15 +26,7 @@ type Release struct {
 // Render renders the chart with values checked against values.schema.json
 // and decodes every object strictly (unknown fields fail).
 func Render(release, namespace string, values map[string]any) (*Release, error) {
-	ch, err := loader.Load(cluster.ChartDir())
-	if err != nil {
-		return nil, err
-	}
-	inst := action.NewInstall(&action.Configuration{})
-	inst.ClientOnly, inst.DryRun = true, true
-	inst.ReleaseName, inst.Namespace = release, namespace
-	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
-	rel, err := inst.Run(ch, values)
+	rel, err := cluster.RenderRelease(release, namespace, values)
 	if err != nil {
 		return nil, err
 	}

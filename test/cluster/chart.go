@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	helmrelease "helm.sh/helm/v3/pkg/release"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -34,10 +35,10 @@ func Scheme() *k8sruntime.Scheme {
 	return s
 }
 
-// Render renders the chart client-side, as `helm install --dry-run` does,
-// with values validated against values.schema.json, and decodes every
-// object strictly into its typed Go struct so an unknown field fails.
-func Render(release, namespace string, values map[string]any) ([]client.Object, error) {
+// RenderRelease renders the chart client-side, as `helm install --dry-run`
+// does, with values validated against values.schema.json: the release
+// with its manifest, hooks and notes, not yet decoded.
+func RenderRelease(release, namespace string, values map[string]any) (*helmrelease.Release, error) {
 	ch, err := loader.Load(ChartDir())
 	if err != nil {
 		return nil, err
@@ -46,7 +47,14 @@ func Render(release, namespace string, values map[string]any) ([]client.Object, 
 	inst.ClientOnly, inst.DryRun = true, true
 	inst.ReleaseName, inst.Namespace = release, namespace
 	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
-	rel, err := inst.Run(ch, values)
+	return inst.Run(ch, values)
+}
+
+// Render renders the chart client-side, as `helm install --dry-run` does,
+// with values validated against values.schema.json, and decodes every
+// object strictly into its typed Go struct so an unknown field fails.
+func Render(release, namespace string, values map[string]any) ([]client.Object, error) {
+	rel, err := RenderRelease(release, namespace, values)
 	if err != nil {
 		return nil, err
 	}
