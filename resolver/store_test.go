@@ -53,6 +53,15 @@ func (s *sharedStore) set(q resolver.Query, a resolver.Stored) {
 	s.recs[q.Hash()] = a
 }
 
+// storeFixture is a registry with app:latest pushed (first is its digest),
+// the digest query of it, and an empty store shared by the resolvers a test
+// makes, as the records are by replicas.
+func storeFixture(t *testing.T) (srv *registrytest.Server, first string, q resolver.Query, store *sharedStore) {
+	srv = registrytest.New(t)
+	first = srv.PushImage(t, "app:latest")
+	return srv, first, query(setup(t, srv, "app"), "latest", digestPolicy()), newSharedStore()
+}
+
 func admission(t *testing.T, ns string, dryRun bool) context.Context {
 	return resolver.WithAdmission(ctxFor(t, 10*time.Second), resolver.Admission{Namespace: ns, DryRun: dryRun})
 }
@@ -82,12 +91,8 @@ func TestAnAnswerAnotherReplicaStoredIsServedWithoutALookup(t *testing.T) {
 }
 
 func TestANewerStoredAnswerReplacesWhatMemoryHolds(t *testing.T) {
-	srv := registrytest.New(t)
-	first := srv.PushImage(t, "app:latest")
-	tgt := setup(t, srv, "app")
-	store := newSharedStore()
+	srv, first, q, store := storeFixture(t)
 	r := resolver.New(resolver.WithStore(store))
-	q := query(tgt, "latest", digestPolicy())
 	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != first {
 		t.Fatalf("%+v, %v; want %s", res, err, first)
 	}
@@ -131,12 +136,8 @@ func (r *racingStore) Save(ctx context.Context, q resolver.Query, ns string, pre
 }
 
 func TestADryRunStoresNothingAndTheNextAdmissionStoresItsAnswer(t *testing.T) {
-	srv := registrytest.New(t)
-	want := srv.PushImage(t, "app:latest")
-	tgt := setup(t, srv, "app")
-	store := newSharedStore()
+	_, want, q, store := storeFixture(t)
 	r := resolver.New(resolver.WithStore(store))
-	q := query(tgt, "latest", digestPolicy())
 	if res, err := r.Resolve(admission(t, "team-a", true), q); err != nil || res.Digest != want {
 		t.Fatalf("dry run: %+v, %v; want %s", res, err, want)
 	}
@@ -178,12 +179,8 @@ func TestTheQueryHashTellsEntriesAndPoliciesApart(t *testing.T) {
 // record another replica updated within the second this replica cached
 // its answer still replaces it.
 func TestAStoredAnswerOfTheSameSecondReplacesWhatMemoryHolds(t *testing.T) {
-	srv := registrytest.New(t)
-	first := srv.PushImage(t, "app:latest")
-	tgt := setup(t, srv, "app")
-	store := newSharedStore()
+	srv, first, q, store := storeFixture(t)
 	r := resolver.New(resolver.WithStore(store))
-	q := query(tgt, "latest", digestPolicy())
 	before := time.Now()
 	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != first {
 		t.Fatalf("%+v, %v; want %s", res, err, first)
@@ -200,12 +197,8 @@ func TestAStoredAnswerOfTheSameSecondReplacesWhatMemoryHolds(t *testing.T) {
 // finds the moved tag and keeps it in memory only; the next real admission
 // stores it, so that this replica never answers what the record does not say.
 func TestADryRunsMovedAnswerIsStoredByTheNextAdmissionBeforeItIsServed(t *testing.T) {
-	srv := registrytest.New(t)
-	first := srv.PushImage(t, "app:latest")
-	tgt := setup(t, srv, "app")
-	store := newSharedStore()
+	srv, first, q, store := storeFixture(t)
 	r := resolver.New(resolver.WithStore(store))
-	q := query(tgt, "latest", digestPolicy())
 	if res, err := r.Resolve(admission(t, "team-a", false), q); err != nil || res.Digest != first {
 		t.Fatalf("%+v, %v; want %s", res, err, first)
 	}
