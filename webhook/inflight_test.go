@@ -38,6 +38,23 @@ func post(url string, body []byte) (*admissionv1.AdmissionResponse, error) {
 	return review.Response, nil
 }
 
+// holdSlow makes srv hold every request for a /slow repository until gate
+// is closed, telling arrived of each: admissions stay in flight for as long
+// as the test wants, without any timing.
+func holdSlow(srv *registrytest.Server, n int) (arrived chan string, gate chan struct{}) {
+	arrived, gate = make(chan string, n), make(chan struct{})
+	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/slow") {
+			return false
+		}
+		arrived <- r.URL.Path
+		<-gate
+		http.Error(w, "slow", http.StatusServiceUnavailable)
+		return true
+	})
+	return arrived, gate
+}
+
 func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 	for _, onError := range []string{"ignore", "fail"} {
 		t.Run("on_error "+onError, func(t *testing.T) {
@@ -46,16 +63,7 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 			srv.PushImage(t, "cold:1") // never looked up before the end: every admission of it needs a slot
 			// Lookups of slow* wait here until the test lets them go, which
 			// holds their admissions in flight without any timing.
-			arrived, gate := make(chan string, 16), make(chan struct{})
-			srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.Contains(r.URL.Path, "/slow") {
-					return false
-				}
-				arrived <- r.URL.Path
-				<-gate
-				http.Error(w, "slow", http.StatusServiceUnavailable)
-				return true
-			})
+			arrived, gate := holdSlow(srv, 16)
 			doc := fmt.Sprintf("registries:\n- name: public\n  api_url: %s\n  prefix: %s\npolicy:\n  on_error: %s\n  resolve_timeout: 5m\n", srv.URL, srv.Host, onError)
 			cfg, err := config.Parse([]byte(doc))
 			if err != nil {
@@ -123,16 +131,7 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 func TestAnAdmissionPastItsShareIsPinnedToTheLastKnownDigestUnderIgnore(t *testing.T) {
 	srv := registrytest.New(t)
 	digest := srv.PushImage(t, "app:1")
-	arrived, gate := make(chan string, 4), make(chan struct{})
-	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.Contains(r.URL.Path, "/slow") {
-			return false
-		}
-		arrived <- r.URL.Path
-		<-gate
-		http.Error(w, "slow", http.StatusServiceUnavailable)
-		return true
-	})
+	arrived, gate := holdSlow(srv, 4)
 	doc := fmt.Sprintf("registries:\n- name: public\n  api_url: %s\n  prefix: %s\npolicy:\n  on_error: ignore\n  cache_ttl: 1ms\n  resolve_timeout: 5m\n", srv.URL, srv.Host)
 	cfg, err := config.Parse([]byte(doc))
 	if err != nil {
