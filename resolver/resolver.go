@@ -11,6 +11,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/internal/flight"
 	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
@@ -40,7 +41,7 @@ type Resolver struct {
 	meta     *lru.Cache[metaKey, metadata]
 	descs    *lru.Cache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
 	failures *lru.Cache[key, failure]    // recent failures, so a dead registry is not hammered
-	flight   flight[key, answer]
+	flight   flight.Group[key, answer]
 	// cachedTags is how many tags r.tags holds, bounded by maxCachedTags.
 	cachedTags atomic.Int64
 }
@@ -257,7 +258,7 @@ func (e expired) Unwrap() error { return e.error }
 func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context) (answer, error)) (answer, error) {
 	tenant := client.TenantOf(ctx)
 	sh := client.NewShare(tenant)
-	c, leader := r.flight.start(k, sh, func() (answer, error) {
+	c, leader := r.flight.Start(k, sh, func() (answer, error) {
 		budget := lookupBudget(ctx)
 		lctx, cancel := lookupContext(ctx)
 		defer cancel()
@@ -283,19 +284,20 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 		return a, nil
 	})
 	if !leader {
-		if s, ok := c.data.(*client.Share); ok {
+		if s, ok := c.Data().(*client.Share); ok {
 			s.Join(tenant)
 		}
 	}
 	select {
-	case <-c.done:
+	case <-c.Done():
+		val, err := c.Result()
 		var ex expired
-		if leader && errors.As(c.err, &ex) {
+		if leader && errors.As(err, &ex) {
 			// Our own lookup ran out of our time: its error says how far
 			// it got, and trying again would only run out again.
-			return c.val, ex.error
+			return val, ex.error
 		}
-		return c.val, c.err
+		return val, err
 	case <-ctx.Done():
 		return answer{}, ctx.Err()
 	}
