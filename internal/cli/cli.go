@@ -67,9 +67,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runResolve(ctx, args[1:], stdout, stderr)
 	case "doctor":
 		return runDoctor(ctx, args[1:], stdout, stderr)
-	default: // drift: branch records adds it here
-		fmt.Fprintf(stderr, "image-pin-webhook: %s is not in this build\n", args[0])
-		return ExitUsage
+	default: // drift
+		return runDrift(ctx, args[1:], stdout, stderr)
 	}
 }
 
