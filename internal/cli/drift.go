@@ -183,12 +183,21 @@ func drift(ctx context.Context, f driftFlags) (*driftReport, []string, error) {
 	rep.sort()
 	s := rep.Summary
 	if s.Drifted == 0 {
-		notes = append(notes, fmt.Sprintf("No drift in %s: %d pinned containers match their records.", namespacesText(rep.Namespaces), s.Current))
+		notes = append(notes, fmt.Sprintf("No drift in %s: %s match their records.", namespacesText(rep.Namespaces), containers(s.Current, "pinned container")))
 	}
 	if !f.all && s.NoRecord+s.Ambiguous > 0 {
-		notes = append(notes, fmt.Sprintf("%d pinned containers have no record drift can tell (%d no-record, %d ambiguous): --all lists them.", s.NoRecord+s.Ambiguous, s.NoRecord, s.Ambiguous))
+		notes = append(notes, fmt.Sprintf("%s without a record drift can tell (%d no-record, %d ambiguous): --all lists them, -o json says why.",
+			containers(s.NoRecord+s.Ambiguous, "pinned container"), s.NoRecord, s.Ambiguous))
 	}
 	return rep, notes, nil
+}
+
+// containers is n things, in the plural unless one.
+func containers(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func namespacesText(ns []string) string {
