@@ -183,7 +183,7 @@ func drift(ctx context.Context, f driftFlags) (*driftReport, []string, error) {
 	rep.sort()
 	s := rep.Summary
 	if s.Drifted == 0 {
-		notes = append(notes, fmt.Sprintf("No drift in %s: %s match their records.", namespacesText(rep.Namespaces), containers(s.Current, "pinned container")))
+		notes = append(notes, fmt.Sprintf("No drift in %s (%s on their record's digest).", namespacesText(rep.Namespaces), containers(s.Current, "pinned container")))
 	}
 	if !f.all && s.NoRecord+s.Ambiguous > 0 {
 		notes = append(notes, fmt.Sprintf("%s without a record drift can tell (%d no-record, %d ambiguous): --all lists them, -o json says why.",

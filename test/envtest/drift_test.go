@@ -94,7 +94,7 @@ func TestDriftNamesTheWorkloadsLeftOnAMovedTagInOptedInNamespacesOnly(t *testing
 	// Nothing moved: no output, exit 0 (with --exit-code too), and the
 	// JSON's empty list.
 	code, out, errOut := e.driftCLI("-n", nsA, "--exit-code")
-	if code != 0 || out != "" || !strings.Contains(errOut, "No drift in namespace "+nsA+": 3 pinned containers match their records.") {
+	if code != 0 || out != "" || !strings.Contains(errOut, "No drift in namespace "+nsA+" (3 pinned containers on their record's digest).") {
 		t.Fatalf("before the move: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if a := e.driftJSON("-n", nsA); a.Kind != "DriftReport" || a.Version != 1 || len(a.Items) != 0 || a.Summary.Current != 3 || a.Summary.Drifted != 0 {
