@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -80,6 +82,12 @@ func TestDriftNamesTheWorkloadsLeftOnAMovedTagInOptedInNamespacesOnly(t *testing
 			t.Fatalf("the Deployment in %s stored %q, want %s", ns, got, pinned)
 		}
 	}
+	// The other kinds drift reads, in nsA.
+	for _, o := range driftKinds(nsA, image) {
+		if err := e.c.Create(ctx(t), o); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A Pod without owner, with an init container of the same image.
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: "job"},
 		Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "setup", Image: image}}, Containers: []corev1.Container{{Name: "run", Image: image}}}}
@@ -94,10 +102,10 @@ func TestDriftNamesTheWorkloadsLeftOnAMovedTagInOptedInNamespacesOnly(t *testing
 	// Nothing moved: no output, exit 0 (with --exit-code too), and the
 	// JSON's empty list.
 	code, out, errOut := e.driftCLI("-n", nsA, "--exit-code")
-	if code != 0 || out != "" || !strings.Contains(errOut, "No drift in namespace "+nsA+" (3 pinned containers on their record's digest).") {
+	if code != 0 || out != "" || !strings.Contains(errOut, "No drift in namespace "+nsA+" (6 pinned containers on their record's digest).") {
 		t.Fatalf("before the move: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if a := e.driftJSON("-n", nsA); a.Kind != "DriftReport" || a.Version != 1 || len(a.Items) != 0 || a.Summary.Current != 3 || a.Summary.Drifted != 0 {
+	if a := e.driftJSON("-n", nsA); a.Kind != "DriftReport" || a.Version != 1 || len(a.Items) != 0 || a.Summary.Current != 6 || a.Summary.Drifted != 0 {
 		t.Fatalf("before the move, -o json: %+v", a)
 	}
 
@@ -128,6 +136,9 @@ func TestDriftNamesTheWorkloadsLeftOnAMovedTagInOptedInNamespacesOnly(t *testing
 	}
 	want := []string{
 		nsA + " Deployment/web c0 " + image + " " + short(first) + " " + short(moved),
+		nsA + " StatefulSet/db c0 " + image + " " + short(first) + " " + short(moved),
+		nsA + " DaemonSet/agent c0 " + image + " " + short(first) + " " + short(moved),
+		nsA + " CronJob/nightly c0 " + image + " " + short(first) + " " + short(moved),
 		nsA + " Pod/job setup (init) " + image + " " + short(first) + " " + short(moved),
 		nsA + " Pod/job run " + image + " " + short(first) + " " + short(moved),
 	}
@@ -159,7 +170,7 @@ func TestDriftNamesTheWorkloadsLeftOnAMovedTagInOptedInNamespacesOnly(t *testing
 					args, it, it.Pinned, it.Current, first, moved, since, recs[0].Name)
 			}
 		}
-		if strings.Join(got, " ") != "Deployment/web/c0/container Pod/job/setup/initContainer Pod/job/run/container" {
+		if strings.Join(got, " ") != "Deployment/web/c0/container StatefulSet/db/c0/container DaemonSet/agent/c0/container CronJob/nightly/c0/container Pod/job/setup/initContainer Pod/job/run/container" {
 			t.Errorf("drift %v items of %s: %v", args, nsA, got)
 		}
 	}
@@ -179,5 +190,23 @@ func TestDriftNamesTheWorkloadsLeftOnAMovedTagInOptedInNamespacesOnly(t *testing
 	// The records are as drift found them: it wrote nothing.
 	if after := e.records(repo); len(after) != 1 || after[0].ResourceVersion != recs[0].ResourceVersion {
 		t.Errorf("drift changed the records: %+v", after)
+	}
+}
+
+// driftKinds are a StatefulSet, a DaemonSet and a suspended CronJob of
+// image, one container c0 each.
+func driftKinds(ns, image string) []client.Object {
+	labels := map[string]string{"app": "drift"}
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c0", Image: image}}}}
+	sel := &metav1.LabelSelector{MatchLabels: labels}
+	suspend := true
+	jobTmpl := tmpl.DeepCopy()
+	jobTmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	return []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"}, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: tmpl, ServiceName: "db"}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "agent"}, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: tmpl}},
+		&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"}, Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: &suspend,
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: *jobTmpl}}}},
 	}
 }
