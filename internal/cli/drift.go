@@ -249,7 +249,10 @@ func optedIn(ctx context.Context, c client.Client, f driftFlags) ([]string, []st
 		if err := c.Get(ctx, client.ObjectKey{Name: f.namespace}, &n); err != nil {
 			return nil, nil, fmt.Errorf("namespace %s: %w", f.namespace, err)
 		}
-		if n.Labels[enabledLabel] != "true" || never(f.namespace) {
+		switch {
+		case never(f.namespace):
+			return nil, []string{fmt.Sprintf("Namespace %s is never mutated (kube-system, or the webhook's own, --state-namespace): drift reads nothing there.", f.namespace)}, nil
+		case n.Labels[enabledLabel] != "true":
 			return nil, []string{fmt.Sprintf("Namespace %s is not opted in (label %s=true): the webhook pins nothing there.", f.namespace, enabledLabel)}, nil
 		}
 		return []string{f.namespace}, nil, nil
