@@ -128,9 +128,9 @@ func runDrift(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	default:
 		rep.writeText(stdout, strings.EqualFold(f.output, "wide"), f.all, time.Now())
-		for _, n := range notes {
-			fmt.Fprintln(stderr, n)
-		}
+	}
+	for _, n := range notes { // on stderr, so that stdout stays the table or the JSON
+		fmt.Fprintln(stderr, n)
 	}
 	if f.exitCode && rep.Summary.Drifted > 0 {
 		return ExitDrift
@@ -138,8 +138,8 @@ func runDrift(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return ExitOK
 }
 
-// drift reads the cluster and judges every container; notes are what
-// text output adds on stderr.
+// drift reads the cluster and judges every container; notes are what it
+// adds on stderr.
 func drift(ctx context.Context, f driftFlags) (*driftReport, []string, error) {
 	rep := &driftReport{Kind: driftReportKind, Version: driftReportVersion, StateNamespace: f.stateNS, Config: f.config}
 	var cfg *config.Config
