@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,6 +59,7 @@ type Cluster struct {
 	perNS   map[string]int    // records by the namespace that created them
 	failed  map[string]time.Time
 	touched map[string]time.Time // when this replica last wrote lastUsed, by name
+	vouch   vouch                // the leader's last refresh pass, from its heartbeat
 }
 
 // record is what Load needs of an ImageResolution, kept apart from the
@@ -111,6 +113,17 @@ func (c *Cluster) Start(ctx context.Context) error {
 		AddFunc:    func(obj any) { c.observe(obj) },
 		UpdateFunc: func(_, obj any) { c.observe(obj) },
 		DeleteFunc: func(obj any) { c.forget(obj) },
+	}); err != nil {
+		return err
+	}
+	hb, err := c.cache.GetInformer(ctx, &coordinationv1.Lease{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return fmt.Errorf("the refresh heartbeat's informer: %w", err)
+	}
+	if _, err := hb.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.heard(obj) },
+		UpdateFunc: func(_, obj any) { c.heard(obj) },
+		DeleteFunc: func(any) { c.setVouch(vouch{}) },
 	}); err != nil {
 		return err
 	}
@@ -184,7 +197,17 @@ func (c *Cluster) Load(_ context.Context, q resolver.Query, ns string) (resolver
 		return resolver.Stored{}, false
 	}
 	c.noteUse(name, r)
-	return r.stored, true
+	st := r.stored
+	if !q.Target.UsesPullSecrets() {
+		c.mu.RLock()
+		v := c.vouch
+		c.mu.RUnlock()
+		if v.covers(name, r, c.limits().RefreshWindow) && v.through.After(st.At) {
+			// The leader confirmed it since, without writing the record.
+			st.At = v.through
+		}
+	}
+	return st, true
 }
 
 // usedEvery is how often a use is written into a record's lastUsed.
@@ -325,11 +348,7 @@ func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, name string,
 	ir = ir.DeepCopy()
 	now := metav1.Now()
 	st := &ir.Status
-	if st.Digest != a.Digest || st.Tag != a.Tag {
-		h := append([]v1alpha1.HistoryEntry{{Tag: st.Tag, Digest: st.Digest, Seen: st.ResolvedAt, Until: metav1.Time{Time: a.At}}}, st.History...)
-		st.History = h[:min(len(h), v1alpha1.MaxHistory)]
-		st.Tag, st.Digest, st.ShortDigest, st.ResolvedAt = a.Tag, a.Digest, short(a.Digest), metav1.Time{Time: a.At}
-	}
+	moveTo(st, a.Tag, a.Digest, a.At)
 	st.ConfirmedAt = metav1.Time{Time: a.At}
 	st.LastUsed = &now
 	err := c.client.Update(ctx, ir)
@@ -379,6 +398,21 @@ func (c *Cluster) failedWrite(name, op string, err error) {
 	}
 	c.mu.Unlock()
 	c.log.Info("cannot store a resolution record; the answer is kept in memory", "record", name, "operation", op, "error", err.Error())
+}
+
+// moveTo makes st give tag and digest from at on, keeping what it gave
+// before in its history (newest first, the last v1alpha1.MaxHistory); it
+// reports whether the answer changed.
+func moveTo(st *v1alpha1.ImageResolutionStatus, tag, digest string, at time.Time) bool {
+	if st.Digest == digest && st.Tag == tag {
+		return false
+	}
+	if st.Digest != "" {
+		h := append([]v1alpha1.HistoryEntry{{Tag: st.Tag, Digest: st.Digest, Seen: st.ResolvedAt, Until: metav1.Time{Time: at}}}, st.History...)
+		st.History = h[:min(len(h), v1alpha1.MaxHistory)]
+	}
+	st.Tag, st.Digest, st.ShortDigest, st.ResolvedAt = tag, digest, short(digest), metav1.Time{Time: at}
+	return true
 }
 
 func storedOf(ir *v1alpha1.ImageResolution) resolver.Stored {
