@@ -68,6 +68,10 @@ type record struct {
 	hash, registry, ns string
 	stored             resolver.Stored
 	lastUsed           time.Time
+	// usedBefore is the lastUsed the record had before its last one: the
+	// heartbeat vouches for a record in use whose lastUsed a replica just
+	// wrote again (see vouch.covers).
+	usedBefore time.Time
 }
 
 type touch struct {
@@ -152,6 +156,11 @@ func (c *Cluster) put(ir *v1alpha1.ImageResolution) {
 	old, had := c.recs[ir.Name]
 	if had && old.stored.Version == r.stored.Version {
 		return
+	}
+	if had && !old.lastUsed.Equal(r.lastUsed) {
+		r.usedBefore = old.lastUsed
+	} else if had {
+		r.usedBefore = old.usedBefore
 	}
 	if had {
 		c.perNS[old.ns]--

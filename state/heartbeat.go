@@ -41,16 +41,20 @@ type vouch struct {
 	none          bool // too many failed to name them: vouch for none
 }
 
-// covers reports whether the pass vouched for r: used within two refresh
-// windows before the pass began (so the pass refreshed it), not used
-// since for the first time in a window (it may have been idle before),
-// and confirmed by it.
+// covers reports whether the pass vouched for r: used, as the pass saw it,
+// within two refresh windows before it began (so the pass refreshed it),
+// and confirmed by it. A lastUsed written after the pass began is not what
+// the pass saw: the one before it is, which tells a record in use (noted
+// again after a window) from one idle until now (not refreshed).
 func (v vouch) covers(name string, r record, window time.Duration) bool {
 	if window <= 0 || v.none || v.through.IsZero() || v.not[name] {
 		return false
 	}
 	used := usedAt(r)
-	return !used.After(v.pass) && v.pass.Sub(used) < 2*window
+	if used.After(v.pass) {
+		used = r.usedBefore
+	}
+	return !used.IsZero() && !used.After(v.pass) && v.pass.Sub(used) < 2*window
 }
 
 // usedAt is when r was last used, to within a refresh window: lastUsed,

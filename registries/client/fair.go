@@ -225,6 +225,9 @@ func (f *fairLimiter) expectedWait(ahead int) time.Duration {
 // the background only when no tenant waits for it once it is due.
 func (f *fairLimiter) pump() {
 	for {
+		if f.idle() {
+			return
+		}
 		time.Sleep(f.limiter.Reserve().Delay())
 		f.mu.Lock()
 		granted := false
@@ -260,6 +263,23 @@ func (f *fairLimiter) pump() {
 		}
 		f.mu.Unlock()
 	}
+}
+
+// idle drops the background waiters that gave up (a refresh an admission
+// joined moves to the admissions' side) and, when nobody waits, stops the
+// pump, rather than spend a token on nobody.
+func (f *fairLimiter) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.background) > 0 && f.background[0].gone {
+		f.background[0] = nil
+		f.background = f.background[1:]
+	}
+	if len(f.turns) == 0 && len(f.background) == 0 {
+		f.pumping = false
+		return true
+	}
+	return false
 }
 
 // pastDeadline is a wait refused because it would end past the deadline. It

@@ -97,7 +97,7 @@ func TestBackgroundRequestsGetOnlyTheTokensAdmissionsDoNotWant(t *testing.T) {
 		var mu sync.Mutex
 		var order []string
 		var wg sync.WaitGroup
-		wait := func(tenant string, ctx context.Context) {
+		wait := func(label, tenant string, ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -105,35 +105,35 @@ func TestBackgroundRequestsGetOnlyTheTokensAdmissionsDoNotWant(t *testing.T) {
 					t.Error(err)
 				}
 				mu.Lock()
-				order = append(order, tenant)
+				order = append(order, label)
 				mu.Unlock()
 			}()
 		}
 		for range 5 {
-			wait(BackgroundTenant, ctx)
+			wait("background", BackgroundTenant, ctx)
 		}
 		synctest.Wait() // the first background request took the free token
 		for _, ns := range []string{"team-a", "team-b", "team-a", "team-c"} {
-			wait(ns, ctx)
+			wait(ns, ns, ctx)
 		}
 		// A shared lookup started in the background that an admission
 		// joins moves to the admissions' side.
 		sh := NewShare(BackgroundTenant)
-		wait(BackgroundTenant, WithShare(ctx, sh))
+		wait("joined", BackgroundTenant, WithShare(ctx, sh))
 		synctest.Wait()
 		sh.Join("team-d")
 		wg.Wait()
 		fg := 0
 		for i, who := range order {
-			if who != BackgroundTenant {
+			if who != "background" {
 				fg++
 				continue
 			}
-			if i > 0 && fg < 5 {
+			if i > 0 && fg < 5 { // four admissions and the joined lookup
 				t.Fatalf("a background request got token %d while admissions were waiting: %q", i+1, order)
 			}
 		}
-		if len(order) != 10 || order[0] != BackgroundTenant {
+		if len(order) != 10 || order[0] != "background" {
 			t.Fatalf("grants %q, want the first (free) token in the background, then the five admissions, then the background", order)
 		}
 	})
