@@ -277,7 +277,7 @@ func (r *Refresher) refresh(ctx context.Context, cfg *config.Config, ir *v1alpha
 	r.log.Info("a refresh found the tag moved", "record", ir.Name, "image", ir.Spec.Image, "registry", reg,
 		"tag", got.Tag, "from", ir.Status.Digest, "to", got.Digest)
 	if r.events != nil {
-		r.events.Eventf(ir, nil, corev1.EventTypeNormal, "TagMoved", "Refresh",
+		r.events.Eventf(ir.DeepCopy(), nil, corev1.EventTypeNormal, "TagMoved", "Refresh",
 			"%s moved from %s to %s (tag %s)", ir.Spec.Image, ir.Status.Digest, got.Digest, got.Tag)
 	}
 	return got.At, nil

@@ -105,6 +105,14 @@ func TestRefreshAheadKeepsAdmissionsOffASlowRegistry(t *testing.T) {
 	a, _ := e.replica("a", config)
 	b, _ := e.replica("b", config)
 	replicas := []*cluster.Webhook{a, b}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, out := range e.outputs {
+				lines := strings.Split(out.String(), "\n")
+				t.Logf("replica %d printed (last 80 lines):\n%s", i, strings.Join(lines[max(0, len(lines)-80):], "\n"))
+			}
+		}
+	})
 	nsA, nsB := e.namespace("refresh-a", "a"), e.namespace("refresh-b", "b")
 	e.await(nsA)
 	e.await(nsB)
@@ -120,7 +128,7 @@ func TestRefreshAheadKeepsAdmissionsOffASlowRegistry(t *testing.T) {
 	if got, _, err := e.pod(nsA, image, false); err != nil || got != image+"@"+first {
 		t.Fatalf("the first admission of %s: %q, %v; want %s", image, got, err, first)
 	}
-	const resolved = `image_pin_resolutions_total{registry="slow",strategy="digest",result="resolved"}`
+	const resolved = `image_pin_resolutions_total{registry="slow",result="resolved",strategy="digest"}`
 	if n := counter(t, replicas, resolved); n != 2 {
 		t.Fatalf("%d lookups for the first admissions of two images, want 2", n)
 	}
@@ -146,7 +154,7 @@ func TestRefreshAheadKeepsAdmissionsOffASlowRegistry(t *testing.T) {
 	if lookups != 2 {
 		t.Fatalf("%d admissions after the first ones asked the registry, want none", lookups-2)
 	}
-	if stale := counter(t, replicas, `image_pin_resolutions_total{registry="slow",strategy="digest",result="stale"}`); stale != 0 || errors != 0 {
+	if stale := counter(t, replicas, `image_pin_resolutions_total{registry="slow",result="stale",strategy="digest"}`); stale != 0 || errors != 0 {
 		t.Fatalf("%d stale answers and %d refresh errors, want none", stale, errors)
 	}
 	// The record is refreshed about once per cache_ttl less the lead; at
