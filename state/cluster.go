@@ -194,7 +194,7 @@ func (c *Cluster) forget(obj any) {
 // Load is the record of q from the informer's view, when q's entry admits
 // ns. A use is noted in the record at most once per refresh window, in
 // the background.
-func (c *Cluster) Load(_ context.Context, q resolver.Query, ns string) (resolver.Stored, bool) {
+func (c *Cluster) Load(ctx context.Context, q resolver.Query, ns string) (resolver.Stored, bool) {
 	if e := q.Target.Entry; e != nil && !e.AllowsNamespace(ns) {
 		return resolver.Stored{}, false
 	}
@@ -205,7 +205,9 @@ func (c *Cluster) Load(_ context.Context, q resolver.Query, ns string) (resolver
 	if !ok || r.hash != hash || r.stored.Digest == "" {
 		return resolver.Stored{}, false
 	}
-	c.noteUse(name, r)
+	if !resolver.AdmissionOf(ctx).DryRun { // a dry run writes nothing, lastUsed included
+		c.noteUse(name, r)
+	}
 	st := r.stored
 	if !q.Target.UsesPullSecrets() {
 		c.mu.RLock()

@@ -134,6 +134,16 @@ func TestLastUsedIsWrittenAtMostOncePerRecordPerRefreshWindow(t *testing.T) {
 	}
 	f.age(q, 2*time.Hour, 2*time.Hour) // a window ago and more
 	f.seen(c, q)
+	dry := resolver.WithAdmission(ctx, resolver.Admission{Namespace: "team-a", DryRun: true})
+	for range 100 {
+		c.Load(dry, q, "team-a")
+	}
+	c.mu.RLock()
+	noted := len(c.touched)
+	c.mu.RUnlock()
+	if noted != 0 {
+		t.Fatal("a dry run's use was noted: a dry run writes nothing")
+	}
 	for range 100 {
 		c.Load(ctx, q, "team-a")
 	}

@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/image-pin/image-pin-webhook/state"
 	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
 
@@ -209,19 +211,34 @@ func TestRefreshAheadKeepsAdmissionsOffASlowRegistry(t *testing.T) {
 
 	// Unused for record_retention (15s): deleted by the leader.
 	eventually(t, "the leader deletes the record unused for record_retention", func() bool { return len(e.records(once)) == 0 })
-	// Unused for two refresh windows (10s): no longer refreshed.
+	// Unused for two refresh windows (10s): no longer refreshed. Two
+	// passes of the leader (its heartbeat) after that leave the count as
+	// it was.
 	e.reg.Stop() // a refresh would now be an error
-	settled := replicaGauge(t, leader, "image_pin_refreshes_total{")
-	eventually(t, "refreshes stop two refresh windows after the last use", func() bool {
-		n := replicaGauge(t, leader, "image_pin_refreshes_total{")
-		if n == settled {
-			return time.Since(lastUse(t, e, repo)) > 2*5*time.Second+3*time.Second
-		}
-		settled = n
-		return false
+	eventually(t, "two refresh windows after the last use", func() bool {
+		return time.Since(lastUse(t, e, repo)) > 2*5*time.Second+time.Second
 	})
+	idle := replicaGauge(t, leader, "image_pin_refreshes_total{")
+	for i := 0; i < 2; i++ {
+		since := e.lastPass(t)
+		eventually(t, "a pass of the leader", func() bool { return e.lastPass(t).After(since) })
+	}
+	if n := replicaGauge(t, leader, "image_pin_refreshes_total{"); n != idle {
+		t.Fatalf("%d refreshes of a record unused for two refresh windows, want none", n-idle)
+	}
 	fmt.Fprintf(os.Stderr, "refresh ahead: slowest admission %s, %d refreshes (unchanged) over %d admissions in %s\n", slowest.Round(time.Millisecond), refreshes, admissions, run)
 	e.noWriteFailures()
+}
+
+// lastPass is when the leader's last refresh pass began, from its heartbeat.
+func (e *stateEnv) lastPass(t *testing.T) time.Time {
+	t.Helper()
+	var l coordinationv1.Lease
+	if err := e.c.Get(ctx(t), client.ObjectKey{Namespace: e.stateNS, Name: state.HeartbeatLease}, &l); err != nil {
+		return time.Time{}
+	}
+	at, _ := time.Parse(time.RFC3339Nano, l.Annotations["image-pin.io/refresh-pass"])
+	return at
 }
 
 // lastUse is the record's lastUsed, else its confirmation.
