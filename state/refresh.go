@@ -41,6 +41,7 @@ type Refresher struct {
 	took      map[string]time.Duration // by record: how long its last refresh took
 	skipped   map[string]string        // by record: the version last counted as skipped
 	logged    map[string]time.Time     // by record: when its last refresh error was logged
+	failed    map[string]time.Time     // by record: when its last refresh failed
 }
 
 // RefresherOptions configure NewRefresher.
@@ -56,7 +57,8 @@ type RefresherOptions struct {
 // NewRefresher makes the refresher; the manager runs it on the leader.
 func NewRefresher(o RefresherOptions) *Refresher {
 	return &Refresher{store: o.Store, resolver: o.Resolver, config: o.Config, events: o.Events, log: o.Log, identity: o.Identity,
-		confirmed: map[string]time.Time{}, took: map[string]time.Duration{}, skipped: map[string]string{}, logged: map[string]time.Time{}}
+		confirmed: map[string]time.Time{}, took: map[string]time.Duration{}, skipped: map[string]string{}, logged: map[string]time.Time{},
+		failed: map[string]time.Time{}}
 }
 
 // NeedLeaderElection: one replica refreshes and deletes, the leader.
@@ -78,6 +80,11 @@ const (
 func period(p config.Policy) time.Duration {
 	return min(max(p.CacheTTL/10, minPeriod), maxPeriod)
 }
+
+// retryAfter is how long a record whose refresh failed is not refreshed
+// again: three passes, so that a registry that is down is not asked once a
+// pass for every record it holds.
+func retryAfter(p config.Policy) time.Duration { return 3 * period(p) }
 
 // Start runs a pass every period until ctx ends (leadership lost, or the
 // process stopping).
@@ -125,6 +132,7 @@ func (r *Refresher) Pass(ctx context.Context) {
 	refresh := p.RefreshWindow > 0 && p.CacheTTL > 0
 	through := start
 	var due []*v1alpha1.ImageResolution
+	var held []string // failed a pass ago: not confirmed, not asked again yet
 	seen := make(map[string]bool, len(list.Items))
 	for i := range list.Items {
 		ir := &list.Items[i]
@@ -137,6 +145,10 @@ func (r *Refresher) Pass(ctx context.Context) {
 		}
 		conf := r.confirmation(ir)
 		if start.Sub(conf) >= p.CacheTTL-r.lead(ir.Name, p) {
+			if r.backingOff(ir.Name, start, p) {
+				held = append(held, ir.Name)
+				continue
+			}
 			due = append(due, ir)
 		} else if conf.Before(through) {
 			through = conf
@@ -147,6 +159,7 @@ func (r *Refresher) Pass(ctx context.Context) {
 		return
 	}
 	not, oldest := r.refreshAll(ctx, cfg, due)
+	not = append(not, held...)
 	if !oldest.IsZero() && oldest.Before(through) {
 		through = oldest
 	}
@@ -169,10 +182,17 @@ func (r *Refresher) confirmation(ir *v1alpha1.ImageResolution) time.Time {
 	return ir.Status.ConfirmedAt.Time
 }
 
+func (r *Refresher) backingOff(name string, now time.Time, p config.Policy) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.failed[name]
+	return ok && now.Sub(at) < retryAfter(p)
+}
+
 func (r *Refresher) forgetGone(seen map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, m := range []map[string]time.Time{r.confirmed, r.logged} {
+	for _, m := range []map[string]time.Time{r.confirmed, r.logged, r.failed} {
 		for n := range m {
 			if !seen[n] {
 				delete(m, n)
@@ -261,6 +281,9 @@ func (r *Refresher) refresh(ctx context.Context, cfg *config.Config, ir *v1alpha
 	reg := ir.Spec.Registry
 	if err != nil {
 		r.store.metrics.refreshed(reg, "error")
+		r.mu.Lock()
+		r.failed[ir.Name] = time.Now()
+		r.mu.Unlock()
 		r.logError(ir, err)
 		return time.Time{}, err
 	}
@@ -268,6 +291,7 @@ func (r *Refresher) refresh(ctx context.Context, cfg *config.Config, ir *v1alpha
 	r.confirmed[ir.Name] = got.At
 	r.took[ir.Name] = time.Since(begin)
 	delete(r.logged, ir.Name)
+	delete(r.failed, ir.Name)
 	r.mu.Unlock()
 	if got.Digest == ir.Status.Digest && got.Tag == ir.Status.Tag {
 		r.store.metrics.refreshed(reg, "unchanged")

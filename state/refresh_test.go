@@ -144,6 +144,15 @@ func TestARefreshThatFailsKeepsTheRecordAndIsNotVouchedFor(t *testing.T) {
 	if hb := f.heartbeat(); hb.Annotations[notAnnotation] != Name(q) {
 		t.Fatalf("the heartbeat names %q as not refreshed, want %s", hb.Annotations[notAnnotation], Name(q))
 	}
+	// The next pass does not ask the failing registry again at once.
+	f.reg.Reset()
+	l.refresh.Pass(context.Background())
+	if n := f.reg.Total(); n != 0 || l.count("error") != 1 {
+		t.Fatalf("the pass after a failed refresh made %d registry requests (%v errors), want none", n, l.count("error"))
+	}
+	if hb := f.heartbeat(); hb.Annotations[notAnnotation] != Name(q) {
+		t.Fatalf("the heartbeat names %q as not refreshed, want still %s", hb.Annotations[notAnnotation], Name(q))
+	}
 	eventually(t, "the store hears the heartbeat", func() bool {
 		l.store.mu.RLock()
 		defer l.store.mu.RUnlock()
