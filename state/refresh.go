@@ -275,9 +275,31 @@ func (r *Refresher) refresh(ctx context.Context, cfg *config.Config, ir *v1alpha
 	ctx, cancel := context.WithTimeout(ctx, max(p.ResolveTimeout, p.CacheTTL/2))
 	defer cancel()
 	begin := time.Now()
+	var (
+		mu      sync.Mutex // save runs in the shared lookup, which may outlive ctx
+		saved   bool
+		saveErr error
+	)
 	got, err := r.resolver.Refresh(ctx, q, ir.Spec.Namespace, func(sctx context.Context, a resolver.Stored) (resolver.Stored, error) {
-		return r.store.refreshed(sctx, ir.Name, q, a, begin)
+		s, err := r.store.refreshed(sctx, ir.Name, q, a, begin)
+		mu.Lock()
+		saved, saveErr = true, err
+		mu.Unlock()
+		return s, err
 	})
+	mu.Lock()
+	if err == nil && saveErr != nil {
+		// The registry answered but the record could not be written: it
+		// is not confirmed, or the others would be told it was.
+		err = fmt.Errorf("storing the refreshed answer: %w", saveErr)
+	}
+	if err == nil && !saved && (got.Digest != ir.Status.Digest || got.Tag != ir.Status.Tag) {
+		// An admission's lookup was joined and stored its own answer:
+		// this pass cannot vouch for the record, the next one will.
+		mu.Unlock()
+		return time.Time{}, fmt.Errorf("%w: an admission re-resolved it meanwhile", errSkipped)
+	}
+	mu.Unlock()
 	reg := ir.Spec.Registry
 	if err != nil {
 		r.store.metrics.refreshed(reg, "error")
