@@ -259,3 +259,48 @@ func lastUse(t *testing.T, e *stateEnv, repo string) time.Time {
 	}
 	return recs[0].Status.ConfirmedAt.Time
 }
+
+// TestAFollowerTakesOverTheRefreshWhenTheLeaderStops: the leader releases
+// its Lease when it stops (a rollout), and the other replica, which kept
+// serving, starts refreshing the records in use.
+func TestAFollowerTakesOverTheRefreshWhenTheLeaderStops(t *testing.T) {
+	t.Parallel()
+	e := newStateEnv(t)
+	config := e.writeConfig(t.TempDir(), "takeover.yaml", "4s") // cache_ttl 4s; refresh_window 1h
+	a, _ := e.replica("a", config)
+	b, _ := e.replica("b", config)
+	nsA, nsB := e.namespace("takeover-a", "a"), e.namespace("takeover-b", "b")
+	e.await(nsA)
+	e.await(nsB)
+	repo := uniq("takeover")
+	digest := push(t, e.reg, repo+":latest")
+	image := e.reg.Host + "/" + repo + ":latest"
+	for _, ns := range []string{nsA, nsB} {
+		if got, _, err := e.pod(ns, image, false); err != nil || got != image+"@"+digest {
+			t.Fatalf("in %s: %q, %v", ns, got, err)
+		}
+	}
+	const refreshed = `image_pin_refreshes_total{registry="state plain",result="unchanged"}`
+	var leader, follower *cluster.Webhook
+	var followerNS string
+	eventually(t, "a leader refreshes the record", func() bool {
+		switch {
+		case replicaGauge(t, a, refreshed) > 0:
+			leader, follower, followerNS = a, b, nsB
+		case replicaGauge(t, b, refreshed) > 0:
+			leader, follower, followerNS = b, a, nsA
+		}
+		return leader != nil
+	})
+	if replicaGauge(t, follower, refreshed) != 0 {
+		t.Fatal("both replicas refreshed")
+	}
+	leader.Stop(20 * time.Second)
+	eventually(t, "the follower refreshes once the leader is gone", func() bool {
+		if got, _, err := e.pod(followerNS, image, false); err != nil || got != image+"@"+digest {
+			t.Fatalf("the follower stored %q (%v), want %s", got, err, digest)
+		}
+		return replicaGauge(t, follower, refreshed) > 0
+	})
+	e.noWriteFailures()
+}
