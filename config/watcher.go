@@ -108,6 +108,10 @@ func (w *Watcher) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
+// NeedLeaderElection: every replica reloads the config, leader or not; a
+// Runnable without it would run on the leader alone.
+func (*Watcher) NeedLeaderElection() bool { return false }
+
 // Start watches until ctx ends; it is a controller-runtime Runnable.
 func (w *Watcher) Start(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()

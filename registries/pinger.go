@@ -27,6 +27,10 @@ type Pinger struct {
 	Log      logr.Logger
 }
 
+// NeedLeaderElection: every replica pings its registries, leader or not;
+// a Runnable without it would run on the leader alone.
+func (*Pinger) NeedLeaderElection() bool { return false }
+
 // Start runs until ctx ends; it is a controller-runtime Runnable.
 func (p *Pinger) Start(ctx context.Context) error {
 	interval := p.Interval

@@ -257,7 +257,7 @@ func (e expired) Unwrap() error { return e.error }
 // (client.Share), so a joiner never waits behind the starter's burst.
 func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context) (answer, error)) (answer, error) {
 	tenant := client.TenantOf(ctx)
-	sh := client.NewShare(tenant)
+	sh := client.NewShare(shareTenant(ctx))
 	c, leader := r.flight.Start(k, sh, func() (answer, error) {
 		budget := lookupBudget(ctx)
 		lctx, cancel := lookupContext(ctx)

@@ -62,6 +62,9 @@ func admissionOf(ctx context.Context) Admission {
 	return a
 }
 
+// AdmissionOf is the admission ctx carries (WithAdmission), for a Store.
+func AdmissionOf(ctx context.Context) Admission { return admissionOf(ctx) }
+
 // WithStore makes the resolver keep its answers in s as well.
 func WithStore(s Store) Option { return func(o *options) { o.store = s } }
 

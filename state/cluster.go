@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,6 +59,7 @@ type Cluster struct {
 	perNS   map[string]int    // records by the namespace that created them
 	failed  map[string]time.Time
 	touched map[string]time.Time // when this replica last wrote lastUsed, by name
+	vouch   vouch                // the leader's last refresh pass, from its heartbeat
 }
 
 // record is what Load needs of an ImageResolution, kept apart from the
@@ -66,6 +68,10 @@ type record struct {
 	hash, registry, ns string
 	stored             resolver.Stored
 	lastUsed           time.Time
+	// usedBefore is the lastUsed the record had before its last one: the
+	// heartbeat vouches for a record in use whose lastUsed a replica just
+	// wrote again (see vouch.covers).
+	usedBefore time.Time
 }
 
 type touch struct {
@@ -114,6 +120,17 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	hb, err := c.cache.GetInformer(ctx, &coordinationv1.Lease{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return fmt.Errorf("the refresh heartbeat's informer: %w", err)
+	}
+	if _, err := hb.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.heard(obj) },
+		UpdateFunc: func(_, obj any) { c.heard(obj) },
+		DeleteFunc: func(any) { c.setVouch(vouch{}) },
+	}); err != nil {
+		return err
+	}
 	go c.writeTouches(ctx)
 	return c.cache.Start(ctx)
 }
@@ -139,6 +156,11 @@ func (c *Cluster) put(ir *v1alpha1.ImageResolution) {
 	old, had := c.recs[ir.Name]
 	if had && old.stored.Version == r.stored.Version {
 		return
+	}
+	if had && !old.lastUsed.Equal(r.lastUsed) {
+		r.usedBefore = old.lastUsed
+	} else if had {
+		r.usedBefore = old.usedBefore
 	}
 	if had {
 		c.perNS[old.ns]--
@@ -172,7 +194,7 @@ func (c *Cluster) forget(obj any) {
 // Load is the record of q from the informer's view, when q's entry admits
 // ns. A use is noted in the record at most once per refresh window, in
 // the background.
-func (c *Cluster) Load(_ context.Context, q resolver.Query, ns string) (resolver.Stored, bool) {
+func (c *Cluster) Load(ctx context.Context, q resolver.Query, ns string) (resolver.Stored, bool) {
 	if e := q.Target.Entry; e != nil && !e.AllowsNamespace(ns) {
 		return resolver.Stored{}, false
 	}
@@ -183,8 +205,20 @@ func (c *Cluster) Load(_ context.Context, q resolver.Query, ns string) (resolver
 	if !ok || r.hash != hash || r.stored.Digest == "" {
 		return resolver.Stored{}, false
 	}
-	c.noteUse(name, r)
-	return r.stored, true
+	if !resolver.AdmissionOf(ctx).DryRun { // a dry run writes nothing, lastUsed included
+		c.noteUse(name, r)
+	}
+	st := r.stored
+	if !q.Target.UsesPullSecrets() {
+		c.mu.RLock()
+		v := c.vouch
+		c.mu.RUnlock()
+		if v.covers(name, r, c.limits().RefreshWindow) && v.through.After(st.At) {
+			// The leader confirmed it since, without writing the record.
+			st.At = v.through
+		}
+	}
+	return st, true
 }
 
 // usedEvery is how often a use is written into a record's lastUsed.
@@ -325,11 +359,7 @@ func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, name string,
 	ir = ir.DeepCopy()
 	now := metav1.Now()
 	st := &ir.Status
-	if st.Digest != a.Digest || st.Tag != a.Tag {
-		h := append([]v1alpha1.HistoryEntry{{Tag: st.Tag, Digest: st.Digest, Seen: st.ResolvedAt, Until: metav1.Time{Time: a.At}}}, st.History...)
-		st.History = h[:min(len(h), v1alpha1.MaxHistory)]
-		st.Tag, st.Digest, st.ShortDigest, st.ResolvedAt = a.Tag, a.Digest, short(a.Digest), metav1.Time{Time: a.At}
-	}
+	moveTo(st, a.Tag, a.Digest, a.At)
 	st.ConfirmedAt = metav1.Time{Time: a.At}
 	st.LastUsed = &now
 	err := c.client.Update(ctx, ir)
@@ -379,6 +409,21 @@ func (c *Cluster) failedWrite(name, op string, err error) {
 	}
 	c.mu.Unlock()
 	c.log.Info("cannot store a resolution record; the answer is kept in memory", "record", name, "operation", op, "error", err.Error())
+}
+
+// moveTo makes st give tag and digest from at on, keeping what it gave
+// before in its history (newest first, the last v1alpha1.MaxHistory); it
+// reports whether the answer changed.
+func moveTo(st *v1alpha1.ImageResolutionStatus, tag, digest string, at time.Time) bool {
+	if st.Digest == digest && st.Tag == tag {
+		return false
+	}
+	if st.Digest != "" {
+		h := append([]v1alpha1.HistoryEntry{{Tag: st.Tag, Digest: st.Digest, Seen: st.ResolvedAt, Until: metav1.Time{Time: at}}}, st.History...)
+		st.History = h[:min(len(h), v1alpha1.MaxHistory)]
+	}
+	st.Tag, st.Digest, st.ShortDigest, st.ResolvedAt = tag, digest, short(digest), metav1.Time{Time: at}
+	return true
 }
 
 func storedOf(ir *v1alpha1.ImageResolution) resolver.Stored {

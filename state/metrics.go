@@ -11,6 +11,7 @@ type Metrics struct {
 	recs    *prometheus.GaugeVec
 	writes  *prometheus.CounterVec
 	refresh *prometheus.CounterVec
+	skips   *prometheus.CounterVec
 }
 
 // NewMetrics registers the state metrics with reg.
@@ -26,14 +27,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"registry"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_record_writes_total",
-			Help: "Record writes by result (created, updated, used, conflict, memory_only: past max_records_per_namespace, error).",
+			Help: "Record writes by result (created, updated, used, deleted: past record_retention, conflict, memory_only: past max_records_per_namespace, error).",
 		}, []string{"result"}),
 		refresh: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_refreshes_total",
 			Help: "Refreshes ahead of use by the leader, by registry and result (unchanged, moved, error).",
 		}, []string{"registry", "result"}),
+		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_pin_refresh_skips_total",
+			Help: "Records the leader does not refresh ahead of use (imagepullsecrets entries, queries the config no longer makes), once per record version, by registry.",
+		}, []string{"registry"}),
 	}
-	reg.MustRegister(m.state, m.recs, m.writes, m.refresh)
+	reg.MustRegister(m.state, m.recs, m.writes, m.refresh, m.skips)
 	return m
 }
 
@@ -65,4 +70,16 @@ func (m *Metrics) write(result string, err error) {
 		result = "error"
 	}
 	m.writes.WithLabelValues(result).Inc()
+}
+
+func (m *Metrics) refreshed(registry, result string) {
+	if m != nil {
+		m.refresh.WithLabelValues(registry, result).Inc()
+	}
+}
+
+func (m *Metrics) skipped(registry string) {
+	if m != nil {
+		m.skips.WithLabelValues(registry).Inc()
+	}
 }

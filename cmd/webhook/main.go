@@ -92,12 +92,17 @@ func run(ctx context.Context, opts *options) error {
 		CertDir: opts.CertDir,
 		TLSOpts: append([]func(*tls.Config){tlsMin}, admissionTLS...),
 	})
-	mgr, err := ctrl.NewManager(restCfg, manager.Options{
+	records := decideState(restCfg, opts)
+	mgrOpts := manager.Options{
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr, TLSOpts: []func(*tls.Config){tlsMin}},
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		GracefulShutdownTimeout: ptr(30 * time.Second),
 		WebhookServer:           server,
-	})
+	}
+	if err := records.managerOptions(&mgrOpts, opts); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
@@ -128,12 +133,16 @@ func run(ctx context.Context, opts *options) error {
 		return err
 	}
 
-	stateOpts, err := setupState(mgr, restCfg, opts, watcher.Current, log)
+	stateOpts, addRefresher, err := setupState(mgr, restCfg, records, opts, watcher.Current, log)
 	if err != nil {
 		return err
 	}
 	pinhook.NewBuildInfo(metrics.Registry, version)
-	handler := pinhook.NewHandler(watcher.Current, resolver.New(append(stateOpts, resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))...),
+	res := resolver.New(append(stateOpts, resolver.WithMetrics(resolver.NewMetrics(metrics.Registry)))...)
+	if err := addRefresher(res); err != nil {
+		return err
+	}
+	handler := pinhook.NewHandler(watcher.Current, res,
 		pinhook.WithOwnNamespace(os.Getenv("POD_NAMESPACE")),
 		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
 		pinhook.WithLogger(log.WithName("admission")),

@@ -31,6 +31,14 @@ func TenantOf(ctx context.Context) string { return tenantOf(ctx) }
 // cannot be in one), so no tenant can queue in it by naming it.
 const neutralTenant = "\x00shared"
 
+// BackgroundTenant is the tenant of work no admission waits for (the
+// leader's refresh ahead of use): its requests get only the tokens that no
+// admission wants, so a refresh never delays an admission by more than the
+// one token it may already hold. Like neutralTenant it is no namespace's
+// name. A shared lookup started by it (NewShare(BackgroundTenant)) moves to
+// the neutral share, at admissions' priority, once an admission joins it.
+const BackgroundTenant = "\x00background"
+
 // Share is one lookup run once for every tenant waiting on it (the
 // resolver's shared lookups). While one tenant waits on it, its requests
 // queue as that tenant's; once another tenant joins, they queue in a
@@ -101,10 +109,12 @@ func shareOf(ctx context.Context) *Share {
 type fairLimiter struct {
 	limiter *rate.Limiter
 
-	mu      sync.Mutex
-	queues  map[string][]*waiter
-	turns   []string // tenants with waiters, next turn first
-	pumping bool
+	mu     sync.Mutex
+	queues map[string][]*waiter
+	turns  []string // tenants with waiters, next turn first
+	// background waits for the tokens no tenant in turns wants.
+	background []*waiter
+	pumping    bool
 }
 
 type waiter struct {
@@ -153,6 +163,13 @@ func (f *fairLimiter) enqueue(ctx context.Context, tenant string) (*waiter, erro
 	w := &waiter{ready: make(chan struct{})}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if tenant == BackgroundTenant {
+		// No estimate: its wait depends on admissions yet to come; its
+		// deadline ends it.
+		f.background = append(f.background, w)
+		f.startPump()
+		return w, nil
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		if wait := f.expectedWait(len(f.queues[tenant])); time.Until(dl) < wait {
 			return nil, pastDeadline(wait)
@@ -162,11 +179,16 @@ func (f *fairLimiter) enqueue(ctx context.Context, tenant string) (*waiter, erro
 		f.turns = append(f.turns, tenant)
 	}
 	f.queues[tenant] = append(f.queues[tenant], w)
+	f.startPump()
+	return w, nil
+}
+
+// startPump starts the pump, under f.mu, unless it runs.
+func (f *fairLimiter) startPump() {
 	if !f.pumping {
 		f.pumping = true
 		go f.pump()
 	}
-	return w, nil
 }
 
 // leave gives up w's place, unless its token was granted meanwhile, which
@@ -199,12 +221,17 @@ func (f *fairLimiter) expectedWait(ahead int) time.Duration {
 }
 
 // pump hands out tokens, one tenant after another, while anyone waits; it
-// runs only then, so an idle limiter holds no goroutine.
+// runs only then, so an idle limiter holds no goroutine. A token goes to
+// the background only when no tenant waits for it once it is due.
 func (f *fairLimiter) pump() {
 	for {
+		if f.idle() {
+			return
+		}
 		time.Sleep(f.limiter.Reserve().Delay())
 		f.mu.Lock()
-		for granted := false; !granted && len(f.turns) > 0; {
+		granted := false
+		for !granted && len(f.turns) > 0 {
 			t := f.turns[0]
 			f.turns = f.turns[1:]
 			q := f.queues[t]
@@ -220,13 +247,39 @@ func (f *fairLimiter) pump() {
 				granted = true
 			}
 		}
-		if len(f.turns) == 0 {
+		for !granted && len(f.background) > 0 {
+			w := f.background[0]
+			f.background[0] = nil
+			f.background = f.background[1:]
+			if !w.gone {
+				close(w.ready)
+				granted = true
+			}
+		}
+		if len(f.turns) == 0 && len(f.background) == 0 {
 			f.pumping = false
 			f.mu.Unlock()
 			return
 		}
 		f.mu.Unlock()
 	}
+}
+
+// idle drops the background waiters that gave up (a refresh an admission
+// joined moves to the admissions' side) and, when nobody waits, stops the
+// pump, rather than spend a token on nobody.
+func (f *fairLimiter) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.background) > 0 && f.background[0].gone {
+		f.background[0] = nil
+		f.background = f.background[1:]
+	}
+	if len(f.turns) == 0 && len(f.background) == 0 {
+		f.pumping = false
+		return true
+	}
+	return false
 }
 
 // pastDeadline is a wait refused because it would end past the deadline. It

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -84,4 +85,80 @@ func TestALookupJoinedByAnotherTenantLeavesTheStartersQueue(t *testing.T) {
 	if got := sh.Tenants(); len(got) != 2 {
 		t.Errorf("tenants of the share = %q", got)
 	}
+}
+
+// The leader's refreshes ahead of use (issue 21) run as BackgroundTenant:
+// every admission queued meanwhile gets its token first, and the
+// background gets the tokens nobody else wants.
+func TestBackgroundRequestsGetOnlyTheTokensAdmissionsDoNotWant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFairLimiter(rate.NewLimiter(10, 1)) // 100ms a token
+		ctx := context.Background()
+		var mu sync.Mutex
+		var order []string
+		var wg sync.WaitGroup
+		wait := func(label, tenant string, ctx context.Context) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.Wait(ctx, tenant); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				order = append(order, label)
+				mu.Unlock()
+			}()
+		}
+		for range 5 {
+			wait("background", BackgroundTenant, ctx)
+		}
+		synctest.Wait() // the first background request took the free token
+		for _, ns := range []string{"team-a", "team-b", "team-a", "team-c"} {
+			wait(ns, ns, ctx)
+		}
+		// A shared lookup started in the background that an admission
+		// joins moves to the admissions' side.
+		sh := NewShare(BackgroundTenant)
+		wait("joined", BackgroundTenant, WithShare(ctx, sh))
+		synctest.Wait()
+		sh.Join("team-d")
+		wg.Wait()
+		fg := 0
+		for i, who := range order {
+			if who != "background" {
+				fg++
+				continue
+			}
+			if i > 0 && fg < 5 { // four admissions and the joined lookup
+				t.Fatalf("a background request got token %d while admissions were waiting: %q", i+1, order)
+			}
+		}
+		if len(order) != 10 || order[0] != "background" {
+			t.Fatalf("grants %q, want the first (free) token in the background, then the five admissions, then the background", order)
+		}
+	})
+}
+
+func TestABackgroundRequestThatGivesUpLeavesTheQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFairLimiter(rate.NewLimiter(10, 1))
+		if err := f.Wait(context.Background(), BackgroundTenant); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := f.Wait(ctx, BackgroundTenant); err == nil {
+			t.Fatal("a background wait past its deadline was granted")
+		}
+		// The token it would have had goes to the next one.
+		if err := f.Wait(context.Background(), "team-a"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.pumping || len(f.background) != 0 {
+			t.Fatalf("the pump still runs (%v) with %d background waiters", f.pumping, len(f.background))
+		}
+	})
 }
