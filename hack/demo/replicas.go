@@ -116,7 +116,7 @@ func secondReplica(ctx context.Context, c client.Client, kubectl func(...string)
 	if d1 == "" || d1 != d2 {
 		return nil, "", fmt.Errorf("replica 2 pinned %s to %q, replica 1 to %q: the replicas disagree", image, d2, d1)
 	}
-	fmt.Println("\nBoth replicas pin the digest in the record until it changes (a kubectl rollout restart re-resolves it).")
+	fmt.Print("\nBoth replicas pin the digest in the record until it changes (a kubectl rollout restart re-resolves it).\n\n")
 	ok = true
 	return second, logPath, nil
 }
