@@ -236,7 +236,9 @@ func (r writesRun) run(t *testing.T) writesResult {
 						}
 					})
 				}
-				if _, err := ad.admit(replicas[i%2], i, ns, imgs[i%len(imgs)]); err != nil {
+				// Each image goes to one replica, then the other, round by round.
+				replica := replicas[(i+i/len(imgs))%2]
+				if _, err := ad.admit(replica, i, ns, imgs[i%len(imgs)]); err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				}
