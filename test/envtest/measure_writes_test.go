@@ -51,6 +51,7 @@ type writeCounter struct {
 	mu        sync.Mutex
 	last      map[string]v1alpha1.ImageResolution
 	counts    writeCounts
+	lastAt    time.Time                // when the last event was seen
 	perRecord map[string][]time.Time // when each sameDigest write was seen, by record
 }
 
@@ -129,6 +130,7 @@ func countWrites(t *testing.T, ns string) *writeCounter {
 				wc.counts.deleted++
 			}
 			wc.last[ir.Name] = *ir
+			wc.lastAt = time.Now()
 			wc.mu.Unlock()
 		}
 	}()
@@ -285,7 +287,12 @@ func (r writesRun) run(t *testing.T) writesResult {
 	}
 	res := writesResult{writes: wc.snapshot(), elapsed: elapsed, metricWrites: metricWrites(), maxPerWindow: wc.maxPerWindow(r.refreshWindow)}
 	res.newAnswers = r.images + r.moves
-	res.windows = int(elapsed/r.refreshWindow) + 1
+	// The windows the writes fall in: from the first admission to the last
+	// write the watch saw (lastUsed is written after the admissions end).
+	wc.mu.Lock()
+	span := wc.lastAt.Sub(start)
+	wc.mu.Unlock()
+	res.windows = int(span/r.refreshWindow) + 1
 	res.bound = res.newAnswers + r.images*res.windows
 	e.noWriteFailures()
 	return res
