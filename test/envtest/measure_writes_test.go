@@ -51,7 +51,7 @@ type writeCounter struct {
 	mu        sync.Mutex
 	last      map[string]v1alpha1.ImageResolution
 	counts    writeCounts
-	lastAt    time.Time                // when the last event was seen
+	lastAt    time.Time              // when the last event was seen
 	perRecord map[string][]time.Time // when each sameDigest write was seen, by record
 }
 
