@@ -188,6 +188,7 @@ func (a *admitter) admit(w *cluster.Webhook, uid int, ns, image string) (string,
 // writesRun is one run of the write bound.
 type writesRun struct {
 	admissions, images, clients int
+	replicas                    int // webhook processes; 2 when 0
 	cacheTTL, refreshWindow     time.Duration
 	duration                    time.Duration // admissions paced evenly over it; 0: as fast as they go
 	moves                       int           // tags moved half way through
@@ -212,9 +213,15 @@ func (r writesRun) run(t *testing.T) writesResult {
 	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, _ := e.replica("a", config)
-	b, _ := e.replica("b", config)
-	ns := e.namespace("writes", "a")
+	if r.replicas == 0 {
+		r.replicas = 2
+	}
+	var replicas []*cluster.Webhook
+	for i := range r.replicas {
+		w, _ := e.replica(fmt.Sprintf("r%d", i), config)
+		replicas = append(replicas, w)
+	}
+	ns := e.namespace("writes", "r0")
 	repo := uniq("writes")
 	imgs := make([]string, r.images)
 	for i := range imgs {
@@ -223,7 +230,6 @@ func (r writesRun) run(t *testing.T) writesResult {
 	}
 
 	ad := newAdmitter()
-	replicas := []*cluster.Webhook{a, b}
 	var next, failures atomic.Int64
 	var firstErr atomic.Value
 	var moveOnce sync.Once
@@ -251,7 +257,7 @@ func (r writesRun) run(t *testing.T) writesResult {
 					})
 				}
 				// Each image goes to one replica, then the other, round by round.
-				replica := replicas[(i+i/len(imgs))%2]
+				replica := replicas[(i+i/len(imgs))%len(replicas)]
 				if _, err := ad.admit(replica, i, ns, imgs[i%len(imgs)]); err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, err)
@@ -333,11 +339,14 @@ func TestMeasureRecordWrites(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("IMAGE_PIN_MEASURE_DURATION")); err == nil {
 		dur = d
 	}
-	r := writesRun{admissions: 10000, images: 50, clients: 8, cacheTTL: 30 * time.Second, refreshWindow: time.Minute, duration: dur, moves: 5}
+	r := writesRun{admissions: 10000, images: 50, clients: 8, cacheTTL: 30 * time.Second, refreshWindow: time.Minute, duration: dur, moves: 5, replicas: 2}
+	if v := os.Getenv("IMAGE_PIN_MEASURE_REPLICAS"); v != "" {
+		fmt.Sscan(v, &r.replicas)
+	}
 	res := r.run(t)
 	w := res.writes
-	fmt.Printf("record writes: %d admissions of %d images through two replicas over %s (cache_ttl %s, refresh_window %s, %d tags moved half way)\n",
-		r.admissions, r.images, res.elapsed.Round(time.Second), r.cacheTTL, r.refreshWindow, r.moves)
+	fmt.Printf("record writes: %d admissions of %d images through %d replicas over %s (cache_ttl %s, refresh_window %s, %d tags moved half way)\n",
+		r.admissions, r.images, r.replicas, res.elapsed.Round(time.Second), r.cacheTTL, r.refreshWindow, r.moves)
 	fmt.Printf("  at the API server (watch): %d created, %d digest changed, %d same digest (%d confirmations, %d lastUsed only; at most %d on one record within one refresh_window), %d deleted: %d writes\n",
 		w.added, w.digestChanged, w.sameDigest, w.confirmed, w.sameDigest-w.confirmed, res.maxPerWindow, w.deleted, w.added+w.digestChanged+w.sameDigest+w.deleted)
 	fmt.Printf("  bound: %d new answers + %d records × %d windows = %d\n", res.newAnswers, r.images, res.windows, res.bound)
