@@ -350,6 +350,6 @@ func TestMeasureRecordWrites(t *testing.T) {
 	fmt.Printf("  at the API server (watch): %d created, %d digest changed, %d same digest (%d confirmations, %d lastUsed only; at most %d on one record within one refresh_window), %d deleted: %d writes\n",
 		w.added, w.digestChanged, w.sameDigest, w.confirmed, w.sameDigest-w.confirmed, res.maxPerWindow, w.deleted, w.added+w.digestChanged+w.sameDigest+w.deleted)
 	fmt.Printf("  bound: %d new answers + %d records × %d windows = %d\n", res.newAnswers, r.images, res.windows, res.bound)
-	fmt.Printf("  image_pin_record_writes_total, both replicas: %v\n", res.metricWrites)
+	fmt.Printf("  image_pin_record_writes_total, all replicas: %v\n", res.metricWrites)
 	res.check(t, r)
 }
