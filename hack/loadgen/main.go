@@ -31,8 +31,10 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer admissions per workload, for a smoke run")
 	soak := flag.Int("soak", 0, "instead of the benchmarks, post this many admissions while the registry flaps between up and down")
 	stateOnly := flag.Bool("state-only", false, "run only the --state memory against --state cluster comparison (on a real API server with the CRD)")
+	stateContainers := intList{1, 5, 20}
+	flag.Var(&stateContainers, "state-containers", "containers per Deployment in the --state comparison, comma-separated")
 	flag.Parse()
-	if err := run(*quick, *soak, *stateOnly); err != nil {
+	if err := run(*quick, *soak, *stateOnly, stateContainers); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -46,7 +48,7 @@ type env struct {
 	authority                     *cluster.CA
 }
 
-func run(quick bool, soak int, stateOnly bool) error {
+func run(quick bool, soak int, stateOnly bool, stateContainers []int) error {
 	assets, bin := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("IMAGE_PIN_WEBHOOK_BIN")
 	if assets == "" || bin == "" {
 		return fmt.Errorf("run it with `make bench`, which sets KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN")
@@ -96,7 +98,7 @@ func run(quick bool, soak int, stateOnly bool) error {
 		return full
 	}
 	if stateOnly {
-		return e.stateCompare(n(10000, 1000))
+		return e.stateCompare(n(10000, 1000), stateContainers)
 	}
 	fmt.Println("| workload | cache_ttl | clients | admissions | admissions/s | p50 | p90 | p99 | registry requests / 1,000 admissions |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
@@ -124,7 +126,7 @@ func run(quick bool, soak int, stateOnly bool) error {
 		return err
 	}
 	fmt.Println()
-	return e.stateCompare(n(10000, 1000))
+	return e.stateCompare(n(10000, 1000), stateContainers)
 }
 
 type webhookProc struct {

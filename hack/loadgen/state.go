@@ -20,6 +20,25 @@ import (
 	"github.com/image-pin/image-pin-webhook/test/cluster"
 )
 
+// intList is a comma-separated flag of numbers.
+type intList []int
+
+func (l *intList) String() string {
+	return strings.Trim(strings.Join(strings.Fields(fmt.Sprint([]int(*l))), ","), "[]")
+}
+
+func (l *intList) Set(v string) error {
+	*l = nil
+	for _, f := range strings.Split(v, ",") {
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil || n < 1 {
+			return fmt.Errorf("%q is not a positive number", f)
+		}
+		*l = append(*l, n)
+	}
+	return nil
+}
+
 // benchStateNamespace holds the records of the --state cluster runs.
 const benchStateNamespace = "image-pin-bench"
 
@@ -28,7 +47,7 @@ const benchStateNamespace = "image-pin-bench"
 // each pair back to back (the order swapped in the second round, so that
 // neither mode always runs on a warmer machine), and prints them side by
 // side with the record writes each run made.
-func (e *env) stateCompare(count int) error {
+func (e *env) stateCompare(count int, containersList []int) error {
 	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
 	fmt.Fprintln(os.Stderr, "starting kube-apiserver and etcd with the ImageResolution CRD")
 	api := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(cluster.ChartDir(), "crds")}, ErrorIfCRDPathMissing: true}
@@ -56,7 +75,7 @@ func (e *env) stateCompare(count int) error {
 	fmt.Println("| workload | --state | clients | admissions | admissions/s | p50 | p90 | p99 | record writes |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for round, modes := range [][]string{{"memory", "cluster"}, {"cluster", "memory"}} {
-		for _, containers := range []int{1, 5, 20} {
+		for _, containers := range containersList {
 			for _, mode := range modes {
 				if err := e.stateWorkload(fmt.Sprintf("Deployment, %d containers, round %d", containers, round+1), mode, kubeconfig, containers, clients, count); err != nil {
 					return err
