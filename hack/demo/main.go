@@ -2,8 +2,10 @@
 // etcd (envtest), kube-controller-manager, a distribution registry with
 // sample images, and the webhook; then it applies sample workloads, prints
 // each image as written and as stored, and shows with kubectl the
-// ReplicaSets, Jobs and Pods the controllers made from them. `make demo`
-// runs it; DEMO_ONCE=1 exits after the tables.
+// ReplicaSets, Jobs and Pods the controllers made from them, the resolution
+// records (kubectl get imgres), and a second replica that answers the
+// first one's digest from the record after the tag moved. `make demo` runs
+// it; DEMO_ONCE=1 exits after the tables.
 package main
 
 import (
@@ -49,8 +51,8 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("starting kube-apiserver and etcd")
-	env := &envtest.Environment{}
+	step("starting kube-apiserver and etcd, with the chart's ImageResolution CRD")
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(cluster.ChartDir(), "crds")}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
 		return err
@@ -96,13 +98,18 @@ func run() error {
 		return err
 	}
 
-	step("starting image-pin-webhook")
-	authority, err := cluster.NewCA()
+	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return err
 	}
-	certDir := filepath.Join(dir, "certs")
-	if err := authority.Issue(certDir); err != nil {
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: stateNamespace}}); err != nil {
+		return err
+	}
+
+	step("starting image-pin-webhook (--state cluster: answers are ImageResolution records in " + stateNamespace + ")")
+	authority, err := cluster.NewCA()
+	if err != nil {
 		return err
 	}
 	configPath := filepath.Join(dir, "config.yaml")
@@ -120,23 +127,15 @@ policy:
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return err
 	}
-	logPath := filepath.Join(os.TempDir(), "image-pin-demo-webhook.log")
-	logFile, err := os.Create(logPath)
+	start := func(replica string) (*cluster.Webhook, string, error) {
+		return startReplica(bin, replica, configPath, filepath.Join(dir, "certs-"+replica), kubeconfig, authority)
+	}
+	wh, logPath, err := start("1")
 	if err != nil {
 		return err
-	}
-	wh, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: bin, Config: configPath, CertDir: certDir, Kubeconfig: kubeconfig,
-		Metrics: true, Args: []string{"--shutdown-delay", "0s"}, Env: []string{"POD_NAMESPACE=image-pin-system"}, Output: logFile})
-	if err != nil {
-		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
 	defer wh.Stop(time.Minute)
 
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
 	rendered, err := cluster.Render("image-pin-webhook", "image-pin-system", nil)
 	if err != nil {
 		return err
@@ -203,6 +202,20 @@ policy:
 		}
 		fmt.Print(shortenAll(strings.ReplaceAll(out, r, "$REGISTRY")))
 	}
+	fmt.Printf("\n$ kubectl -n %s get imgres\n", stateNamespace)
+	out, err := kubectl("-n", stateNamespace, "get", "imgres")
+	if err != nil {
+		return err
+	}
+	fmt.Print(strings.ReplaceAll(out, r, "$REGISTRY"))
+	fmt.Println()
+
+	wh2, logPath2, err := secondReplica(ctx, c, kubectl, start, mwc, wh, r, reg)
+	if err != nil {
+		return err
+	}
+	defer wh2.Stop(time.Minute)
+
 	step("image-pin-webhook doctor: does the API server call the webhook, and what does it answer?")
 	doc := exec.Command(bin, "doctor", "--kubeconfig", kubeconfig, "--webhook-config-name", mwc.Name, "--namespace", "demo", r+"/demo/api:1.4.0")
 	docOut, err := doc.CombinedOutput()
@@ -213,7 +226,7 @@ policy:
 	if os.Getenv("DEMO_ONCE") == "1" {
 		return nil
 	}
-	fmt.Printf("\nEverything keeps running. Try your own with the same kubectl:\n  export KUBECONFIG=%s PATH=%s:$PATH\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo get replicasets,pods -l app=mine -o wide\n  kubectl -n demo rollout restart deployment mine   # re-pins to the tag's current digest, in a new ReplicaSet\n  kubectl -n demo rollout undo deployment mine      # the previous pin, in the previous ReplicaSet\n  kubectl -n demo diff --server-side -f <(kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0 --dry-run=client -o yaml)   # no drift\nWebhook log: %s\nkube-controller-manager log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, assets, r, r, logPath, kcmLog)
+	fmt.Printf("\nEverything keeps running. Try your own with the same kubectl:\n  export KUBECONFIG=%s PATH=%s:$PATH\n  kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0\n  kubectl -n demo get replicasets,pods -l app=mine -o wide\n  kubectl -n demo rollout restart deployment mine   # re-pins to the tag's current digest, in a new ReplicaSet\n  kubectl -n demo rollout undo deployment mine      # the previous pin, in the previous ReplicaSet\n  kubectl -n demo diff --server-side -f <(kubectl -n demo create deployment mine --image=%s/demo/api:1.4.0 --dry-run=client -o yaml)   # no drift\nThe webhook configuration calls replica 2; replica 1 keeps running.\nWebhook logs: %s (replica 1), %s (replica 2)\nRecords: kubectl -n %s get imgres\nkube-controller-manager log: %s\nPress Ctrl-C to stop and clean up.\n", kubeconfig, assets, r, r, logPath, logPath2, stateNamespace, kcmLog)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig

@@ -30,8 +30,11 @@ import (
 func main() {
 	quick := flag.Bool("quick", false, "fewer admissions per workload, for a smoke run")
 	soak := flag.Int("soak", 0, "instead of the benchmarks, post this many admissions while the registry flaps between up and down")
+	stateOnly := flag.Bool("state-only", false, "run only the --state memory against --state cluster comparison (on a real API server with the CRD)")
+	stateContainers := intList{1, 5, 20}
+	flag.Var(&stateContainers, "state-containers", "containers per Deployment in the --state comparison, comma-separated")
 	flag.Parse()
-	if err := run(*quick, *soak); err != nil {
+	if err := run(*quick, *soak, *stateOnly, stateContainers); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
@@ -45,7 +48,7 @@ type env struct {
 	authority                     *cluster.CA
 }
 
-func run(quick bool, soak int) error {
+func run(quick bool, soak int, stateOnly bool, stateContainers []int) error {
 	assets, bin := os.Getenv("KUBEBUILDER_ASSETS"), os.Getenv("IMAGE_PIN_WEBHOOK_BIN")
 	if assets == "" || bin == "" {
 		return fmt.Errorf("run it with `make bench`, which sets KUBEBUILDER_ASSETS and IMAGE_PIN_WEBHOOK_BIN")
@@ -94,6 +97,9 @@ func run(quick bool, soak int) error {
 		}
 		return full
 	}
+	if stateOnly {
+		return e.stateCompare(n(10000, 1000), stateContainers)
+	}
 	fmt.Println("| workload | cache_ttl | clients | admissions | admissions/s | p50 | p90 | p99 | registry requests / 1,000 admissions |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	for _, ttl := range []string{"5m", "0"} {
@@ -116,7 +122,11 @@ func run(quick bool, soak int) error {
 	if err := e.coldLatency(); err != nil {
 		return err
 	}
-	return e.memory(n(10000, 1000))
+	if err := e.memory(n(10000, 1000)); err != nil {
+		return err
+	}
+	fmt.Println()
+	return e.stateCompare(n(10000, 1000), stateContainers)
 }
 
 type webhookProc struct {
@@ -124,7 +134,25 @@ type webhookProc struct {
 	http *http.Client
 }
 
+// launch says how a workload's webhook runs; the zero kubeconfig is
+// e.kubeconfig (an API server that does not answer).
+type launch struct {
+	ttl        string
+	clients    int
+	kubeconfig string
+	args       []string
+	metrics    bool
+}
+
 func (e *env) startWebhook(cacheTTL string, clients int) (*webhookProc, error) {
+	return e.start(launch{ttl: cacheTTL, clients: clients})
+}
+
+func (e *env) start(l launch) (*webhookProc, error) {
+	cacheTTL, clients, kubeconfig := l.ttl, l.clients, l.kubeconfig
+	if kubeconfig == "" {
+		kubeconfig = e.kubeconfig
+	}
 	cfg := filepath.Join(e.dir, "config.yaml")
 	doc := fmt.Sprintf("registries:\n- name: bench\n  api_url: %s\n  prefix: bench.local\n  limit: 100000\npolicy:\n  cache_ttl: %s\n", e.proxyURL, cacheTTL)
 	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
@@ -134,8 +162,8 @@ func (e *env) startWebhook(cacheTTL string, clients int) (*webhookProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: e.bin, Config: cfg, CertDir: e.certDir, Kubeconfig: e.kubeconfig,
-		Args: []string{"--shutdown-delay", "0s"}, Env: []string{"GOMAXPROCS=2"}, Output: log})
+	w, err := cluster.StartWebhook(cluster.WebhookOptions{Binary: e.bin, Config: cfg, CertDir: e.certDir, Kubeconfig: kubeconfig, Metrics: l.metrics,
+		Args: append([]string{"--shutdown-delay", "0s"}, l.args...), Env: []string{"GOMAXPROCS=2"}, Output: log})
 	if err != nil {
 		return nil, err
 	}
@@ -210,10 +238,31 @@ func (e *env) workload(name, ttl string, containers, clients, count int, warm bo
 		return err
 	}
 	defer w.stop()
+	st, err := e.measure(w, containers, clients, count, warm)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Printf("| %s | %s | %d | %d | %.0f | %s | %s | %s | %.1f |\n", name, ttl, clients, count, st.rate,
+		st.pct(0.5), st.pct(0.9), st.pct(0.99), float64(st.registry)*1000/float64(count))
+	return nil
+}
+
+// stats are one workload's results.
+type stats struct {
+	lat      []time.Duration // sorted
+	rate     float64         // admissions/s
+	registry int64           // requests that reached the registry
+}
+
+func (s stats) pct(p float64) string { return fmtDur(s.lat[int(float64(len(s.lat)-1)*p)]) }
+
+// measure posts count admissions of a Deployment with containers images
+// from clients goroutines to w (after one admission first when warm).
+func (e *env) measure(w *webhookProc, containers, clients, count int, warm bool) (stats, error) {
 	body := review(1, images(containers))
 	if warm {
 		if err := w.post(body); err != nil {
-			return err
+			return stats{}, err
 		}
 	}
 	e.proxy.reset()
@@ -244,13 +293,10 @@ func (e *env) workload(name, ttl string, containers, clients, count int, warm bo
 	wg.Wait()
 	elapsed := time.Since(start)
 	if f := failures.Load(); f > 0 {
-		return fmt.Errorf("%s: %d of %d admissions failed: %v", name, f, count, firstErr.Load())
+		return stats{}, fmt.Errorf("%d of %d admissions failed: %v", f, count, firstErr.Load())
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) string { return fmtDur(lat[int(float64(count-1)*p)]) }
-	fmt.Printf("| %s | %s | %d | %d | %.0f | %s | %s | %s | %.1f |\n", name, ttl, clients, count, float64(count)/elapsed.Seconds(),
-		pct(0.5), pct(0.9), pct(0.99), float64(e.proxy.total())*1000/float64(count))
-	return nil
+	return stats{lat: lat, rate: float64(count) / elapsed.Seconds(), registry: e.proxy.total()}, nil
 }
 
 // coldLatency compares one cold admission (cache off, one image) with the
