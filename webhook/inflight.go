@@ -69,7 +69,7 @@ func (f *inFlight) take(ns string) (release func(), err error) {
 func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
 	cold := false
 	for _, t := range p.tasks {
-		if t.fixed == "" && t.err == nil && !p.h.resolver.Answerable(ctx, t.query.Query) {
+		if t.fixed == "" && t.err == nil && !p.resolver.Answerable(ctx, t.query.Query) {
 			cold = true
 			break
 		}
@@ -77,7 +77,7 @@ func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
 	if !cold {
 		return func() {}, true
 	}
-	release, err := p.h.inFlight.take(p.req.Namespace)
+	release, err := p.inFlight.take(p.req.Namespace)
 	if err != nil {
 		p.refuse(err)
 		return nil, false
@@ -91,7 +91,7 @@ func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
 // restart of an image pinned already, see resolve). A re-apply of a
 // recorded pin needs no lookup and stands.
 func (p *plan) refuse(err error) {
-	p.h.log.Info("admission not looked up", "namespace", p.req.Namespace, "name", p.req.Name, "reason", err.Error())
+	p.requestLog().Info("admission not looked up", "namespace", p.req.Namespace, "name", p.req.Name, "reason", err.Error())
 	for _, t := range p.tasks {
 		switch {
 		case t.fixed != "":
@@ -99,7 +99,7 @@ func (p *plan) refuse(err error) {
 		case t.err == nil:
 			t.err = err
 			keep := t.query.Policy.Fresh && strings.Contains(t.c.image, "@")
-			if res, ok := p.h.resolver.LastKnown(t.query.Query); ok && !keep && t.query.OnError == config.OnErrorIgnore {
+			if res, ok := p.resolver.LastKnown(t.query.Query); ok && !keep && t.query.OnError == config.OnErrorIgnore {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}

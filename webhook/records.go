@@ -30,15 +30,15 @@ func originals(ann map[string]string) map[string]string {
 // the same reference, or a pin of it that the webhook could have made (a
 // digest added to the same repository; the same tag unless tagMayMove, as
 // semver, newest-build and alphabetical choose another tag).
-func (h *Handler) describes(written, stored string, tagMayMove bool) bool {
+func (p *plan) describes(written, stored string, tagMayMove bool) bool {
 	if written == "" {
 		return false
 	}
 	if written == stored {
 		return true
 	}
-	w, err1 := h.parseImage(written)
-	s, err2 := h.parseImage(stored)
+	w, err1 := p.images.parse(written)
+	s, err2 := p.images.parse(stored)
 	if err1 != nil || err2 != nil || w.Digest != "" || s.Digest == "" || w.Repo != s.Repo {
 		return false
 	}
