@@ -16,8 +16,8 @@ import (
 type object struct {
 	kind     *Kind
 	meta     objectMeta
-	tmplMeta *objectMeta // the pod template's metadata; nil for a Pod
-	spec     *podSpec    // nil when the object carries none (an RC without template)
+	tmplMeta *templateMeta // the pod template's metadata; nil for a Pod
+	spec     *podSpec      // nil when the object carries none (an RC without template)
 }
 
 type objectMeta struct {
@@ -25,6 +25,12 @@ type objectMeta struct {
 	Annotations       map[string]string `json:"annotations"`
 	DeletionTimestamp *metav1.Time      `json:"deletionTimestamp"`
 	OwnerReferences   []ownerReference  `json:"ownerReferences"`
+}
+
+// templateMeta is what the handler reads of a pod template's metadata:
+// restartedAt (restart.go).
+type templateMeta struct {
+	Annotations map[string]string `json:"annotations"`
 }
 
 type ownerReference struct {
@@ -50,8 +56,8 @@ type containerSpec struct {
 }
 
 type podTemplateSpec struct {
-	Metadata objectMeta `json:"metadata"`
-	Spec     podSpec    `json:"spec"`
+	Metadata templateMeta `json:"metadata"`
+	Spec     podSpec      `json:"spec"`
 }
 
 // The shapes of the supported kinds, down to their pod spec.

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -101,15 +100,17 @@ func (r *Review) render() (admission.Response, string) {
 	if len(denials) > 0 {
 		return admission.Denied(limitDenial(denials...)).WithWarnings(limitWarnings(warnings)...), outcomeDenied
 	}
-	var patches []jsonpatch.JsonPatchOperation
+	patches := make([]jsonpatch.JsonPatchOperation, 0, len(r.Decisions)+1)
 	reported := false
-	for _, d := range r.Decisions {
+	for i, d := range r.Decisions {
 		if r.Report && d.Outcome == Pinned && d.Pin != d.Image {
 			warnings = append(warnings, fmt.Sprintf("report mode: container %q image %q would be pinned to %q", d.Container, d.Image, d.Pin))
 			reported = true
 		}
 		if d.Stored != d.Image {
-			patches = append(patches, jsonpatch.NewOperation("replace", r.imagePath(d.c), d.Stored))
+			// A *string marshals as the string does; pointing into the
+			// decisions spares boxing a copy of each image.
+			patches = append(patches, jsonpatch.NewOperation("replace", r.imagePath(d.c), &r.Decisions[i].Stored))
 		}
 	}
 	if r.writeRecord {
@@ -144,19 +145,22 @@ func (r *Review) recordPatch() (jsonpatch.JsonPatchOperation, bool) {
 	if len(r.records) == 0 {
 		return jsonpatch.JsonPatchOperation{}, false
 	}
-	b, _ := json.Marshal(r.records) // map keys come out sorted: stable output
-	if has && cur == string(b) {
+	rec := encodeRecords(r.records)
+	if has && cur == rec {
 		return jsonpatch.JsonPatchOperation{}, false
 	}
 	if r.annotations == nil {
-		return jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{OriginalImagesKey: string(b)}), true
+		return jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{OriginalImagesKey: rec}), true
 	}
 	op := "add"
 	if has {
 		op = "replace"
 	}
-	return jsonpatch.NewOperation(op, "/metadata/annotations/"+strings.ReplaceAll(OriginalImagesKey, "/", "~1"), string(b)), true
+	return jsonpatch.NewOperation(op, recordPointer, rec), true
 }
+
+// recordPointer is the JSON pointer of the original-images annotation.
+var recordPointer = "/metadata/annotations/" + strings.ReplaceAll(OriginalImagesKey, "/", "~1")
 
 // limitWarnings keeps warnings short enough for the API server, which
 // truncates long ones, and few enough to read.

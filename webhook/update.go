@@ -29,6 +29,7 @@ type plan struct {
 
 	decisions []Decision // one per container, in the object's order
 	tasks     []*task    // the containers still to be decided by a lookup
+	taskStore []task     // backs tasks: one allocation for all of them
 	warnings  []string
 	records   map[string]string // original-images after this admission
 }
@@ -65,10 +66,11 @@ func (p *plan) decide(c container, written string, o Outcome, reason string) {
 }
 
 // lookUp queues a container for the lookups (or the old object) to decide.
-func (p *plan) lookUp(t *task) {
+func (p *plan) lookUp(t task) {
 	t.at = len(p.decisions)
 	p.decisions = append(p.decisions, Decision{Container: t.c.name, Image: t.c.image, Written: t.original, Stored: t.c.image, c: t.c})
-	p.tasks = append(p.tasks, t)
+	p.taskStore = append(p.taskStore, t) // never grows: one per container at most
+	p.tasks = append(p.tasks, &p.taskStore[len(p.taskStore)-1])
 }
 
 // build decides per container, following the UPDATE rules of the contract,
@@ -89,6 +91,8 @@ func (p *plan) build() {
 	newRec := originals(p.obj.meta.Annotations)
 	p.records = make(map[string]string, len(p.ctrs))
 	p.decisions = make([]Decision, 0, len(p.ctrs))
+	p.taskStore = make([]task, 0, len(p.ctrs))
+	p.tasks = make([]*task, 0, len(p.ctrs))
 	for _, c := range p.ctrs {
 		if p.ephemeralOnly && !c.ephemeral {
 			p.decide(c, c.image, Skipped, reasonFromTemplate)
@@ -107,7 +111,7 @@ func (p *plan) build() {
 			// the image is the stored one; anything else is left alone.
 			if existed && c.image == oldImg && prior != "" {
 				p.records[c.name] = prior
-				p.lookUp(&task{c: c, original: prior, fixed: prior, restore: true})
+				p.lookUp(task{c: c, original: prior, fixed: prior, restore: true})
 				continue
 			}
 			p.records[c.name] = c.image
@@ -117,7 +121,7 @@ func (p *plan) build() {
 			// kubectl annotate ... image-pin.io/strategy=skip: as a
 			// re-apply with the annotation, the written image comes back.
 			p.records[c.name] = prior
-			p.lookUp(&task{c: c, original: prior, fixed: prior, restore: true})
+			p.lookUp(task{c: c, original: prior, fixed: prior, restore: true})
 			continue
 		case existed && restart:
 			// Every image is looked up again from what was written; one
@@ -132,7 +136,7 @@ func (p *plan) build() {
 			!p.steeringChanged(c.name) && !p.skips(c.name, c.image):
 			// A re-apply of the same manifest with the same annotations.
 			p.records[c.name] = prior
-			p.lookUp(&task{c: c, original: prior, fixed: oldImg})
+			p.lookUp(task{c: c, original: prior, fixed: oldImg})
 			continue
 		default:
 			p.records[c.name] = c.image
@@ -155,7 +159,7 @@ func (p *plan) query(c container, original string, fresh bool) {
 	if err != nil {
 		// Refused before any registry request; what happens follows
 		// policy.on_error, as no entry can be trusted to match it.
-		p.lookUp(&task{c: c, original: original, query: config.Query{OnError: p.cfg.Policy.OnError}, err: err})
+		p.lookUp(task{c: c, original: original, query: config.Query{OnError: p.cfg.Policy.OnError}, err: err})
 		return
 	}
 	if img.Digest != "" {
@@ -172,7 +176,7 @@ func (p *plan) query(c container, original string, fresh bool) {
 		} else {
 			err = fmt.Errorf("%v (from policy.images rules or policy.strategy)", err)
 		}
-		p.lookUp(&task{c: c, original: original, query: q, err: err})
+		p.lookUp(task{c: c, original: original, query: q, err: err})
 		return
 	}
 	if !ok {
@@ -186,7 +190,7 @@ func (p *plan) query(c container, original string, fresh bool) {
 		p.decisions[len(p.decisions)-1].Entry = target.Entry.Name
 		return
 	}
-	p.lookUp(&task{c: c, original: original, img: img, query: q})
+	p.lookUp(task{c: c, original: original, img: img, query: q})
 }
 
 // steering merges what steers the choice for one container of img, as the
