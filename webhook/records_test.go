@@ -215,3 +215,55 @@ func TestAReApplyThatRemovesAnOptOutPins(t *testing.T) {
 		})
 	}
 }
+
+// Adding an opt-out is the user asking for the image as written, with the
+// image unchanged as kubectl label and kubectl annotate send it: the
+// written image comes back from the record, as a re-apply with skip does.
+func TestAnOptOutAddedAloneRestoresTheWrittenImage(t *testing.T) {
+	e := newEnv(t)
+	app := e.srv.Host + "/app:1"
+	pinned := app + "@" + e.digests["app:1"]
+	restore := []op{{"replace", "/spec/template/spec/containers/0/image", app}}
+	labelled := func(d *appsv1.Deployment, v string) *appsv1.Deployment {
+		d.Labels = map[string]string{webhook.SkipLabel: v}
+		return d
+	}
+	withAnn := func(kv ...string) map[string]string {
+		m := recorded("app", app)
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		old, obj *appsv1.Deployment
+		want     []op
+	}{
+		{"kubectl label image-pin.io/skip=true",
+			deployment(recorded("app", app), pinned), labelled(deployment(recorded("app", app), pinned), "true"), restore},
+		{"kubectl annotate image-pin.io/strategy=skip",
+			deployment(recorded("app", app), pinned), deployment(withAnn("image-pin.io/strategy", "skip"), pinned), restore},
+		{"kubectl annotate image-pin.io/strategy.app=skip",
+			deployment(recorded("app", app), pinned), deployment(withAnn("image-pin.io/strategy.app", "skip"), pinned), restore},
+		{"a label already there leaves the object alone",
+			labelled(deployment(recorded("app", app), pinned), "true"), labelled(deployment(recorded("app", app), pinned), "true"), nil},
+		{"an annotation already there leaves the object alone",
+			deployment(withAnn("image-pin.io/strategy", "skip"), pinned), deployment(withAnn("image-pin.io/strategy", "skip"), pinned), nil},
+		{"another container's skip leaves this one pinned",
+			deployment(recorded("app", app), pinned), deployment(withAnn("image-pin.io/strategy.other", "skip"), pinned), nil},
+		{"without a record there is nothing to restore",
+			deployment(nil, pinned), labelled(deployment(nil, pinned), "true"), nil},
+		{"a label other than true is no opt-out",
+			deployment(recorded("app", app), pinned), labelled(deployment(recorded("app", app), pinned), "false"), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.srv.Reset()
+			assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, tc.old)), tc.want)
+			if n := e.srv.Total(); n != 0 {
+				t.Errorf("%d registry requests, want none", n)
+			}
+		})
+	}
+}

@@ -50,6 +50,7 @@ func (p *plan) review() *Review {
 	for _, d := range p.decisions {
 		denied = denied || (d.Outcome == Failed && d.OnError == config.OnErrorFail && !r.Report)
 	}
+	changed := false
 	for i := range p.decisions {
 		d := &p.decisions[i]
 		if d.Pin != "" && !r.Report && !denied {
@@ -57,7 +58,13 @@ func (p *plan) review() *Review {
 		}
 		if d.Stored != d.Image {
 			p.records[d.Container] = d.Written
+			changed = true
 		}
+	}
+	if p.optOutAdded && !changed {
+		// The skip label added with nothing to restore: the object is left
+		// alone, as any labelled object is.
+		r.writeRecord = false
 	}
 	r.Decisions = p.decisions
 	return r
