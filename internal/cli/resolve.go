@@ -70,9 +70,9 @@ type imageReport struct {
 }
 
 type resolveFlags struct {
-	config, namespace, kubeconfig, output       string
-	strategy, constraint, allowTags, ignoreTags string
-	serviceAccount, pullSecrets                 string // for imagepullsecrets entries
+	config, namespace, kubeconfig, output string
+	steering                              map[string]*string // by annotation name (pinhook.SteeringAnnotations)
+	serviceAccount, pullSecrets           string             // for imagepullsecrets entries
 }
 
 // workload is what the resolved Pod presents to imagepullsecrets entries.
@@ -109,9 +109,9 @@ func (f *resolveFlags) fromManifest(fs *flag.FlagSet, path string) error {
 // annotations are the flags as the annotations an app team would set.
 func (f resolveFlags) annotations() map[string]string {
 	ann := map[string]string{}
-	for k, v := range map[string]string{"strategy": f.strategy, "constraint": f.constraint, "allow-tags": f.allowTags, "ignore-tags": f.ignoreTags} {
-		if v != "" {
-			ann["image-pin.io/"+k] = v
+	for _, a := range pinhook.SteeringAnnotations() {
+		if v := f.steering[a.Name]; v != nil && *v != "" {
+			ann[a.Key("")] = *v
 		}
 	}
 	return ann
@@ -125,10 +125,11 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.config, "config", DefaultConfig, "the config file")
 	fs.StringVar(&f.namespace, "namespace", "default", "the namespace of the admission")
 	fs.StringVar(&f.namespace, "n", "default", "short for --namespace")
-	fs.StringVar(&f.strategy, "strategy", "", "as the annotation image-pin.io/strategy")
-	fs.StringVar(&f.constraint, "constraint", "", "as the annotation image-pin.io/constraint (implies semver)")
-	fs.StringVar(&f.allowTags, "allow-tags", "", "as the annotation image-pin.io/allow-tags: regexp:<re> or any")
-	fs.StringVar(&f.ignoreTags, "ignore-tags", "", "as the annotation image-pin.io/ignore-tags: comma-separated globs")
+	// One flag per steering annotation, of the same name.
+	f.steering = map[string]*string{}
+	for _, a := range pinhook.SteeringAnnotations() {
+		f.steering[a.Name] = fs.String(a.Name, "", "as the annotation "+a.Key("")+": "+a.Usage)
+	}
 	fs.StringVar(&f.serviceAccount, "service-account", "", "the Pod's serviceAccountName, for imagepullsecrets entries (default: default)")
 	fs.StringVar(&f.pullSecrets, "image-pull-secrets", "", "the Pod's spec.imagePullSecrets, comma-separated, for imagepullsecrets entries")
 	manifest := fs.String("pull-secrets-from", "", "a workload manifest (Pod, Deployment…; YAML or JSON) whose imagePullSecrets, serviceAccountName and namespace the Pod takes; flags given win")
