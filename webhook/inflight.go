@@ -34,10 +34,6 @@ func newInFlight(n int) *inFlight {
 	return &inFlight{max: n, share: max(1, n/4), by: map[string]int{}}
 }
 
-// WithMaxInFlight sets how many admissions may look up images at once
-// (DefaultMaxInFlight); one namespace holds at most a quarter of them.
-func WithMaxInFlight(n int) Option { return func(h *Handler) { h.inFlight = newInFlight(n) } }
-
 // take holds a slot for an admission of namespace ns, or says at once which
 // bound it is past: an admission is never queued for a slot, as it could
 // wait past its deadline.
