@@ -6,6 +6,10 @@ import "time"
 // (inflight.go) and the admission port's deadlines (server.go) are exported
 // beside the code they bound, as cmd/webhook passes them on.
 const (
+	// systemNamespace is never mutated, opted in or not: the control
+	// plane's Pods must start when the webhook or a registry is down.
+	systemNamespace = "kube-system"
+
 	// defaultParsedImages is how many distinct references the handler
 	// keeps parsed: parsing one costs more than the rest of a warm
 	// admission, and 4096 covers the images of a large cluster several

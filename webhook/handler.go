@@ -53,7 +53,7 @@ func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
 // NewHandler makes the handler. cfg returns the config in force; it is
 // called once per admission so a whole admission sees one snapshot.
 func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
-	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{"kube-system": true}, log: logr.Discard(),
+	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{systemNamespace: true}, log: logr.Discard(),
 		failures: newFailureLimiter(failureLogInterval, failureLogKeys), inFlight: newInFlight(DefaultMaxInFlight),
 		images: newImageCache(defaultParsedImages)}
 	for _, o := range opts {

@@ -63,14 +63,7 @@ func (f *inFlight) take(ns string) (release func(), err error) {
 // bursts of warm admissions are never refused. When the namespace or the
 // webhook is past its bound, slot refuses the plan and reports false.
 func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
-	cold := false
-	for _, t := range p.tasks {
-		if t.fixed == "" && t.err == nil && !p.resolver.Answerable(ctx, t.query.Query) {
-			cold = true
-			break
-		}
-	}
-	if !cold {
+	if p.warm(ctx) {
 		return func() {}, true
 	}
 	release, err := p.inFlight.take(p.req.Namespace)

@@ -70,12 +70,6 @@ func (p *plan) review() *Review {
 	return r
 }
 
-// Response renders the review as the AdmissionResponse the API server gets.
-func (r *Review) Response() admission.Response {
-	resp, _ := r.render()
-	return resp
-}
-
 // render is the one place where decisions become a response: the patch,
 // the warnings and denials (cut to the API server's limits), and the
 // outcome counted in image_pin_admissions_total.
