@@ -28,6 +28,9 @@ type written struct {
 // an error naming the annotation; an unknown key or one naming no container
 // of the object is a warning.
 func parseAnnotations(ann map[string]string, names map[string]bool) (overrides, error) {
+	if !hasDomainKeys(ann) {
+		return overrides{}, nil // most objects: nothing to read, nothing to allocate
+	}
 	ov := overrides{containers: map[string]config.Steering{}, keys: map[string][]string{}}
 	object := written{keys: map[resolver.Field]string{}}
 	containers := map[string]*written{}
@@ -89,6 +92,17 @@ func parseAnnotations(ann map[string]string, names map[string]bool) (overrides, 
 		ov.keys[""] = append(ov.keys[""], k)
 	}
 	return ov, nil
+}
+
+// hasDomainKeys reports whether ann holds an image-pin.io/ key other than
+// the record.
+func hasDomainKeys(ann map[string]string) bool {
+	for k := range ann {
+		if strings.HasPrefix(k, Domain) && k != OriginalImagesKey {
+			return true
+		}
+	}
+	return false
 }
 
 // knownSteering lists the steering annotations' names for messages.

@@ -88,9 +88,12 @@ func (h *Handler) Decide(ctx context.Context, req admission.Request) *Review {
 	if rv != nil {
 		return rv
 	}
-	names := make(map[string]bool, len(a.ctrs))
-	for _, c := range a.ctrs {
-		names[c.name] = true
+	var names map[string]bool // the containers an annotation may name
+	if hasDomainKeys(a.obj.meta.Annotations) {
+		names = make(map[string]bool, len(a.ctrs))
+		for _, c := range a.ctrs {
+			names[c.name] = true
+		}
 	}
 	ov, err := parseAnnotations(a.obj.meta.Annotations, names)
 	if err != nil {
@@ -102,7 +105,8 @@ func (h *Handler) Decide(ctx context.Context, req admission.Request) *Review {
 	}
 	cfg := h.config()
 	p := &plan{admitted: a, cfg: cfg, req: req, ov: ov, warnings: ov.warnings, images: h.images,
-		resolver: h.resolver, inFlight: h.inFlight, requestLog: func() logr.Logger { return h.requestLog(ctx, req) }}
+		resolver: h.resolver, inFlight: h.inFlight}
+	p.log, p.logScoped = h.baseLog(ctx)
 	p.build()
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in

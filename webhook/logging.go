@@ -19,6 +19,12 @@ import (
 // the handler's own with the request's UID and object.
 func (h *Handler) requestLog(ctx context.Context, req admission.Request) logr.Logger {
 	l, scoped := h.baseLog(ctx)
+	return withRequest(l, scoped, req)
+}
+
+// withRequest is l when it is request-scoped already, else l with the
+// request's UID and object.
+func withRequest(l logr.Logger, scoped bool, req admission.Request) logr.Logger {
 	if scoped {
 		return l
 	}

@@ -24,14 +24,21 @@ type plan struct {
 	images   *imageCache
 	resolver *resolver.Resolver
 	inFlight *inFlight
-	// requestLog is the admission's logger, made when first needed.
-	requestLog func() logr.Logger
+	// log is the request-scoped logger (logScoped), else the handler's;
+	// requestLog adds the request's values to the latter when needed.
+	log       logr.Logger
+	logScoped bool
 
 	decisions []Decision // one per container, in the object's order
 	tasks     []*task    // the containers still to be decided by a lookup
 	taskStore []task     // backs tasks: one allocation for all of them
 	warnings  []string
 	records   map[string]string // original-images after this admission
+}
+
+// requestLog is the admission's logger, as Handler.requestLog makes it.
+func (p *plan) requestLog() logr.Logger {
+	return withRequest(p.log, p.logScoped, p.req)
 }
 
 // task is a container whose image a lookup (or the old object) decides.
