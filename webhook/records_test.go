@@ -265,3 +265,12 @@ func TestAnOptOutAddedAloneRestoresTheWrittenImage(t *testing.T) {
 		})
 	}
 }
+
+func TestAnOptOutAddedInReportModeChangesNothing(t *testing.T) {
+	e := newEnv(t, withPolicy("policy:\n  mode: report\n"))
+	app := e.srv.Host + "/app:1"
+	pinned := app + "@" + e.digests["app:1"]
+	obj := deployment(recorded("app", app), pinned)
+	obj.Labels = map[string]string{webhook.SkipLabel: "true"}
+	assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", obj, deployment(recorded("app", app), pinned))), nil)
+}

@@ -29,12 +29,19 @@ func (p *plan) review() *Review {
 	r := &Review{Warnings: p.warnings, Report: p.cfg.Policy.Mode == config.ModeReport, records: p.records,
 		writeRecord: p.req.SubResource == "", annotations: p.obj.meta.Annotations, specPointer: p.obj.kind.specPointer()}
 	r.writeRecord = r.writeRecord && !r.Report
+	// What each task stores once admitted: nothing in report mode, nor
+	// when a failure under on_error: fail denies the object.
+	stores := !r.Report
+	for _, t := range p.tasks {
+		stores = stores && !(t.err != nil && t.query.OnError == config.OnErrorFail)
+	}
+	changed := false
 	for _, t := range p.tasks {
 		d := &p.decisions[t.at]
 		d.Entry = t.query.Target.Identity.Name
 		switch {
 		case t.restore:
-			d.Outcome, d.Reason, d.Stored = Skipped, reasonRestored, t.out
+			d.Outcome, d.Reason = Skipped, reasonRestored
 		case t.err != nil:
 			d.Outcome, d.Err, d.OnError, d.Pin = Failed, t.err, t.query.OnError, t.out
 		case t.out != "":
@@ -45,18 +52,8 @@ func (p *plan) review() *Review {
 		default:
 			d.Outcome, d.Reason = Kept, "resolved to the image stored"
 		}
-	}
-	denied := false
-	for _, d := range p.decisions {
-		denied = denied || (d.Outcome == Failed && d.OnError == config.OnErrorFail && !r.Report)
-	}
-	changed := false
-	for i := range p.decisions {
-		d := &p.decisions[i]
-		if d.Pin != "" && !r.Report && !denied {
-			d.Stored = d.Pin
-		}
-		if d.Stored != d.Image {
+		if stores && t.out != "" && t.out != d.Image {
+			d.Stored = t.out
 			p.records[d.Container] = d.Written
 			changed = true
 		}
