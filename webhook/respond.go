@@ -50,7 +50,7 @@ func (p *plan) review() *Review {
 				d.Reason = reasonReapplied
 			}
 		default:
-			d.Outcome, d.Reason = Kept, "resolved to the image stored"
+			d.Outcome, d.Reason = Kept, reasonResolvedAsStored
 		}
 		if stores && t.out != "" && t.out != d.Image {
 			d.Stored = t.out

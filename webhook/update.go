@@ -57,14 +57,15 @@ type task struct {
 
 // Reasons of the decisions made without a lookup.
 const (
-	reasonUnchanged    = "the update leaves the image unchanged: never start a rollout"
-	reasonDigest       = "the image already carries a digest"
-	reasonFromTemplate = "its image comes from the pod template"
-	reasonNoEntry      = "no registry entry of the config serves it in this namespace"
-	reasonSkip         = "its strategy is skip"
-	reasonSkipLabel    = "the object is labelled " + SkipLabel + "=true"
-	reasonRestored     = "the opt-out this update adds restores the image as written"
-	reasonReapplied    = "a re-apply of the recorded image: the old pin, without a lookup"
+	reasonUnchanged        = "the update leaves the image unchanged: never start a rollout"
+	reasonDigest           = "the image already carries a digest"
+	reasonFromTemplate     = "its image comes from the pod template"
+	reasonNoEntry          = "no registry entry of the config serves it in this namespace"
+	reasonSkip             = "its strategy is skip"
+	reasonSkipLabel        = "the object is labelled " + SkipLabel + "=true"
+	reasonRestored         = "the opt-out this update adds restores the image as written"
+	reasonReapplied        = "a re-apply of the recorded image: the old pin, without a lookup"
+	reasonResolvedAsStored = "resolved to the image stored"
 )
 
 // decide records a decision made without a lookup.
