@@ -9,19 +9,6 @@ import (
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
 
-// Labels and annotations of the contract.
-const (
-	domain            = "image-pin.io/"
-	SkipLabel         = domain + "skip"
-	OriginalImagesKey = domain + "original-images"
-	restartedAtKey    = "kubectl.kubernetes.io/restartedAt"
-	annStrategy       = "strategy"
-	annConstraint     = "constraint"
-	annAllowTags      = "allow-tags"
-	annIgnoreTags     = "ignore-tags"
-	annOriginalImages = "original-images"
-)
-
 // overrides is what an object's image-pin.io/ annotations ask for.
 type overrides struct {
 	object     config.Steering
@@ -37,42 +24,28 @@ type written struct {
 	keys map[resolver.Field]string
 }
 
-// annotationField is the policy field an annotation's base name sets.
-func annotationField(base string) (resolver.Field, bool) {
-	switch base {
-	case annStrategy:
-		return resolver.FieldStrategy, true
-	case annConstraint:
-		return resolver.FieldConstraint, true
-	case annAllowTags:
-		return resolver.FieldAllowTags, true
-	case annIgnoreTags:
-		return resolver.FieldIgnoreTags, true
-	}
-	return "", false
-}
-
 // parseAnnotations reads the image-pin.io/ annotations. A malformed value is
 // an error naming the annotation; an unknown key or one naming no container
 // of the object is a warning.
 func parseAnnotations(ann map[string]string, names map[string]bool) (overrides, error) {
+	if !hasDomainKeys(ann) {
+		return overrides{}, nil // most objects: nothing to read, nothing to allocate
+	}
 	ov := overrides{containers: map[string]config.Steering{}, keys: map[string][]string{}}
 	object := written{keys: map[resolver.Field]string{}}
 	containers := map[string]*written{}
 	for k, v := range ann {
-		rest, ok := strings.CutPrefix(k, domain)
-		if !ok {
+		rest, ok := strings.CutPrefix(k, Domain)
+		if !ok || k == OriginalImagesKey {
 			continue
 		}
 		base, ctr, perContainer := strings.Cut(rest, ".")
-		if base == annOriginalImages && !perContainer {
-			continue
-		}
-		field, known := annotationField(base)
+		a, known := steeringByName(base)
 		if !known {
-			ov.warnings = append(ov.warnings, fmt.Sprintf("annotation %s: unknown image-pin.io annotation, ignored (known: strategy, constraint, allow-tags, ignore-tags)", k))
+			ov.warnings = append(ov.warnings, fmt.Sprintf("annotation %s: unknown %s annotation, ignored (known: %s)", k, strings.TrimSuffix(Domain, "/"), knownSteering()))
 			continue
 		}
+		field := a.Field
 		w := &object
 		if perContainer {
 			if containers[ctr] == nil {
@@ -119,6 +92,26 @@ func parseAnnotations(ann map[string]string, names map[string]bool) (overrides, 
 		ov.keys[""] = append(ov.keys[""], k)
 	}
 	return ov, nil
+}
+
+// hasDomainKeys reports whether ann holds an image-pin.io/ key other than
+// the record.
+func hasDomainKeys(ann map[string]string) bool {
+	for k := range ann {
+		if strings.HasPrefix(k, Domain) && k != OriginalImagesKey {
+			return true
+		}
+	}
+	return false
+}
+
+// knownSteering lists the steering annotations' names for messages.
+func knownSteering() string {
+	names := make([]string, len(steeringAnnotations))
+	for i, a := range steeringAnnotations {
+		names[i] = a.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // parse reads one level's fields. The annotation key names the field, so it

@@ -34,10 +34,6 @@ func newInFlight(n int) *inFlight {
 	return &inFlight{max: n, share: max(1, n/4), by: map[string]int{}}
 }
 
-// WithMaxInFlight sets how many admissions may look up images at once
-// (DefaultMaxInFlight); one namespace holds at most a quarter of them.
-func WithMaxInFlight(n int) Option { return func(h *Handler) { h.inFlight = newInFlight(n) } }
-
 // take holds a slot for an admission of namespace ns, or says at once which
 // bound it is past: an admission is never queued for a slot, as it could
 // wait past its deadline.
@@ -67,17 +63,10 @@ func (f *inFlight) take(ns string) (release func(), err error) {
 // bursts of warm admissions are never refused. When the namespace or the
 // webhook is past its bound, slot refuses the plan and reports false.
 func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
-	cold := false
-	for _, t := range p.tasks {
-		if t.fixed == "" && t.err == nil && !p.h.resolver.Answerable(ctx, t.query.Query) {
-			cold = true
-			break
-		}
-	}
-	if !cold {
+	if p.warm(ctx) {
 		return func() {}, true
 	}
-	release, err := p.h.inFlight.take(p.req.Namespace)
+	release, err := p.inFlight.take(p.req.Namespace)
 	if err != nil {
 		p.refuse(err)
 		return nil, false
@@ -91,7 +80,7 @@ func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
 // restart of an image pinned already, see resolve). A re-apply of a
 // recorded pin needs no lookup and stands.
 func (p *plan) refuse(err error) {
-	p.h.log.Info("admission not looked up", "namespace", p.req.Namespace, "name", p.req.Name, "reason", err.Error())
+	p.requestLog().Info("admission not looked up", "namespace", p.req.Namespace, "name", p.req.Name, "reason", err.Error())
 	for _, t := range p.tasks {
 		switch {
 		case t.fixed != "":
@@ -99,7 +88,7 @@ func (p *plan) refuse(err error) {
 		case t.err == nil:
 			t.err = err
 			keep := t.query.Policy.Fresh && strings.Contains(t.c.image, "@")
-			if res, ok := p.h.resolver.LastKnown(t.query.Query); ok && !keep && t.query.OnError == config.OnErrorIgnore {
+			if res, ok := p.resolver.LastKnown(t.query.Query); ok && !keep && t.query.OnError == config.OnErrorIgnore {
 				t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
 			}
 		}

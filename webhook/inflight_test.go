@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -132,7 +131,7 @@ func TestAnAdmissionPastItsShareIsPinnedToTheLastKnownDigestUnderIgnore(t *testi
 	srv := registrytest.New(t)
 	digest := srv.PushImage(t, "app:1")
 	arrived, gate := holdSlow(srv, 4)
-	doc := fmt.Sprintf("registries:\n- name: public\n  api_url: %s\n  prefix: %s\npolicy:\n  on_error: ignore\n  cache_ttl: 1ms\n  resolve_timeout: 5m\n", srv.URL, srv.Host)
+	doc := fmt.Sprintf("registries:\n- name: public\n  api_url: %s\n  prefix: %s\npolicy:\n  on_error: ignore\n  cache_ttl: 0s\n  resolve_timeout: 5m\n", srv.URL, srv.Host)
 	cfg, err := config.Parse([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +153,9 @@ func TestAnAdmissionPastItsShareIsPinnedToTheLastKnownDigestUnderIgnore(t *testi
 			t.Error(err)
 		}
 	}()
-	<-arrived                        // team-a holds its one slot
-	time.Sleep(5 * time.Millisecond) // app:1's answer expires: the next admission of it must ask the registry
+	<-arrived // team-a holds its one slot
+	// cache_ttl 0: app:1's answer is remembered as last known good only, so
+	// the next admission of it must ask the registry.
 	r := e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, srv.Host+"/app:1"), nil))
 	if !strings.Contains(string(r.Patch), digest) {
 		t.Errorf("past its share, team-a was not pinned to the last known digest: %v %s", r.Warnings, r.Patch)

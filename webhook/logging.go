@@ -13,23 +13,18 @@ import (
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
 
-// Bounds of the failure log. A tenant that admits the same failing image
-// again and again, or a registry that is down for every image, gets one line
-// per image and cause a minute; the limiter remembers at most
-// failureLogKeys of them, so a flood of distinct images costs bounded
-// memory (past it, the least recently failed are forgotten and may log
-// again within the minute).
-const (
-	failureLogInterval = time.Minute
-	failureLogKeys     = 4096
-)
-
 // requestLog is the logger of one admission: controller-runtime's
 // request-scoped logger when the context carries one (webhook.Admission
 // puts it there, naming the request's UID, object, resource and user), else
 // the handler's own with the request's UID and object.
 func (h *Handler) requestLog(ctx context.Context, req admission.Request) logr.Logger {
 	l, scoped := h.baseLog(ctx)
+	return withRequest(l, scoped, req)
+}
+
+// withRequest is l when it is request-scoped already, else l with the
+// request's UID and object.
+func withRequest(l logr.Logger, scoped bool, req admission.Request) logr.Logger {
 	if scoped {
 		return l
 	}
@@ -44,47 +39,46 @@ func (h *Handler) baseLog(ctx context.Context) (l logr.Logger, scoped bool) {
 	return h.log, false
 }
 
-// logTasks writes what the operator must see of one admission at the
+// logDecisions writes what the operator must see of one admission at the
 // default level: each failure to resolve (rate-limited per image and cause)
 // and, in report mode, each image that would have been pinned.
-func (h *Handler) logTasks(ctx context.Context, p *plan) {
+func (h *Handler) logDecisions(ctx context.Context, req admission.Request, rv *Review) {
 	var log *logr.Logger // made on the first line: most admissions log nothing
 	logger := func() logr.Logger {
 		if log == nil {
-			l := h.requestLog(ctx, p.req).WithValues("kind", p.req.Kind.Kind)
+			l := h.requestLog(ctx, req).WithValues("kind", req.Kind.Kind)
 			log = &l
 		}
 		return *log
 	}
-	report := p.cfg.Policy.Mode == config.ModeReport
 	now := time.Now()
-	for _, t := range p.tasks {
+	for _, d := range rv.Decisions {
 		switch {
-		case t.err != nil:
-			cause := resolver.CauseOf(t.err)
-			ok, suppressed := h.failures.allow(failureKey{image: t.original, cause: cause}, now)
+		case d.Outcome == Failed:
+			cause := resolver.CauseOf(d.Err)
+			ok, suppressed := h.failures.allow(failureKey{image: d.Written, cause: cause}, now)
 			if !ok {
 				continue
 			}
-			kv := []any{"container", t.c.name, "image", t.original, "entry", t.query.Target.Identity.Name,
-				"result", string(cause), "admitted", p.failureAction(t), "error", oneLine(t.err.Error())}
+			kv := []any{"container", d.Container, "image", d.Written, "entry", d.Entry,
+				"result", string(cause), "admitted", failureAction(d, rv.Report), "error", oneLine(d.Err.Error())}
 			if suppressed > 0 {
 				kv = append(kv, "suppressed", suppressed)
 			}
 			logger().Info("image not resolved", kv...)
-		case report && t.out != "" && t.out != t.c.image:
-			logger().Info("report mode: would pin", "container", t.c.name, "image", t.c.image, "pin", t.out)
+		case rv.Report && d.Outcome == Pinned && d.Pin != d.Image:
+			logger().Info("report mode: would pin", "container", d.Container, "image", d.Image, "pin", d.Pin)
 		}
 	}
 }
 
 // failureAction says what the admission did with a container whose image
-// was not resolved, as respond decides it.
-func (p *plan) failureAction(t *task) string {
+// was not resolved, as render decides it.
+func failureAction(d Decision, report bool) string {
 	switch {
-	case t.query.OnError == config.OnErrorFail && p.cfg.Policy.Mode != config.ModeReport:
+	case d.OnError == config.OnErrorFail && !report:
 		return "denied"
-	case t.out != "":
+	case d.Pin != "":
 		return "pinned to the last known digest"
 	default:
 		return "left as written"

@@ -23,7 +23,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) admission(kind, op, outcome string) {
 	if m != nil {
-		m.admissions.WithLabelValues(label(kind, knownKinds), label(op, knownOperations), outcome).Inc()
+		if !supportedKind(kind) {
+			kind = "other"
+		}
+		m.admissions.WithLabelValues(kind, label(op, knownOperations), outcome).Inc()
 	}
 }
 
@@ -39,12 +42,10 @@ func NewBuildInfo(reg prometheus.Registerer, version string) {
 	reg.MustRegister(g)
 }
 
-// The label values an AdmissionReview may bring: anything else is counted
-// as "other", so that reviews forged with made-up kinds and operations
-// cannot create series without bound.
+// The label values an AdmissionReview may bring (kinds: the table in
+// kinds.go): anything else is counted as "other", so that reviews forged
+// with made-up kinds and operations cannot create series without bound.
 var (
-	knownKinds = map[string]bool{"Pod": true, "PodTemplate": true, "ReplicationController": true,
-		"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true, "Job": true, "CronJob": true}
 	knownOperations = map[string]bool{"CREATE": true, "UPDATE": true, "DELETE": true, "CONNECT": true}
 )
 

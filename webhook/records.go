@@ -2,6 +2,9 @@ package webhook
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
@@ -30,15 +33,15 @@ func originals(ann map[string]string) map[string]string {
 // the same reference, or a pin of it that the webhook could have made (a
 // digest added to the same repository; the same tag unless tagMayMove, as
 // semver, newest-build and alphabetical choose another tag).
-func (h *Handler) describes(written, stored string, tagMayMove bool) bool {
+func (p *plan) describes(written, stored string, tagMayMove bool) bool {
 	if written == "" {
 		return false
 	}
 	if written == stored {
 		return true
 	}
-	w, err1 := h.parseImage(written)
-	s, err2 := h.parseImage(stored)
+	w, err1 := p.images.parse(written)
+	s, err2 := p.images.parse(stored)
 	if err1 != nil || err2 != nil || w.Digest != "" || s.Digest == "" || w.Repo != s.Repo {
 		return false
 	}
@@ -50,4 +53,73 @@ func tagOrLatest(i imageref.Image) string {
 		return "latest"
 	}
 	return i.Tag
+}
+
+// encodeRecords writes the record as json.Marshal writes a map[string]string
+// (keys sorted, HTML characters escaped), so that a record is rewritten only
+// when what it says changes, without json.Marshal's reflection on every
+// admission.
+func encodeRecords(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	n := 2
+	for k, v := range m {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, k)
+		b.WriteByte(':')
+		writeJSONString(&b, m[k])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// writeJSONString quotes s as encoding/json does by default.
+func writeJSONString(b *strings.Builder, s string) {
+	const hex = "0123456789abcdef"
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c == '\n':
+				b.WriteString(`\n`)
+			case c == '\r':
+				b.WriteString(`\r`)
+			case c == '\t':
+				b.WriteString(`\t`)
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b.WriteString(`\u00`)
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			default:
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(`\ufffd`)
+		case r == '\u2028' || r == '\u2029':
+			b.WriteString(`\u202`)
+			b.WriteByte(hex[r&0xf])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('"')
 }

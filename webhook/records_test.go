@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -158,7 +157,7 @@ func TestAReApplyThatChangesTheConstraintResolvesAnew(t *testing.T) {
 // digest this replica happens to remember (another replica may have pinned a
 // newer one): the stored pin of the same original stays.
 func TestARestartDuringAnOutageKeepsTheStoredPin(t *testing.T) {
-	e := newEnv(t, withPolicy("policy:\n  on_error: ignore\n  cache_ttl: 1ms\n"))
+	e := newEnv(t, withPolicy("policy:\n  on_error: ignore\n  cache_ttl: 0s\n"))
 	app := e.srv.Host + "/app:1"
 	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil)) // remembers app:1's digest
 	newer := e.srv.PushImage(t, "app:1")
@@ -166,7 +165,6 @@ func TestARestartDuringAnOutageKeepsTheStoredPin(t *testing.T) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return true
 	})
-	time.Sleep(5 * time.Millisecond)
 	stored := deployment(recorded("app", app), app+"@"+newer)
 	r := e.admit(t, review(t, admissionv1.Update, "team-a", withRestart(stored.DeepCopy(), "2026-11-26T10:00:00Z"), stored))
 	assertPatch(t, r, nil)
@@ -214,4 +212,65 @@ func TestAReApplyThatRemovesAnOptOutPins(t *testing.T) {
 			assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, tc.old)), tc.want)
 		})
 	}
+}
+
+// Adding an opt-out is the user asking for the image as written, with the
+// image unchanged as kubectl label and kubectl annotate send it: the
+// written image comes back from the record, as a re-apply with skip does.
+func TestAnOptOutAddedAloneRestoresTheWrittenImage(t *testing.T) {
+	e := newEnv(t)
+	app := e.srv.Host + "/app:1"
+	pinned := app + "@" + e.digests["app:1"]
+	restore := []op{{"replace", "/spec/template/spec/containers/0/image", app}}
+	labelled := func(d *appsv1.Deployment, v string) *appsv1.Deployment {
+		d.Labels = map[string]string{webhook.SkipLabel: v}
+		return d
+	}
+	withAnn := func(kv ...string) map[string]string {
+		m := recorded("app", app)
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		old, obj *appsv1.Deployment
+		want     []op
+	}{
+		{"kubectl label image-pin.io/skip=true",
+			deployment(recorded("app", app), pinned), labelled(deployment(recorded("app", app), pinned), "true"), restore},
+		{"kubectl annotate image-pin.io/strategy=skip",
+			deployment(recorded("app", app), pinned), deployment(withAnn("image-pin.io/strategy", "skip"), pinned), restore},
+		{"kubectl annotate image-pin.io/strategy.app=skip",
+			deployment(recorded("app", app), pinned), deployment(withAnn("image-pin.io/strategy.app", "skip"), pinned), restore},
+		{"a label already there leaves the object alone",
+			labelled(deployment(recorded("app", app), pinned), "true"), labelled(deployment(recorded("app", app), pinned), "true"), nil},
+		{"an annotation already there leaves the object alone",
+			deployment(withAnn("image-pin.io/strategy", "skip"), pinned), deployment(withAnn("image-pin.io/strategy", "skip"), pinned), nil},
+		{"another container's skip leaves this one pinned",
+			deployment(recorded("app", app), pinned), deployment(withAnn("image-pin.io/strategy.other", "skip"), pinned), nil},
+		{"without a record there is nothing to restore",
+			deployment(nil, pinned), labelled(deployment(nil, pinned), "true"), nil},
+		{"a label other than true is no opt-out",
+			deployment(recorded("app", app), pinned), labelled(deployment(recorded("app", app), pinned), "false"), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.srv.Reset()
+			assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, tc.old)), tc.want)
+			if n := e.srv.Total(); n != 0 {
+				t.Errorf("%d registry requests, want none", n)
+			}
+		})
+	}
+}
+
+func TestAnOptOutAddedInReportModeChangesNothing(t *testing.T) {
+	e := newEnv(t, withPolicy("policy:\n  mode: report\n"))
+	app := e.srv.Host + "/app:1"
+	pinned := app + "@" + e.digests["app:1"]
+	obj := deployment(recorded("app", app), pinned)
+	obj.Labels = map[string]string{webhook.SkipLabel: "true"}
+	assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", obj, deployment(recorded("app", app), pinned))), nil)
 }

@@ -11,9 +11,9 @@ import (
 const (
 	DefaultReadTimeout  = 15 * time.Second
 	DefaultWriteTimeout = 30 * time.Second
-	// MaxRequestBytes bounds an AdmissionReview, as the API server bounds
+	// maxRequestBytes bounds an AdmissionReview, as the API server bounds
 	// objects (3 MiB in etcd) with room for the old object of an UPDATE.
-	MaxRequestBytes = 7 << 20
+	maxRequestBytes = 7 << 20
 )
 
 // WithDeadlines sets read and write deadlines on the connection of every
@@ -25,7 +25,7 @@ func WithDeadlines(h http.Handler, read, write time.Duration) http.Handler {
 		now := time.Now()
 		_ = rc.SetReadDeadline(now.Add(read))
 		_ = rc.SetWriteDeadline(now.Add(write))
-		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -51,7 +51,7 @@ const doctorImage = "registry.k8s.io/pause:3.10"
 // probeAnnotation is an image-pin.io/ key no webhook knows: every
 // image-pin webhook answers it with a warning naming it, so a call shows
 // in report mode and for an image left alone too.
-const probeAnnotation = "image-pin.io/doctor"
+const probeAnnotation = pinhook.ProbeAnnotation
 
 // Causes when the webhook was not called or did not answer.
 const (
@@ -217,7 +217,7 @@ func pickNamespace(ctx context.Context, cs kubernetes.Interface, wh admissionreg
 			return "", fmt.Sprintf("namespace %s: %v", ns, cmpErr(err, "not found"))
 		}
 		if !sel.Matches(labels.Set(list.Items[0].Labels)) {
-			return "", fmt.Sprintf("namespace %s is not selected by the webhook's namespaceSelector (%s): label it with kubectl label namespace %s image-pin.io/enabled=true", ns, sel, ns)
+			return "", fmt.Sprintf("namespace %s is not selected by the webhook's namespaceSelector (%s): label it with kubectl label namespace %s %s=true", ns, sel, ns, pinhook.EnabledLabel)
 		}
 		return ns, ""
 	}
@@ -233,7 +233,7 @@ func pickNamespace(ctx context.Context, cs kubernetes.Interface, wh admissionreg
 	}
 	slices.Sort(names)
 	if len(names) == 0 {
-		return "", fmt.Sprintf("no namespace is selected by the webhook's namespaceSelector (%s): label one with kubectl label namespace NS image-pin.io/enabled=true, or pass --namespace", sel)
+		return "", fmt.Sprintf("no namespace is selected by the webhook's namespaceSelector (%s): label one with kubectl label namespace NS %s=true, or pass --namespace", sel, pinhook.EnabledLabel)
 	}
 	return names[0], ""
 }

@@ -70,9 +70,9 @@ type imageReport struct {
 }
 
 type resolveFlags struct {
-	config, namespace, kubeconfig, output       string
-	strategy, constraint, allowTags, ignoreTags string
-	serviceAccount, pullSecrets                 string // for imagepullsecrets entries
+	config, namespace, kubeconfig, output string
+	steering                              map[string]*string // by annotation name (pinhook.SteeringAnnotations)
+	serviceAccount, pullSecrets           string             // for imagepullsecrets entries
 }
 
 // workload is what the resolved Pod presents to imagepullsecrets entries.
@@ -109,9 +109,9 @@ func (f *resolveFlags) fromManifest(fs *flag.FlagSet, path string) error {
 // annotations are the flags as the annotations an app team would set.
 func (f resolveFlags) annotations() map[string]string {
 	ann := map[string]string{}
-	for k, v := range map[string]string{"strategy": f.strategy, "constraint": f.constraint, "allow-tags": f.allowTags, "ignore-tags": f.ignoreTags} {
-		if v != "" {
-			ann["image-pin.io/"+k] = v
+	for _, a := range pinhook.SteeringAnnotations() {
+		if v := f.steering[a.Name]; v != nil && *v != "" {
+			ann[a.Key("")] = *v
 		}
 	}
 	return ann
@@ -125,10 +125,11 @@ func runResolve(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.config, "config", DefaultConfig, "the config file")
 	fs.StringVar(&f.namespace, "namespace", "default", "the namespace of the admission")
 	fs.StringVar(&f.namespace, "n", "default", "short for --namespace")
-	fs.StringVar(&f.strategy, "strategy", "", "as the annotation image-pin.io/strategy")
-	fs.StringVar(&f.constraint, "constraint", "", "as the annotation image-pin.io/constraint (implies semver)")
-	fs.StringVar(&f.allowTags, "allow-tags", "", "as the annotation image-pin.io/allow-tags: regexp:<re> or any")
-	fs.StringVar(&f.ignoreTags, "ignore-tags", "", "as the annotation image-pin.io/ignore-tags: comma-separated globs")
+	// One flag per steering annotation, of the same name.
+	f.steering = map[string]*string{}
+	for _, a := range pinhook.SteeringAnnotations() {
+		f.steering[a.Name] = fs.String(a.Name, "", "as the annotation "+a.Key("")+": "+a.Usage)
+	}
 	fs.StringVar(&f.serviceAccount, "service-account", "", "the Pod's serviceAccountName, for imagepullsecrets entries (default: default)")
 	fs.StringVar(&f.pullSecrets, "image-pull-secrets", "", "the Pod's spec.imagePullSecrets, comma-separated, for imagepullsecrets entries")
 	manifest := fs.String("pull-secrets-from", "", "a workload manifest (Pod, Deployment…; YAML or JSON) whose imagePullSecrets, serviceAccountName and namespace the Pod takes; flags given win")
@@ -202,7 +203,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 		mu.Unlock()
 	}}
 	h := pinhook.NewHandler(func() *config.Config { return cfg }, resolver.New())
-	resp := h.Handle(resolver.WithTrace(ctx, trace), podAdmission(f.namespace, image, f.annotations(), f.workload()))
+	rv := h.Decide(resolver.WithTrace(ctx, trace), podAdmission(f.namespace, image, f.annotations(), f.workload()))
 	mu.Lock()
 	if lt := seen; lt != nil {
 		r.Policy = &ruleView{Strategy: lt.Strategy, Constraint: lt.Constraint, AllowTags: lt.AllowTags, IgnoreTags: lt.IgnoreTags}
@@ -212,34 +213,14 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 		r.Tag = lt.Tag
 	}
 	mu.Unlock()
-	// The admission's messages, without what the report's heading says.
-	tidy := func(msg string) string {
-		msg = strings.TrimPrefix(msg, "image-pin: ")
-		return strings.TrimPrefix(msg, fmt.Sprintf("container %q image %q: ", podContainer, image))
-	}
-	for _, w := range resp.Warnings {
-		r.Warnings = append(r.Warnings, tidy(w))
-	}
+	r.Warnings = append(r.Warnings, rv.Warnings...)
 	switch {
-	case !resp.Allowed:
-		r.Error = tidy(resp.Result.Message)
-	case pinned(resp) != "":
-		r.Pinned = pinned(resp)
-		if _, tag, ok := strings.Cut(strings.TrimPrefix(r.Pinned, img.Repo), ":"); ok && r.Tag == "" {
-			r.Tag, _, _ = strings.Cut(tag, "@")
-		}
-	case img.Digest != "":
-		r.LeftAlone = "the image already carries a digest"
-	case !matched:
-		r.LeftAlone = unmatched(cfg, img, f.namespace)
-	case len(r.Warnings) > 0:
-		// on_error: ignore admits the object unchanged, with a warning.
-		r.Error, r.Warnings = r.Warnings[0], r.Warnings[1:]
+	case rv.Refused != nil:
+		r.Error = rv.Refused.Error()
+	case len(rv.Decisions) != 1:
+		r.LeftAlone = cmpOr(rv.Reason, "the admission decided no container")
 	default:
-		r.LeftAlone = resp.Result.Message
-		if r.LeftAlone == "" {
-			r.LeftAlone = "the admission changes nothing (strategy skip?)"
-		}
+		r.decided(rv.Decisions[0], func() string { return unmatched(cfg, img, f.namespace) })
 	}
 	if r.Entry != nil && r.Entry.Credentials != nil {
 		// After the lookup, so the credentials come from its cache.
@@ -248,6 +229,47 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 		}
 	}
 	return r
+}
+
+// decided fills in what the handler decided for the Pod's one container.
+func (r *imageReport) decided(d pinhook.Decision, unmatched func() string) {
+	switch d.Outcome {
+	case pinhook.Pinned:
+		r.Pinned = d.Pin
+	case pinhook.Kept:
+		r.LeftAlone = d.Reason
+	case pinhook.Skipped:
+		if d.Entry == "" {
+			r.LeftAlone = unmatched()
+		} else {
+			r.LeftAlone = d.Reason + ": an admission changes nothing"
+		}
+	case pinhook.Failed:
+		switch {
+		case d.OnError == config.OnErrorFail:
+			r.Error = d.Err.Error() // an admission is denied with it
+			return
+		case d.Pin == "":
+			r.Error = d.Err.Error() + "; left as it is"
+			return
+		}
+		// on_error: ignore with a last known digest: pinned to it, with a
+		// warning saying why.
+		r.Pinned = d.Pin
+		r.Warnings = append(r.Warnings, d.Err.Error()+"; pinned to the last known digest")
+	}
+	if r.Pinned != "" && r.Tag == "" {
+		if img, err := imageref.ParseImage(r.Pinned); err == nil {
+			r.Tag = img.Tag
+		}
+	}
+}
+
+func cmpOr(s, otherwise string) string {
+	if s != "" {
+		return s
+	}
+	return otherwise
 }
 
 // identify fills in whom the target's credentials log in as and, for
@@ -321,18 +343,6 @@ func podAdmission(ns, image string, ann map[string]string, w credentials.Workloa
 		Namespace: ns, Name: pod.Name, Operation: admissionv1.Create,
 		Object: runtime.RawExtension{Raw: raw}, DryRun: &dry,
 	}}
-}
-
-// pinned is the image the response's patch writes, "" when none.
-func pinned(resp admission.Response) string {
-	for _, p := range resp.Patches {
-		if p.Path == "/spec/containers/0/image" {
-			if s, ok := p.Value.(string); ok {
-				return s
-			}
-		}
-	}
-	return ""
 }
 
 // maxShown bounds the candidates listed in text output; -o json lists all.

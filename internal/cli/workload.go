@@ -4,18 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
-)
 
-// podSpecPaths are where the kinds the webhook admits keep their pod spec.
-var podSpecPaths = [][]string{
-	{"spec"},                     // Pod
-	{"template", "spec"},         // PodTemplate
-	{"spec", "template", "spec"}, // Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, ReplicationController
-	{"spec", "jobTemplate", "spec", "template", "spec"}, // CronJob
-}
+	pinhook "github.com/image-pin/image-pin-webhook/webhook"
+)
 
 // manifestWorkload reads, from a workload manifest (YAML or JSON, the first
 // document), what its Pods present to imagepullsecrets entries: the pod
@@ -37,8 +32,9 @@ func manifestWorkload(path string) (namespace, serviceAccount string, pullSecret
 	if md, ok := doc["metadata"].(map[string]any); ok {
 		namespace, _ = md["namespace"].(string)
 	}
-	for _, p := range podSpecPaths {
-		raw, ok := dig(doc, p)
+	kinds := pinhook.Kinds()
+	for _, k := range kinds {
+		raw, ok := dig(doc, k.PodSpec)
 		if !ok {
 			continue
 		}
@@ -52,7 +48,11 @@ func manifestWorkload(path string) (namespace, serviceAccount string, pullSecret
 		}
 		return namespace, spec.ServiceAccountName, pullSecrets, nil
 	}
-	return "", "", nil, fmt.Errorf("%s: no pod spec with containers (a Pod, PodTemplate, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job or CronJob)", path)
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.Kind
+	}
+	return "", "", nil, fmt.Errorf("%s: no pod spec with containers (a %s)", path, strings.Join(names, ", "))
 }
 
 func dig(m map[string]any, path []string) (any, bool) {
