@@ -47,6 +47,10 @@ const (
 	// before the caller's deadline does, and not a bare "deadline
 	// exceeded".
 	lookupReserve = 250 * time.Millisecond
+	// lookupReserveShare: a short deadline keeps back a tenth of its time
+	// rather than lookupReserve, so a 1s admission still gives its lookup
+	// 900ms.
+	lookupReserveShare = 10
 	// budgetSlack is how much more time than a timed-out lookup had a
 	// caller must have to try again rather than be held to its failure:
 	// two callers of the same admission deadline differ by the

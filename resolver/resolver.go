@@ -223,7 +223,7 @@ func lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if !ok {
 		return lctx, cancel
 	}
-	reserve := min(time.Until(dl)/10, lookupReserve)
+	reserve := min(time.Until(dl)/lookupReserveShare, lookupReserve)
 	short, cancelShort := context.WithDeadline(lctx, dl.Add(-reserve))
 	return short, func() { cancelShort(); cancel() }
 }
@@ -236,7 +236,7 @@ func lookupBudget(ctx context.Context) time.Duration {
 		return 0
 	}
 	left := time.Until(dl)
-	return left - min(left/10, lookupReserve)
+	return left - min(left/lookupReserveShare, lookupReserve)
 }
 
 // expired marks the error of a shared lookup whose own deadline (that of
