@@ -161,6 +161,11 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		a, err := r.share(ctx, k, func(lctx context.Context) (answer, error) {
+			if a, ok := r.answers.Peek(k); ok && !p.Fresh && fresh(a.at, p.CacheTTL) {
+				// A lookup of k ended between our look at the cache and
+				// this one's start: its answer is ours, without a request.
+				return a, nil
+			}
 			a, err := r.lookup(lctx, q)
 			if err == nil {
 				a = r.remember(lctx, q, prev, a) // stored before any caller is answered
@@ -274,7 +279,9 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 			r.failures.Add(tenant, k, failure{err: err, at: time.Now()})
 			return answer{}, err
 		}
-		a.at = time.Now()
+		if a.at.IsZero() { // not an answer another lookup just stored
+			a.at = time.Now()
+		}
 		r.failures.Remove(k)
 		r.answers.Add(tenant, k, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())
