@@ -304,23 +304,20 @@ policy:
 
 // A lookup another namespace joins is charged to a neutral share: the
 // joiner does not wait behind the starter's burst on the entry's rate
-// limit. Measured: the joiner's latency joined (while the starter's burst
-// queues) and alone.
+// limit. The burst: 4 newest-build lookups of the starter over 40 tags
+// each (8 workers each: 32 requests queued at a time at 10/s). Then the
+// starter asks for a digest, whose one request queues behind them, and
+// another namespace asks for the same digest, joining that lookup.
+// Measured: the joiner's latency joined and alone.
 func TestMeasureAJoinedLookupUnderTheStartersBurst(t *testing.T) {
 	measuring(t)
 	t.Parallel()
 	base := uniq("measure/burst")
-	var burst []string
-	for i := range 31 {
-		img := fmt.Sprintf("%s-%d:1", base, i)
-		push(t, s.plain, img)
-		burst = append(burst, s.plain.Host+"/"+img)
-	}
+	push(t, s.plain, base+"-big:0")
+	putTags(t, s.plain, base+"-big", "1.0.", 40)
 	shared, alone := base+"-shared:1", base+"-alone:1"
 	push(t, s.plain, shared)
 	push(t, s.plain, alone)
-	// 10 requests a second: the starter's 32 digest lookups (a HEAD each,
-	// after the ping) queue for about 3s.
 	p := startMetered(t, fmt.Sprintf(`registries:
 - name: plain
   api_url: %[1]s
@@ -328,36 +325,52 @@ func TestMeasureAJoinedLookupUnderTheStartersBurst(t *testing.T) {
   limit: 10
 policy:
   resolve_timeout: 8s
-`, s.plain.URL, s.plain.Host))
+  images:
+  - prefix: %[2]s/%[3]s-big
+    strategy: newest-build
+`, s.plain.URL, s.plain.Host, base))
 	warm := push(t, s.plain, base+"-warm:1")
 	if r, _ := p.post(t, annotatedReview(uniq("tenant-w"), nil, s.plain.Host+"/"+base+"-warm:1")); !strings.Contains(string(r.Patch), warm) {
 		t.Fatalf("the warm-up was not pinned: %q", r.Warnings)
 	}
 	starter, joiner := uniq("tenant-starter"), uniq("tenant-joiner")
-	done := make(chan time.Duration)
+	big := s.plain.Host + "/" + base + "-big:0"
+	ann := map[string]string{}
+	for i := range 4 {
+		ann[fmt.Sprintf("image-pin.io/ignore-tags.c%d", i)] = fmt.Sprintf("x%d", i) // four lookups, not one shared
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		start := time.Now()
-		_, _, _ = p.send(annotatedReview(starter, nil, append(burst, s.plain.Host+"/"+shared)...))
-		done <- time.Since(start)
+		defer wg.Done()
+		_, _, _ = p.send(annotatedReview(starter, ann, big, big, big, big))
 	}()
-	// The starter's lookups are queued once its first requests are counted.
-	for sum(series(p.scrape(t), "image_pin_registry_requests_total")) < 5 {
+	// The burst is queued once its HEADs are being counted.
+	for sum(series(p.scrape(t), "image_pin_registry_requests_total")) < 10 {
 		time.Sleep(10 * time.Millisecond)
 	}
+	var starterTook time.Duration
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		_, _, _ = p.send(annotatedReview(starter, nil, s.plain.Host+"/"+shared))
+		starterTook = time.Since(start)
+	}()
+	time.Sleep(300 * time.Millisecond) // the starter's digest lookup has started and queued
 	start := time.Now()
 	r, _ := p.post(t, annotatedReview(joiner, nil, s.plain.Host+"/"+shared))
 	joined := time.Since(start)
 	if !strings.Contains(string(r.Patch), "@sha256:") {
 		t.Errorf("the joiner was not pinned: %q", r.Warnings)
 	}
-	starterTook := <-done
+	wg.Wait()
 	start = time.Now()
 	r, _ = p.post(t, annotatedReview(joiner, nil, s.plain.Host+"/"+alone))
 	single := time.Since(start)
 	if !strings.Contains(string(r.Patch), "@sha256:") {
 		t.Errorf("the lone lookup was not pinned: %q", r.Warnings)
 	}
-	t.Logf("joiner of a lookup under the starter's burst of 32 (limit 10/s): %v joined, %v alone; the starter's admission took %v", joined.Round(time.Millisecond), single.Round(time.Millisecond), starterTook.Round(time.Millisecond))
+	t.Logf("joiner of a digest lookup queued behind the starter's burst (4 newest-build lookups over 40 tags, limit 10/s): %v joined (the starter's own admission of it: %v), %v alone", joined.Round(time.Millisecond), starterTook.Round(time.Millisecond), single.Round(time.Millisecond))
 }
 
 func warningsOf(r *admissionv1.AdmissionResponse) []string {
