@@ -6,20 +6,27 @@ import (
 	"sync"
 )
 
-// fairCache is the answers cache, which is also the last known good: an
-// answer it drops is one an outage can no longer be bridged with. Entries
-// live while some namespace holds a claim on them (it stored or used the
-// answer), and the cache bounds the claims, not the entries: past the
-// bound, the namespace holding the most claims loses its least recently
-// used one. So the cache is shared max-min fairly: one namespace writing any
-// number of distinct policies evicts only its own answers while it holds
-// more than any other, and a namespace with few answers keeps them as long
-// as it holds fewer than its equal share. Entries never exceed the bound
-// since each holds at least one claim.
+// fairCache is every cache of the resolver: the answers (which are also the
+// last known good: an answer it drops is one an outage can no longer be
+// bridged with), the tag lists, descriptors, metadata and recent failures.
+// Entries live while some namespace holds a claim on them (it stored or
+// used the entry), and the cache bounds the claims' cost, not the entries:
+// past the bound, the namespace holding the most loses its least recently
+// used claim. So the cache is shared max-min fairly: one namespace writing
+// any number of distinct policies or images evicts only its own entries
+// while it holds more than any other, and a namespace with few entries
+// keeps them as long as it holds less than its equal share. Entries never
+// cost more than the bound since each holds at least one claim.
+//
+// A claim costs what its entry cost when it was last claimed (cost, or 1
+// each): the tag-list cache counts tags, the others entries. The namespace
+// that stores a value claims it at its new cost, so the claims' cost is
+// never less than that of the entries.
 type fairCache[K comparable, V any] struct {
 	mu      sync.Mutex
 	max     int
-	claims  int
+	claims  int         // the claims' cost
+	cost    func(V) int // nil: each entry costs 1
 	entries map[K]*fairEntry[V]
 	holders map[string]*holder[K]
 	order   holderHeap[K] // largest holder first
@@ -33,13 +40,26 @@ type fairEntry[V any] struct {
 // holder is one namespace's claims, most recently used first.
 type holder[K comparable] struct {
 	ns    string
-	lru   *list.List
+	lru   *list.List // of *claim[K]
 	at    map[K]*list.Element
+	cost  int
 	index int // in fairCache.order
+}
+
+type claim[K comparable] struct {
+	k    K
+	cost int
 }
 
 func newFairCache[K comparable, V any](n int) *fairCache[K, V] {
 	return &fairCache[K, V]{max: max(n, 1), entries: map[K]*fairEntry[V]{}, holders: map[string]*holder[K]{}}
+}
+
+// newCostedCache is a fairCache whose bound n counts cost(v) per claim.
+func newCostedCache[K comparable, V any](n int, cost func(V) int) *fairCache[K, V] {
+	c := newFairCache[K, V](n)
+	c.cost = cost
+	return c
 }
 
 // Get returns k's value and, when there is one, claims it for ns.
@@ -79,11 +99,36 @@ func (c *fairCache[K, V]) Add(ns string, k K, v V) {
 	c.claim(ns, k, e)
 }
 
+// Remove drops k and every claim on it.
+func (c *fairCache[K, V]) Remove(k K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		return
+	}
+	for _, h := range c.holders {
+		if e.holders == 0 {
+			break
+		}
+		if el, ok := h.at[k]; ok {
+			c.unclaim(h, el)
+		}
+	}
+}
+
 // Len is how many entries the cache holds.
 func (c *fairCache[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+func (c *fairCache[K, V]) costOf(v V) int {
+	if c.cost == nil {
+		return 1
+	}
+	return max(c.cost(v), 1)
 }
 
 func (c *fairCache[K, V]) claim(ns string, k K, e *fairEntry[V]) {
@@ -93,30 +138,37 @@ func (c *fairCache[K, V]) claim(ns string, k K, e *fairEntry[V]) {
 		c.holders[ns] = h
 		heap.Push(&c.order, h)
 	}
+	cost := c.costOf(e.val)
 	if el, ok := h.at[k]; ok {
+		cl := el.Value.(*claim[K])
+		h.cost += cost - cl.cost
+		c.claims += cost - cl.cost
+		cl.cost = cost
 		h.lru.MoveToFront(el)
-		return
+	} else {
+		h.at[k] = h.lru.PushFront(&claim[K]{k: k, cost: cost})
+		e.holders++
+		h.cost += cost
+		c.claims += cost
 	}
-	h.at[k] = h.lru.PushFront(k)
-	e.holders++
-	c.claims++
 	heap.Fix(&c.order, h.index)
-	for c.claims > c.max {
-		c.evict(c.order[0])
+	for c.claims > c.max && len(c.order) > 0 {
+		top := c.order[0]
+		c.unclaim(top, top.lru.Back())
 	}
 }
 
-// evict drops h's least recently used claim, and the entry with it when no
-// other namespace claims it.
-func (c *fairCache[K, V]) evict(h *holder[K]) {
-	el := h.lru.Back()
-	k := el.Value.(K)
+// unclaim drops h's claim el, and the entry with it when no other
+// namespace claims it.
+func (c *fairCache[K, V]) unclaim(h *holder[K], el *list.Element) {
+	cl := el.Value.(*claim[K])
 	h.lru.Remove(el)
-	delete(h.at, k)
-	c.claims--
-	e := c.entries[k]
+	delete(h.at, cl.k)
+	h.cost -= cl.cost
+	c.claims -= cl.cost
+	e := c.entries[cl.k]
 	if e.holders--; e.holders == 0 {
-		delete(c.entries, k)
+		delete(c.entries, cl.k)
 	}
 	if h.lru.Len() == 0 {
 		heap.Remove(&c.order, h.index)
@@ -126,11 +178,11 @@ func (c *fairCache[K, V]) evict(h *holder[K]) {
 	heap.Fix(&c.order, h.index)
 }
 
-// holderHeap orders holders by their number of claims, largest first.
+// holderHeap orders holders by the cost of their claims, largest first.
 type holderHeap[K comparable] []*holder[K]
 
 func (q holderHeap[K]) Len() int           { return len(q) }
-func (q holderHeap[K]) Less(i, j int) bool { return q[i].lru.Len() > q[j].lru.Len() }
+func (q holderHeap[K]) Less(i, j int) bool { return q[i].cost > q[j].cost }
 func (q holderHeap[K]) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j

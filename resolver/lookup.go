@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/image-pin/image-pin-webhook/registries"
+	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // lookup asks the registry: the tag (chosen by strategy) and its digest.
@@ -100,27 +101,20 @@ func (r *Resolver) digest(ctx context.Context, t registries.Target, ref name.Tag
 
 // listTags lists every tag of repo, following pagination, cached for the TTL.
 func (r *Resolver) listTags(ctx context.Context, q Query, repo name.Repository) ([]string, error) {
-	p, k := q.Policy, q.repoKey()
-	if tl, ok := r.tags.Get(k); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
+	p, k, tenant := q.Policy, q.repoKey(), client.TenantOf(ctx)
+	if tl, ok := r.tags.Get(tenant, k); ok && !p.Fresh && fresh(tl.at, p.CacheTTL) {
 		return tl.tags, nil
 	}
 	var tags []string
 	err := q.Target.Do(ctx, repo, func(rt http.RoundTripper) error {
 		var err error
-		tags, err = q.Target.Client.ListTags(ctx, rt, repo, 1000)
+		tags, err = q.Target.Client.ListTags(ctx, rt, repo, tagsPageSize)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the tags of %s: %w", repo, err)
 	}
-	if old, ok := r.tags.Peek(k); ok {
-		r.cachedTags.Add(-int64(len(old.tags))) // Add replaces without evicting
-	}
-	r.tags.Add(k, tagList{tags: tags, at: time.Now()})
-	r.cachedTags.Add(int64(len(tags)))
-	for r.cachedTags.Load() > maxCachedTags && r.tags.Len() > 1 {
-		r.tags.RemoveOldest() // the eviction callback subtracts
-	}
+	r.tags.Add(tenant, k, tagList{tags: tags, at: time.Now()})
 	r.metrics.cacheEntries("tags", r.tags.Len())
 	return tags, nil
 }
@@ -164,9 +158,6 @@ func slicesMax(tags []string) string {
 	}
 	return m
 }
-
-// newestBuildWorkers is how many candidate tags newest-build reads at once.
-const newestBuildWorkers = 8
 
 // newestBuild picks the tag whose image was built last. With tagsortmode
 // latest-first or latest-last the registry's order decides and no metadata
@@ -265,14 +256,14 @@ func checkManifest(b []byte) error {
 // tagDescriptor is digest with a cache per tag for cache_ttl, so that
 // newest-build does not HEAD every candidate tag at every lookup.
 func (r *Resolver) tagDescriptor(ctx context.Context, q Query, ref name.Tag) (*v1.Descriptor, error) {
-	p, k := q.Policy, tagKey{repoKey: q.repoKey(), tag: ref.TagStr()}
-	if td, ok := r.descs.Get(k); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
+	p, k, tenant := q.Policy, tagKey{repoKey: q.repoKey(), tag: ref.TagStr()}, client.TenantOf(ctx)
+	if td, ok := r.descs.Get(tenant, k); ok && !p.Fresh && fresh(td.at, p.CacheTTL) {
 		return &td.desc, nil
 	}
 	desc, err := r.digest(ctx, q.Target, ref)
 	if err != nil {
 		return nil, err
 	}
-	r.descs.Add(k, tagDesc{desc: *desc, at: time.Now()})
+	r.descs.Add(tenant, k, tagDesc{desc: *desc, at: time.Now()})
 	return desc, nil
 }

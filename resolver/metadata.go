@@ -1,9 +1,12 @@
 package resolver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -12,13 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-)
 
-// maxIndexImages bounds the images of one index whose build date
-// newest-build reads (two requests each): max_candidate_tags bounds the
-// candidates, and this what one candidate may cost. Multi-arch indexes
-// list a handful of platforms (and their attestations, not read).
-const maxIndexImages = 32
+	"github.com/image-pin/image-pin-webhook/registries/client"
+)
 
 // metadata is what never changes for a digest: when it was built and, for
 // an index, which platforms it covers.
@@ -63,23 +62,61 @@ func (m metadata) missing(want []string) []string {
 // For an index, created is the newest of its children on platforms (all
 // children when platforms is empty).
 // Without withCreated only the index manifest is read.
+//
+// Lookups that need the same digest's metadata at once share one read: the
+// key is the entry's identity (its credentials) and the digest, so a read
+// is never shared across entries. The read is charged to the lookup that
+// started it, and to the neutral share once a lookup of another namespace
+// joins it, as shared lookups are (see Resolver.share).
 func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, desc *v1.Descriptor, platforms []string, withCreated bool) (metadata, error) {
 	k := metaKey{repoKey: q.repoKey(), digest: desc.Digest.String(), platforms: strings.Join(platforms, "\x00"), withCreated: withCreated}
-	if md, ok := r.meta.Get(k); ok {
+	tenant := client.TenantOf(ctx)
+	if md, ok := r.meta.Get(tenant, k); ok {
 		return md, nil
 	}
+	for attempt := 0; ; attempt++ {
+		sh := lookupShareOf(ctx)
+		c, leader := r.metaFlight.Start(k, sh, func() (metadata, error) {
+			md, err := r.readMetadata(ctx, q, repo, desc, platforms, withCreated)
+			if err == nil {
+				r.meta.Add(tenant, k, md)
+				r.metrics.cacheEntries("metadata", r.meta.Len())
+			}
+			return md, err
+		})
+		if s, ok := c.Data().(*client.Share); ok && s != nil && !leader {
+			s.Join(tenant)
+		}
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			return metadata{}, fmt.Errorf("reading the metadata of %s: %w", repo.Digest(k.digest), ctx.Err())
+		}
+		md, err := c.Result()
+		if err != nil && !leader && attempt == 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			continue // the starter's time ran out, not ours
+		}
+		if err == nil && !leader {
+			r.meta.Get(tenant, k) // a joiner claims what it read too
+		}
+		return md, err
+	}
+}
+
+// readMetadata reads the metadata of desc from the registry.
+func (r *Resolver) readMetadata(ctx context.Context, q Query, repo name.Repository, desc *v1.Descriptor, platforms []string, withCreated bool) (metadata, error) {
 	ref := repo.Digest(desc.Digest.String())
 	var md metadata
 	err := q.Target.Do(ctx, repo, func(rt http.RoundTripper) error {
 		opts := []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
 		if desc.MediaType.IsIndex() {
-			idx, err := remote.Index(ref, opts...)
+			raw, err := readManifest(ctx, rt, ref)
 			if err != nil {
 				return err
 			}
-			im, err := idx.IndexManifest()
+			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 			if err != nil {
-				return err
+				return fmt.Errorf("the index is not valid: %v", err)
 			}
 			md = metadata{index: true}
 			read := 0
@@ -98,7 +135,7 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 				if read++; read > maxIndexImages {
 					return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
 				}
-				c, err := created(repo.Digest(m.Digest.String()), opts...)
+				c, err := created(ctx, rt, repo.Digest(m.Digest.String()), opts...)
 				if err != nil {
 					return err
 				}
@@ -111,7 +148,7 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 		if !withCreated {
 			return nil
 		}
-		c, err := created(ref, opts...)
+		c, err := created(ctx, rt, ref, opts...)
 		if err != nil {
 			return err
 		}
@@ -121,36 +158,41 @@ func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, 
 	if err != nil {
 		return metadata{}, fmt.Errorf("reading the metadata of %s: %w", ref, err)
 	}
-	r.meta.Add(k, md)
-	r.metrics.cacheEntries("metadata", r.meta.Len())
 	return md, nil
 }
 
-// maxConfigBytes bounds the config blob newest-build reads for its build
-// date: real configs are KiB, and go-containerregistry reads whatever size
-// the manifest declares (a 192 MiB config once cost 914 MiB).
-const maxConfigBytes = 4 << 20
-
 // created reads an image's build date (two requests: its manifest, then the
-// config blob), refusing a config declared larger than maxConfigBytes before
-// reading it; the blob is read through go-containerregistry's verifying
-// reader, which stops at the declared size, and only its created field is
-// decoded.
-func created(ref name.Reference, opts ...remote.Option) (time.Time, error) {
-	img, err := remote.Image(ref, opts...)
+// config blob), refusing a config declared larger than maxConfigBytes
+// before reading it. The blob is read through a reader that stops one byte
+// past the size the manifest declares, whatever the registry sends, and
+// only its created field is decoded.
+func created(ctx context.Context, rt http.RoundTripper, ref name.Digest, opts ...remote.Option) (time.Time, error) {
+	raw, err := readManifest(ctx, rt, ref)
 	if err != nil {
 		return time.Time{}, err
 	}
-	m, err := img.Manifest()
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, fmt.Errorf("the manifest is not valid: %v", err)
 	}
 	if m.Config.Size > maxConfigBytes {
 		return time.Time{}, fmt.Errorf("its config blob is %d bytes, more than %d MiB: not read for newest-build", m.Config.Size, maxConfigBytes>>20)
 	}
-	raw, err := img.RawConfigFile()
+	cfg, err := remote.Layer(ref.Context().Digest(m.Config.Digest.String()), opts...)
 	if err != nil {
 		return time.Time{}, err
+	}
+	rc, err := cfg.Compressed() // verifies the digest at its end
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer rc.Close()
+	raw, err = io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
+	if err != nil {
+		return time.Time{}, err
+	}
+	if int64(len(raw)) > m.Config.Size {
+		return time.Time{}, fmt.Errorf("its config blob is larger than the %d bytes its manifest declares: not read further", m.Config.Size)
 	}
 	var cf struct {
 		Created v1.Time `json:"created"`

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
 	"github.com/image-pin/image-pin-webhook/internal/flight"
@@ -36,14 +34,17 @@ type Resolver struct {
 	// Every cache and the in-flight lookups are keyed by the entry's
 	// identity first: what one entry's credentials obtained (an answer, a
 	// failure, a tag list) is never served through another entry.
-	answers  *fairCache[key, answer]      // kept past their TTL as last known good, shared fairly by namespace
-	tags     *lru.Cache[repoKey, tagList] // repository → tags
-	meta     *lru.Cache[metaKey, metadata]
-	descs    *lru.Cache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
-	failures *lru.Cache[key, failure]    // recent failures, so a dead registry is not hammered
+	// Each is shared fairly by namespace (see fairCache): no namespace's
+	// distinct policies or images evict another's entries.
+	answers  *fairCache[key, answer]      // kept past their TTL as last known good
+	tags     *fairCache[repoKey, tagList] // repository → tags, bounded in tags
+	meta     *fairCache[metaKey, metadata]
+	descs    *fairCache[tagKey, tagDesc] // repository:tag → descriptor, for newest-build
+	failures *fairCache[key, failure]    // recent failures, so a dead registry is not hammered
 	flight   flight.Group[key, answer]
-	// cachedTags is how many tags r.tags holds, bounded by maxCachedTags.
-	cachedTags atomic.Int64
+	// metaFlight shares the metadata reads in flight (a manifest and a
+	// config blob each) among lookups that need the same digest's.
+	metaFlight flight.Group[metaKey, metadata]
 }
 
 type answer struct {
@@ -72,7 +73,7 @@ func (f failure) holds(ctx context.Context, tenant string) bool {
 	if f.tenants == nil {
 		return true
 	}
-	if f.budget > 0 && lookupBudget(ctx) > f.budget+10*time.Millisecond {
+	if f.budget > 0 && lookupBudget(ctx) > f.budget+budgetSlack {
 		return false
 	}
 	for _, t := range f.tenants {
@@ -98,10 +99,12 @@ type tagList struct {
 type Option func(*options)
 
 type options struct {
-	failureTTL           time.Duration
-	answers, tags, metas int
-	metrics              *Metrics
-	store                Store
+	failureTTL time.Duration
+	// The caches' bounds: answers, metadata, descriptors and failures in
+	// entries (claims), tags in tags (see tagListOverhead).
+	answers, tags, metas, descs, failures int
+	metrics                               *Metrics
+	store                                 Store
 }
 
 // WithFailureTTL sets how long a failed lookup is answered from memory.
@@ -112,16 +115,16 @@ func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } 
 
 // New makes a Resolver.
 func New(opts ...Option) *Resolver {
-	o := options{failureTTL: 3 * time.Second, answers: 20000, tags: 2000, metas: 20000}
+	o := options{failureTTL: defaultFailureTTL, answers: defaultAnswers, tags: maxCachedTags, metas: defaultMetadata, descs: defaultDescriptors, failures: defaultFailures}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	r := &Resolver{failureTTL: o.failureTTL, metrics: o.metrics, store: o.store}
 	r.answers = newFairCache[key, answer](o.answers)
-	r.tags, _ = lru.NewWithEvict[repoKey, tagList](o.tags, func(_ repoKey, tl tagList) { r.cachedTags.Add(-int64(len(tl.tags))) })
-	r.meta, _ = lru.New[metaKey, metadata](o.metas)
-	r.descs, _ = lru.New[tagKey, tagDesc](o.answers)
-	r.failures, _ = lru.New[key, failure](o.answers)
+	r.tags = newCostedCache[repoKey, tagList](o.tags, func(tl tagList) int { return len(tl.tags) + tagListOverhead })
+	r.meta = newFairCache[metaKey, metadata](o.metas)
+	r.descs = newFairCache[tagKey, tagDesc](o.descs)
+	r.failures = newFairCache[key, failure](o.failures)
 	return r
 }
 
@@ -153,11 +156,16 @@ func (r *Resolver) Resolve(ctx context.Context, q Query) (Result, error) {
 		r.metrics.resolved(entry, p.Strategy, "cache_hit", start)
 		return Result{Tag: old.tag, Digest: old.digest, Cached: true}, nil
 	}
-	if f, failed := r.failures.Get(k); failed && !p.Fresh && time.Since(f.at) < r.failureTTL && f.holds(ctx, client.TenantOf(ctx)) {
+	if f, failed := r.failures.Get(client.TenantOf(ctx), k); failed && !p.Fresh && time.Since(f.at) < r.failureTTL && f.holds(ctx, client.TenantOf(ctx)) {
 		return r.failed(entry, p.Strategy, start, old, known, f.err)
 	}
 	for attempt := 0; ; attempt++ {
 		a, err := r.share(ctx, k, func(lctx context.Context) (answer, error) {
+			if a, ok := r.answers.Peek(k); ok && !p.Fresh && fresh(a.at, p.CacheTTL) {
+				// A lookup of k ended between our look at the cache and
+				// this one's start: its answer is ours, without a request.
+				return a, nil
+			}
 			a, err := r.lookup(lctx, q)
 			if err == nil {
 				a = r.remember(lctx, q, prev, a) // stored before any caller is answered
@@ -210,12 +218,6 @@ func (r *Resolver) LastKnown(q Query) (Result, bool) {
 	return Result{Tag: a.tag, Digest: a.digest, Stale: true}, true
 }
 
-// lookupReserve bounds the part of a caller's time kept back from the
-// lookup it starts, so that the lookup's own error (which says how far it
-// got, e.g. how many tags newest-build read) reaches the caller before the
-// caller's deadline does, and not a bare "deadline exceeded".
-const lookupReserve = 250 * time.Millisecond
-
 // lookupContext is the context of a shared lookup started by ctx's caller:
 // detached from the caller's cancellation, since other callers may join
 // it, and ending a little before the caller's deadline (a tenth of the time
@@ -226,7 +228,7 @@ func lookupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if !ok {
 		return lctx, cancel
 	}
-	reserve := min(time.Until(dl)/10, lookupReserve)
+	reserve := min(time.Until(dl)/lookupReserveShare, lookupReserve)
 	short, cancelShort := context.WithDeadline(lctx, dl.Add(-reserve))
 	return short, func() { cancelShort(); cancel() }
 }
@@ -239,7 +241,7 @@ func lookupBudget(ctx context.Context) time.Duration {
 		return 0
 	}
 	left := time.Until(dl)
-	return left - min(left/10, lookupReserve)
+	return left - min(left/lookupReserveShare, lookupReserve)
 }
 
 // expired marks the error of a shared lookup whose own deadline (that of
@@ -262,7 +264,7 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 		budget := lookupBudget(ctx)
 		lctx, cancel := lookupContext(ctx)
 		defer cancel()
-		a, err := lookup(client.WithShare(lctx, sh))
+		a, err := lookup(withLookupShare(client.WithShare(lctx, sh), sh))
 		if err != nil {
 			if lctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 				// Ran out of time (or a rate-limit wait was refused as
@@ -271,13 +273,15 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 				// that waited on it. A caller's deadline is not the
 				// registry's fault: held for everyone, it would let one
 				// namespace's burst fail another's lookups.
-				r.failures.Add(k, failure{err: err, at: time.Now(), tenants: sh.Tenants(), budget: budget})
+				r.failures.Add(tenant, k, failure{err: err, at: time.Now(), tenants: sh.Tenants(), budget: budget})
 				return answer{}, expired{err}
 			}
-			r.failures.Add(k, failure{err: err, at: time.Now()})
+			r.failures.Add(tenant, k, failure{err: err, at: time.Now()})
 			return answer{}, err
 		}
-		a.at = time.Now()
+		if a.at.IsZero() { // not an answer another lookup just stored
+			a.at = time.Now()
+		}
 		r.failures.Remove(k)
 		r.answers.Add(tenant, k, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())

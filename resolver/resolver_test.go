@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -349,7 +350,7 @@ func TestAHeadWithoutDigestFallsBackToGet(t *testing.T) {
 
 func TestFaultsGiveTheDocumentedOutcomeWithinTheDeadline(t *testing.T) {
 	type fault func(srv *registrytest.Server) func(w http.ResponseWriter, r *http.Request) bool
-	onManifest := func(n int, f func(w http.ResponseWriter)) fault {
+	onManifest := func(n int, f func(w http.ResponseWriter, r *http.Request)) fault {
 		return func(*registrytest.Server) func(w http.ResponseWriter, r *http.Request) bool {
 			var mu sync.Mutex
 			seen := 0
@@ -363,20 +364,20 @@ func TestFaultsGiveTheDocumentedOutcomeWithinTheDeadline(t *testing.T) {
 					return false
 				}
 				seen++
-				f(w)
+				f(w, r)
 				return true
 			}
 		}
 	}
-	status := func(code int, hdr ...string) func(w http.ResponseWriter) {
-		return func(w http.ResponseWriter) {
+	status := func(code int, hdr ...string) func(w http.ResponseWriter, r *http.Request) {
+		return func(w http.ResponseWriter, _ *http.Request) {
 			for i := 0; i+1 < len(hdr); i += 2 {
 				w.Header().Set(hdr[i], hdr[i+1])
 			}
 			w.WriteHeader(code)
 		}
 	}
-	reset := func(w http.ResponseWriter) {
+	reset := func(w http.ResponseWriter, _ *http.Request) {
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			if tc, ok := conn.(*net.TCPConn); ok {
@@ -399,7 +400,7 @@ func TestFaultsGiveTheDocumentedOutcomeWithinTheDeadline(t *testing.T) {
 		{"a 503 that persists is an error", onManifest(100, status(503)), 3 * time.Second, false, "503"},
 		{"a reset connection is retried", onManifest(1, reset), 5 * time.Second, true, ""},
 		{"a 403 is an error", onManifest(100, status(403)), 3 * time.Second, false, "403"},
-		{"a response slower than the deadline is cut off", onManifest(1, func(http.ResponseWriter) { time.Sleep(3 * time.Second) }), time.Second, false, "deadline"},
+		{"a response slower than the deadline is cut off", onManifest(1, func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }), time.Second, false, "deadline"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -475,7 +476,9 @@ func TestAFailedLookupServesTheLastKnownDigestAndIsNotRepeatedAtOnce(t *testing.
 	if _, err := r.Resolve(ctxFor(t, 5*time.Second), query(tgt, "1", short)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond) // the answer expires
+	for r.Answerable(context.Background(), query(tgt, "1", short)) {
+		runtime.Gosched() // until the answer expires
+	}
 	srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusNotFound)
 		return true
@@ -539,7 +542,9 @@ func TestCacheTTLZeroStillDedupsInFlightLookups(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	time.Sleep(200 * time.Millisecond) // from started to joining the lookup is a few instructions
+	for waitingIn("resolver.(*Resolver).share(") < 20 {
+		runtime.Gosched() // until every caller waits on the lookup
+	}
 	close(release)
 	wg.Wait()
 	if n := srv.Count("HEAD", "manifest"); n != 1 {
@@ -563,7 +568,7 @@ func TestACallerDeadlineIsNotCachedAsAFailure(t *testing.T) {
 		s := slow
 		mu.Unlock()
 		if s && r.Method == http.MethodHead {
-			time.Sleep(500 * time.Millisecond)
+			<-r.Context().Done() // slower than the caller's deadline
 		}
 		return false
 	})

@@ -105,7 +105,7 @@ func (h *Handler) Decide(ctx context.Context, req admission.Request) *Review {
 	}
 	cfg := h.config()
 	p := &plan{admitted: a, cfg: cfg, req: req, ov: ov, warnings: ov.warnings, images: h.images,
-		resolver: h.resolver, inFlight: h.inFlight}
+		resolver: h.resolver, inFlight: h.inFlight, metrics: h.metrics}
 	p.log, p.logScoped = h.baseLog(ctx)
 	p.build()
 	// Detached from the request's cancellation: controller-runtime cancels

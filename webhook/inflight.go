@@ -37,14 +37,15 @@ func newInFlight(n int) *inFlight {
 // take holds a slot for an admission of namespace ns, or says at once which
 // bound it is past: an admission is never queued for a slot, as it could
 // wait past its deadline.
-func (f *inFlight) take(ns string) (release func(), err error) {
+// The reason says which (for image_pin_admissions_refused_total).
+func (f *inFlight) take(ns string) (release func(), reason string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
 	case f.by[ns] >= f.share:
-		return nil, fmt.Errorf("not looked up: namespace %q has %d admissions in flight already, its share of the webhook's bound of %d admissions in flight", ns, f.by[ns], f.max)
+		return nil, refusedShare, fmt.Errorf("not looked up: namespace %q has %d admissions in flight already, its share of the webhook's bound of %d admissions in flight", ns, f.by[ns], f.max)
 	case f.total >= f.max:
-		return nil, fmt.Errorf("not looked up: the webhook has %d admissions in flight already, its bound", f.total)
+		return nil, refusedBound, fmt.Errorf("not looked up: the webhook has %d admissions in flight already, its bound", f.total)
 	}
 	f.total++
 	f.by[ns]++
@@ -55,7 +56,7 @@ func (f *inFlight) take(ns string) (release func(), err error) {
 		if f.by[ns]--; f.by[ns] == 0 {
 			delete(f.by, ns) // the map holds only namespaces in flight
 		}
-	}, nil
+	}, "", nil
 }
 
 // slot holds an in-flight slot for the plan's namespace when some lookup
@@ -66,8 +67,9 @@ func (p *plan) slot(ctx context.Context) (release func(), ok bool) {
 	if p.warm(ctx) {
 		return func() {}, true
 	}
-	release, err := p.inFlight.take(p.req.Namespace)
+	release, reason, err := p.inFlight.take(p.req.Namespace)
 	if err != nil {
+		p.metrics.refusal(reason)
 		p.refuse(err)
 		return nil, false
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -68,7 +70,8 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := webhook.NewHandler(func() *config.Config { return cfg }, resolver.New(), webhook.WithMaxInFlight(4))
+			reg := prometheus.NewRegistry()
+			h := webhook.NewHandler(func() *config.Config { return cfg }, resolver.New(), webhook.WithMaxInFlight(4), webhook.WithHandlerMetrics(webhook.NewMetrics(reg)))
 			hs := httptest.NewServer(&admission.Webhook{Handler: h})
 			t.Cleanup(hs.Close)
 			var once sync.Once
@@ -123,6 +126,13 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 			wg.Wait()
 			pinned("team-a", "cold:1") // every slot came back
 			pinned("team-e", "cold:1") // the webhook-wide bound let go too
+			// Each refusal counted once by the bound it was past, and
+			// nothing else (warm and pinned admissions are not refusals).
+			want := "# HELP image_pin_admissions_refused_total Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter) or webhook_bound (the webhook's).\n# TYPE image_pin_admissions_refused_total counter\n" +
+				"image_pin_admissions_refused_total{reason=\"namespace_share\"} 1\nimage_pin_admissions_refused_total{reason=\"webhook_bound\"} 1\n"
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "image_pin_admissions_refused_total"); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }

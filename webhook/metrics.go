@@ -9,6 +9,7 @@ import (
 // Metrics counts admissions. A nil *Metrics records nothing.
 type Metrics struct {
 	admissions *prometheus.CounterVec
+	refused    *prometheus.CounterVec
 }
 
 // NewMetrics registers the admission metrics with reg.
@@ -16,9 +17,31 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "image_pin_admissions_total",
 		Help: "Admissions by kind, operation and outcome (patched, reported (report mode: would have patched), unchanged, denied, error).",
-	}, []string{"kind", "operation", "outcome"})}
-	reg.MustRegister(m.admissions)
+	}, []string{"kind", "operation", "outcome"}),
+		// Not an outcome of image_pin_admissions_total: a refused admission
+		// still ends patched (the last known digest), unchanged or denied as
+		// on_error says, and is counted there as such too.
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_pin_admissions_refused_total",
+			Help: "Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter) or webhook_bound (the webhook's).",
+		}, []string{"reason"})}
+	reg.MustRegister(m.admissions, m.refused)
+	for _, r := range []string{refusedShare, refusedBound} {
+		m.refused.WithLabelValues(r) // present at 0, so that rate() and alerts see the first refusal
+	}
 	return m
+}
+
+// The reasons of image_pin_admissions_refused_total.
+const (
+	refusedShare = "namespace_share"
+	refusedBound = "webhook_bound"
+)
+
+func (m *Metrics) refusal(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
+	}
 }
 
 func (m *Metrics) admission(kind, op, outcome string) {

@@ -24,6 +24,7 @@ type plan struct {
 	images   *imageCache
 	resolver *resolver.Resolver
 	inFlight *inFlight
+	metrics  *Metrics
 	// log is the request-scoped logger (logScoped), else the handler's;
 	// requestLog adds the request's values to the latter when needed.
 	log       logr.Logger
