@@ -19,7 +19,7 @@ import (
 	"github.com/image-pin/image-pin-webhook/test/registrytest"
 )
 
-// cloudLeaks checks, once the test's credentials are closed, that no
+// cloudLeaks checks, once the test's cloud refresher stopped, that no
 // refresher goroutine is left; idle keep-alive connections may stay.
 func cloudLeaks(t *testing.T) {
 	t.Helper()
@@ -36,6 +36,7 @@ func cloudLeaks(t *testing.T) {
 type cloudSetup struct {
 	reg   *registrytest.Server
 	creds *credentials.Cache
+	stop  func() // the cloud refresher
 	set   *registries.Set
 }
 
@@ -53,11 +54,11 @@ func newCloudWith(t *testing.T, credsSource string, guard func(http.ResponseWrit
 	s.reg.Reset()
 	s.reg.SetFault(guard)
 	e := entry(t, "cloud", s.reg.URL, s.reg.Host, append([]func(*registries.Entry){func(e *registries.Entry) {
-		e.Credentials = credsSource
+		e.Credentials = source(t, credsSource)
 		e.Limit = 100000
 	}}, mod...)...)
 	s.creds = credentials.New(credentials.WithFailureHold(hold))
-	t.Cleanup(s.creds.Close)
+	s.stop = startRefresher(t, s.creds)
 	var err error
 	if s.set, err = registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(s.creds)); err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func TestOneECRTokenServesAThousandResolutions(t *testing.T) {
 	if n := s.reg.Count("HEAD", "manifest"); n != 1000 {
 		t.Errorf("registry saw %d manifest requests, want 1000", n)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -159,7 +160,7 @@ func TestAnECRTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
 	if slowest > 500*time.Millisecond {
 		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -176,7 +177,7 @@ func TestAFailedCloudLoginIsHeldSoLookupsDoNotLogInAgain(t *testing.T) {
 	if sts, _ := aws.Counts(); sts != 1 {
 		t.Errorf("STS was asked %d times by 20 lookups, want 1 (the failure is held for %s)", sts, credentials.DefaultFailureHold)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -205,7 +206,7 @@ func TestARefusedWebIdentityIsAnErrorThatHoldsNoSecret(t *testing.T) {
 	if err := s.head(ctx(t), t); err != nil {
 		t.Fatalf("after the trust was fixed: %v", err)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -241,7 +242,7 @@ func TestAnECRTokenTheRegistryRefusesIsDroppedAndFetchedOnce(t *testing.T) {
 	if _, ecr := s.aws.Counts(); ecr != 2 {
 		t.Errorf("GetAuthorizationToken ran %d times, want 2", ecr)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -257,7 +258,7 @@ func TestCredsexpireShortensAnECRTokensUse(t *testing.T) {
 	if _, ecr := s.aws.Counts(); ecr < 2 || ecr > 3 {
 		t.Errorf("GetAuthorizationToken ran %d times in 1.5s, want 2 or 3 (credsexpire 1s bounds the 12h token)", ecr)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -293,15 +294,19 @@ func TestCloudSourcesAreCheckedWhenTheConfigIsRead(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := mustURL(t, tc.apiURL)
-			e := &registries.Entry{Config: client.Config{Name: "ecr", APIURL: u, Credentials: tc.creds}, Prefix: u.Host}
-			e.SetDefaults()
-			err := e.Validate()
+			// As the config decodes it: parsed, then checked against the host.
+			src, err := credentials.ParseSource(tc.creds)
+			if err == nil {
+				e := &registries.Entry{Config: client.Config{Name: "ecr", APIURL: u, Credentials: src}, Prefix: u.Host}
+				e.SetDefaults()
+				err = e.Validate(nil).ToAggregate()
+			}
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
 				// Written with a bare colon, a kind is named without it.
-				if got, want := e.Source().String(), strings.TrimSuffix(tc.creds, ":"); got != want {
+				if got, want := src.String(), strings.TrimSuffix(tc.creds, ":"); got != want {
 					t.Errorf("String = %q, want the source as written %q", got, want)
 				}
 				return

@@ -26,7 +26,7 @@ func TestOneACRRefreshTokenServesAThousandResolutions(t *testing.T) {
 	if aad, ex := az.Counts(); aad != 1 || ex != 1 {
 		t.Errorf("Entra ID token requests %d, exchanges %d, want 1 and 1", aad, ex)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -44,7 +44,7 @@ func TestAnACRRefreshTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testi
 	if slowest > 500*time.Millisecond {
 		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -72,7 +72,7 @@ func TestARefusedFederatedTokenIsAnErrorThatHoldsNoSecret(t *testing.T) {
 	if err := s.head(ctx(t), t); err != nil {
 		t.Fatalf("after the federated credential was added: %v", err)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -83,7 +83,7 @@ func TestAzureWithoutWorkloadIdentityNamesWhatIsMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "AZURE_FEDERATED_TOKEN_FILE") {
 		t.Fatalf("want an error naming the missing variable, got %v", err)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -117,6 +117,6 @@ func TestTheACRExchangeNeverFollowsARedirectToAnotherHost(t *testing.T) {
 	if len(stolen) != 0 {
 		t.Errorf("the other host got %d requests: %q", len(stolen), stolen)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }

@@ -51,9 +51,9 @@ func TestARealRegistryAcceptsTheECRTokenAndNothingElse(t *testing.T) {
 
 	resolveAll := func(n int) error {
 		creds := credentials.New()
-		defer creds.Close()
+		defer startRefresher(t, creds)()
 		e := entry(t, "ecr", reg.URL, reg.Host, func(e *registries.Entry) {
-			e.Credentials = "aws:region=eu-west-1"
+			e.Credentials = source(t, "aws:region=eu-west-1")
 			e.CAData = string(ca.CertPEM)
 			e.Limit = 100000
 		})

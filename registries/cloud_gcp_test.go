@@ -21,7 +21,7 @@ func TestOneGoogleTokenServesAThousandResolutions(t *testing.T) {
 	if n := gcp.Tokens(); n != 1 {
 		t.Errorf("the metadata server gave %d tokens, want 1", n)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -38,7 +38,7 @@ func TestAGoogleTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T)
 	if slowest > 500*time.Millisecond {
 		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }
 
@@ -61,6 +61,6 @@ func TestAGoogleIdentityThatIsNotBoundIsAnErrorThatHoldsNoSecret(t *testing.T) {
 			t.Errorf("error holds a token: %q", err)
 		}
 	}
-	s.creds.Close()
+	s.stop()
 	cloudLeaks(t)
 }

@@ -189,7 +189,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 	}
 	target, matched := cfg.Registries.Match(img, f.namespace)
 	if matched {
-		ev := viewEntry(target.Entry, cfg.Policy.Registries[target.Entry.Prefix])
+		ev := viewEntry(target.Entry, cfg.RegistryPolicy(target.Entry))
 		r.Entry = &ev
 	}
 	// The lookup may outlive Handle by a moment when the deadline cuts it

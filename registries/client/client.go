@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,10 +14,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/internal/flight"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
@@ -36,8 +35,8 @@ type Client struct {
 	base      http.RoundTripper
 	metrics   *Metrics
 
-	flight     singleflight.Group
-	transports *lru.Cache[string, cachedTransport]
+	flight     flight.Group[transportCall, http.RoundTripper]
+	transports *lru.Cache[transportKey, cachedTransport]
 	pool       *http.Transport
 }
 
@@ -79,14 +78,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var src *credentials.Source
-	if cfg.Credentials != "" {
-		s, err := credentials.ParseSource(cfg.Credentials)
-		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
-		}
-		src = s
-	}
 	pool, err := baseTransport(&cfg)
 	if err != nil {
 		return nil, err
@@ -95,8 +86,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	rt = &countTransport{registry: cfg.Name, metrics: o.metrics, next: rt}
 	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(cfg.Limit), cfg.Limit)), next: rt}
 	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
-	cache, _ := lru.New[string, cachedTransport](maxRepoTransports)
-	return &Client{cfg: cfg, source: src, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
+	cache, _ := lru.New[transportKey, cachedTransport](maxRepoTransports)
+	return &Client{cfg: cfg, source: cfg.Credentials, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
 
 // Name is the name of the registry entry the client serves.
@@ -167,7 +158,7 @@ func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credent
 		return c.doWith(ctx, repo, nil, 0, f)
 	}
 	auths := pull.Auths(c.cfg.Host(), repo.RepositoryStr())
-	start, key := 0, transportKey(repo, pull)
+	start, key := 0, keyOf(repo, pull)
 	if ct, ok := c.transports.Peek(key); ok && ct.candidate < len(auths) {
 		start = ct.candidate // the one accepted last time: the earlier ones were refused
 	}
@@ -199,7 +190,7 @@ func deniedHere(err error) bool {
 // doWith is one credential's go: cand is the index of the pull secrets'
 // credential to present (0 without pull secrets).
 func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int, f func(http.RoundTripper) error) error {
-	key := transportKey(repo, pull)
+	key := keyOf(repo, pull)
 	for attempt := 0; ; attempt++ {
 		rt, err := c.transport(ctx, repo, pull, cand)
 		if err == nil {
@@ -276,11 +267,11 @@ type cachedTransport struct {
 // pull secrets' ID): a token obtained with one namespace's Secrets is never
 // used for another's request.
 func (c *Client) transport(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int) (http.RoundTripper, error) {
-	key := transportKey(repo, pull)
+	key := keyOf(repo, pull)
 	if ct, ok := c.transports.Get(key); ok && ct.candidate == cand && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
 		return ct.rt, nil
 	}
-	ch := c.flight.DoChan(key+"\x00"+strconv.Itoa(cand), func() (any, error) {
+	return c.flight.Do(ctx, transportCall{key: key, candidate: cand}, func() (http.RoundTripper, error) {
 		fctx, cancel := ctxutil.Detach(ctx)
 		defer cancel()
 		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr(), pull, cand)
@@ -294,24 +285,27 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, pull *cred
 		c.transports.Add(key, cachedTransport{rt: rt, expires: expires, candidate: cand})
 		return rt, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(http.RoundTripper), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // transportKey keys the transport cache: the repository, and the
 // identity of the workload's pull secrets when the entry uses them.
-func transportKey(repo name.Repository, pull *credentials.PullSecrets) string {
+type transportKey struct {
+	repo         string
+	pullSecretID string // "" without pull secrets
+}
+
+// transportCall keys the making of a transport: which of the pull
+// secrets' credentials it presents, too.
+type transportCall struct {
+	key       transportKey
+	candidate int
+}
+
+func keyOf(repo name.Repository, pull *credentials.PullSecrets) transportKey {
 	if pull == nil {
-		return repo.String()
+		return transportKey{repo: repo.String()}
 	}
-	return repo.String() + "\x00" + pull.ID()
+	return transportKey{repo: repo.String(), pullSecretID: pull.ID()}
 }
 
 // authenticator returns the entry's credentials for a repository path and

@@ -3,6 +3,8 @@ package client
 import (
 	"net/url"
 	"time"
+
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
 // DefaultLimit is the requests per second allowed to one registry when the
@@ -18,7 +20,7 @@ type Config struct {
 	APIURL       *url.URL // scheme and host only
 	Ping         bool
 	Insecure     bool
-	Credentials  string // the raw source, e.g. secret:ns/name#key; never a secret value
+	Credentials  *credentials.Source // parsed once, when the config is decoded; nil: anonymous
 	CredsExpire  time.Duration
 	CredsTimeout time.Duration
 	Limit        int

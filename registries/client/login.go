@@ -25,7 +25,7 @@ func (c *Client) LoginNameWith(ctx context.Context, repository string, pull *cre
 	if pull != nil {
 		// The credential the last lookup was accepted with, if any.
 		if repo, err := c.Repository(repository); err == nil {
-			if ct, ok := c.transports.Peek(transportKey(repo, pull)); ok {
+			if ct, ok := c.transports.Peek(keyOf(repo, pull)); ok {
 				cand = ct.candidate
 			}
 		}
