@@ -214,4 +214,3 @@ func set(s string) *string {
 	}
 	return &s
 }
-

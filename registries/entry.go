@@ -67,7 +67,9 @@ func (e *Entry) SetDefaults() {
 // may hold a secret.
 func (e *Entry) Validate(p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	invalid := func(name, detail string) { errs = append(errs, field.Invalid(p.Child(name), field.OmitValueType{}, detail)) }
+	invalid := func(name, detail string) {
+		errs = append(errs, field.Invalid(p.Child(name), field.OmitValueType{}, detail))
+	}
 	if e.Name == "" {
 		errs = append(errs, field.Required(p.Child("name"), "must be set"))
 	}

@@ -91,4 +91,3 @@ func cloudExample(kind Kind) string {
 	}
 	return string(kind) + ":"
 }
-

@@ -146,4 +146,3 @@ func normalizeHost(h string) string {
 	h, _, _ = strings.Cut(h, "/")
 	return imageref.NormalizePrefix(h)
 }
-
