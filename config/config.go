@@ -184,15 +184,26 @@ func Decode(data []byte) (*Spec, error) {
 		doc := root.Content[0]
 		invalid.Errs = checkKeys(doc, reflect.TypeOf(f), nil, invalid.labels)
 		if err := doc.Decode(&f); err != nil {
+			var te *yaml.TypeError
 			invalid.Errs = append(invalid.Errs, decodeError(doc, err, invalid.labels)...)
-		}
-		if len(invalid.Errs) > 0 {
-			return nil, invalid
+			if !errors.As(err, &te) {
+				return nil, invalid // nothing decoded to validate
+			}
 		}
 	}
+	// A value that did not decode is left zero: validated, it would only be
+	// refused again, so its field's errors are the decoder's alone.
+	decoded := map[string]bool{}
+	for _, fe := range invalid.Errs {
+		decoded[fe.Field] = true
+	}
 	spec, errs := f.spec(invalid.labels)
-	if len(errs) > 0 {
-		invalid.Errs = errs
+	for _, fe := range errs {
+		if !decoded[fe.Field] {
+			invalid.Errs = append(invalid.Errs, fe)
+		}
+	}
+	if len(invalid.Errs) > 0 {
 		return nil, invalid
 	}
 	return spec, nil

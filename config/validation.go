@@ -168,10 +168,7 @@ func (pc policyConf) Validate(p *field.Path) field.ErrorList {
 // (the steering fields through the one parser every source shares).
 func (pc policyConf) policy(p *field.Path, labels map[string]string) (Policy, field.ErrorList) {
 	pc.Default()
-	errs := pc.Validate(p)
-	if len(errs) > 0 {
-		return Policy{}, errs
-	}
+	errs := pc.Validate(p) // and go on: the rules' errors are reported with its
 	pol := Policy{
 		Mode: Mode(pc.Mode), OnError: OnError(pc.OnError), CacheTTL: pc.CacheTTL.Duration, ResolveTimeout: pc.ResolveTimeout.Duration,
 		MaxCandidateTags: *pc.MaxCandidateTags, MaxLookups: *pc.MaxLookups,
