@@ -30,6 +30,24 @@ const (
 	DefaultMaxRecordsPerNamespace = 1000
 )
 
+// The defaults of the reload watcher.
+const (
+	// DefaultPollInterval is how often the file is read again without a
+	// file event: a safety net for file systems that send none, such as
+	// some network mounts; a ConfigMap update takes up to a minute to reach
+	// the pod anyway.
+	DefaultPollInterval = 30 * time.Second
+	// reloadDebounce gathers the events of one update (a ConfigMap's
+	// symlink swap sends several) into one reload.
+	reloadDebounce = 100 * time.Millisecond
+	// minReloadBackoff and maxReloadBackoff bound the wait before a file
+	// that failed to load is tried again (doubling): its cause may be
+	// outside the file (a ca_file whose Secret is not mounted yet), and a
+	// file that stays broken is logged once per wait, not at every poll.
+	minReloadBackoff = time.Second
+	maxReloadBackoff = 5 * time.Minute
+)
+
 // Default fills in what the policy block leaves unset. A field given as 0
 // stays 0 for Validate to judge: cache_ttl: 0 turns the cache off, while
 // max_candidate_tags: 0 is refused.

@@ -40,9 +40,6 @@ type Client struct {
 	pool       *http.Transport
 }
 
-// maxRepoTransports bounds the authenticated transports kept per entry.
-const maxRepoTransports = 1024
-
 // Option configures New.
 type Option func(*options)
 
@@ -66,7 +63,8 @@ func WithHiddenEnv(vars []string) Option { return func(o *options) { o.hiddenEnv
 // New makes the client of the registry cfg describes; cfg is validated
 // (api_url set, limit positive). The transport is stacked as every request
 // goes through it, outermost first:
-//  1. retry 429 and 5xx answers while the deadline leaves room;
+//  1. retry 408, 429 and 5xx answers (those go-containerregistry retries),
+//     with jittered backoff, while the deadline leaves room;
 //  2. wait for the registry's rate limit, shared fairly among tenants;
 //  3. count the request by status code;
 //  4. use api_url's scheme for the registry's host;
@@ -85,7 +83,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	var rt http.RoundTripper = &schemeTransport{host: cfg.Host(), scheme: cfg.APIURL.Scheme, next: pool}
 	rt = &countTransport{registry: cfg.Name, metrics: o.metrics, next: rt}
 	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(cfg.Limit), cfg.Limit)), next: rt}
-	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
+	rt = &retryTransport{attempts: retryAttempts, backoff: retryBackoff, jitter: retryJitter, maxWait: retryMaxWait, next: rt}
 	cache, _ := lru.New[transportKey, cachedTransport](maxRepoTransports)
 	return &Client{cfg: cfg, source: cfg.Credentials, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }

@@ -7,10 +7,6 @@ import (
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
-// DefaultLimit is the requests per second allowed to one registry when the
-// entry sets no limit, as in Argo CD Image Updater.
-const DefaultLimit = 20
-
 // Config is what a Client needs to reach one registry, as plain data: where
 // it is, whom to trust, how fast to go and where its credentials come from.
 // The registries package's Entry embeds it, adding what routes an image to
