@@ -76,19 +76,36 @@ func (s *cloudSetup) headMany(t *testing.T, n int) {
 	}
 }
 
-// slowestHead resolves every 20ms for d and returns the slowest resolution:
-// a caller that waited for a login shows there.
-func (s *cloudSetup) slowestHead(t *testing.T, d time.Duration) time.Duration {
+// refreshedWithNoCaller uses the entry once, then waits, with no lookup
+// running, until the cloud issued another credential (issued counts them):
+// the refresher logged in before the first ran out, with no caller waiting.
+// A lookup then finds the new credential ready: it logs in no more and is
+// not refused (a refusal would show as a second ping). That no caller ever
+// waits is timed exactly in package credentials
+// (TestACloudTokenIsRefreshedBeforeItExpiresAndNoCallerWaits).
+func (s *cloudSetup) refreshedWithNoCaller(t *testing.T, issued func() int) {
 	t.Helper()
-	var slowest time.Duration
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		start := time.Now()
-		if err := s.head(ctx(t), t); err != nil {
-			t.Fatalf("at %s: %v", time.Until(deadline), err)
-		}
-		slowest = max(slowest, time.Since(start))
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
 	}
-	return slowest
+	first, pings := issued(), s.reg.Count("GET", "ping")
+	// Generous: the refresh is due at 0.75 of the credential's use, and
+	// this waits on the condition, not on the clock.
+	for deadline := time.Now().Add(30 * time.Second); issued() == first; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refresh 30s after the first login (%d issued)", issued())
+		}
+	}
+	refreshed := issued()
+	if err := s.head(ctx(t), t); err != nil {
+		t.Fatal(err)
+	}
+	if n := issued(); n != refreshed {
+		t.Errorf("the lookup after the refresh logged in again (%d issued, %d after the refresh)", n, refreshed)
+	}
+	if n := s.reg.Count("GET", "ping"); n != pings {
+		t.Errorf("the lookup after the refresh pinged again (%d pings, %d before): its credential was refused", n, pings)
+	}
 }
 
 func (s *cloudSetup) head(ctx context.Context, t *testing.T) error {
@@ -137,28 +154,19 @@ func TestOneECRTokenServesAThousandResolutions(t *testing.T) {
 
 func TestAnECRTokenIsRefreshedBeforeItExpiresWithNoCallerWaiting(t *testing.T) {
 	s := newECR(t, "aws:region=eu-west-1")
-	// A 4s token is used for 3.6s (a tenth of its life as margin) and
-	// refreshed in the background after 2.7s.
-	s.aws.SetLifetimes(time.Hour, 4*time.Second)
-	if err := s.head(ctx(t), t); err != nil {
-		t.Fatal(err)
-	}
-	slowest := s.slowestHead(t, 6*time.Second)
+	// A 2s token is used for 1.8s (a tenth of its life as margin) and
+	// refreshed in the background after 1.35s.
+	s.aws.SetLifetimes(time.Hour, 2*time.Second)
+	s.refreshedWithNoCaller(t, func() int { _, ecr := s.aws.Counts(); return ecr })
 	sts, ecr := s.aws.Counts()
-	if ecr < 2 || ecr > 3 {
-		t.Errorf("GetAuthorizationToken ran %d times in 6s of 4s tokens, want 2 or 3 (one per window)", ecr)
+	if ecr != 2 {
+		t.Errorf("GetAuthorizationToken ran %d times, want 2 (the login and one refresh)", ecr)
 	}
 	if sts != 1 {
 		t.Errorf("AssumeRoleWithWebIdentity ran %d times, want 1 (the STS credentials last an hour)", sts)
 	}
-	if n := s.reg.Count("HEAD", "manifest"); n < 100 {
-		t.Errorf("only %d resolutions ran", n)
-	}
-	// Every resolution after the first found a token ready: none was
-	// refused (which would show as a second GET of the ping) and none
-	// waited for a login.
-	if slowest > 500*time.Millisecond {
-		t.Errorf("the slowest resolution took %s: a caller waited for a login", slowest)
+	if n := s.reg.Count("HEAD", "manifest"); n != 2 {
+		t.Errorf("%d resolutions ran, want 2", n)
 	}
 	s.stop()
 	cloudLeaks(t)
