@@ -25,7 +25,7 @@ func headThrough(t *testing.T, set *registries.Set, image string) error {
 		t.Fatalf("no entry for %s", image)
 	}
 	repo, _ := tgt.Client.Repository(tgt.Repository)
-	return tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+	return tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 		_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx(t)))
 		return err
 	})

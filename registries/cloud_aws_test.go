@@ -119,7 +119,7 @@ func (s *cloudSetup) head(ctx context.Context, t *testing.T) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tgt.Client.Do(ctx, repo, func(rt http.RoundTripper) error {
+	return tgt.Do(ctx, repo, func(rt http.RoundTripper) error {
 		_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx))
 		return err
 	})

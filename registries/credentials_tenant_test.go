@@ -35,7 +35,7 @@ func headVia(t *testing.T, srv *registrytest.Server, creds *credentials.Cache, l
 		img, _ := imageref.ParseImage(srv.Host + "/" + r + ":1")
 		tgt, _ := set.Match(img, "default")
 		repo, _ := tgt.Client.Repository(tgt.Repository)
-		return tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+		return tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 			_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx(t)))
 			return err
 		})

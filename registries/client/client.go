@@ -88,9 +88,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return &Client{cfg: cfg, source: cfg.Credentials, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
 
-// Name is the name of the registry entry the client serves.
-func (c *Client) Name() string { return c.cfg.Name }
-
 // Identity is the registry's identity, which scopes every answer obtained
 // through the client.
 func (c *Client) Identity() Identity { return c.identity }
@@ -124,7 +121,7 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 	return name.NewRepository(c.cfg.Host()+"/"+repo, opts...)
 }
 
-// Do runs f with the authenticated transport of repo. When the registry
+// DoWith runs f with the authenticated transport of repo. When the registry
 // refuses the credential itself (see refusedCredential), the cached
 // credential and transport are dropped once and f runs again with fresh
 // ones. A 403, or a 401 that only says the credential does not reach this
@@ -135,13 +132,7 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 // body) is also tried once more: the transport retries failures before the
 // answer's headers, but not a body that was cut off after them.
 //
-// An entry whose credentials are imagepullsecrets needs the object's pull
-// secrets: use DoWith.
-func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
-	return c.DoWith(ctx, repo, nil, f)
-}
-
-// DoWith is Do with the admitted object's pull secrets, for an entry whose
+// pull is the admitted object's pull secrets, for an entry whose
 // credentials are imagepullsecrets (nil otherwise). Their ID keys the
 // authenticated transport, so a token obtained with one workload's Secrets
 // never serves another's request.
