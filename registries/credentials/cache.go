@@ -2,6 +2,7 @@ package credentials
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -177,7 +178,7 @@ func (c *Cache) GetUntil(ctx context.Context, src Source, o FetchOptions) (authn
 		c.failed.Forget(key)
 		return cc, nil
 	})
-	if ctx.Err() != nil && err == ctx.Err() {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return authn.AuthConfig{}, time.Time{}, fmt.Errorf("credentials from %s: %w", src, err)
 	}
 	if err != nil {
