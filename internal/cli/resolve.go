@@ -273,7 +273,7 @@ func identify(ctx context.Context, target registries.Target, w credentials.Workl
 // scriptFailure is how the ext: script of the image's entry failed, when
 // the image did not resolve and the script's last run failed.
 func scriptFailure(creds *credentials.Cache, r imageReport) string {
-	if r.Error == "" || r.Entry == nil || r.Entry.Credentials == nil || r.Entry.Credentials.Kind != "ext" {
+	if r.Error == "" || r.Entry == nil || r.Entry.Credentials == nil || r.Entry.Credentials.Kind != string(credentials.KindExt) {
 		return ""
 	}
 	src, err := credentials.ParseSource(r.Entry.Credentials.Source)
