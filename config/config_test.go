@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
 )
 
@@ -30,7 +31,7 @@ func TestTheSeedExamplesLoadVerbatim(t *testing.T) {
 				t.Fatalf("%d entries, want 1", len(cl))
 			}
 			e := cl[0]
-			if e.Name != tc.name || e.Prefix != tc.prefix || e.Credentials != tc.creds || e.CredsExpire != tc.expire {
+			if e.Name != tc.name || e.Prefix != tc.prefix || credsOf(e) != tc.creds || e.CredsExpire != tc.expire {
 				t.Errorf("entry = %+v", e)
 			}
 			if !e.Ping {
@@ -52,7 +53,7 @@ func TestTheFullContractExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := c.Registries.Entries()[0]
-	rp := c.Policy.Registries[e.Prefix]
+	rp := c.RegistryPolicy(e)
 	if e.CredsTimeout != 10*time.Second || rp.OnError != config.OnErrorFail || len(e.Namespaces) != 2 || len(rp.Platforms) != 2 {
 		t.Errorf("entry = %+v", e)
 	}
@@ -192,4 +193,12 @@ func TestTheWatcherKeepsTheLastGoodConfigWhenANewOneIsBad(t *testing.T) {
 	if w.Reload() || w.Current().Policy.Mode != config.ModeReport {
 		t.Fatalf("a bad change replaced the config")
 	}
+}
+
+// credsOf is an entry's credentials as written ("" for anonymous).
+func credsOf(e *registries.Entry) string {
+	if e.Credentials == nil {
+		return ""
+	}
+	return e.Credentials.String()
 }

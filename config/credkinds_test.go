@@ -30,7 +30,7 @@ func TestCredentialKindsWithoutParametersNeedNoColon(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if src := spec.Entries[0].Source(); src == nil || src.Kind != tc.kind {
+			if src := spec.Registries[0].Entry.Credentials; src == nil || string(src.Kind) != tc.kind {
 				t.Fatalf("source %+v, want kind %s", src, tc.kind)
 			}
 		})

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"reflect"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestPolicyDefaultsFillOnlyWhatIsUnsetAndValidateChangesNothing(t *testing.T
 				t.Fatalf("defaulted to %+v, want %+v", got, tc.want)
 			}
 			before := got
-			_ = got.Validate()
+			_ = got.Validate(field.NewPath("policy"))
 			if !reflect.DeepEqual(got, before) {
 				t.Errorf("Validate changed the policy")
 			}
@@ -68,8 +69,12 @@ func TestPolicyValidateNamesTheFieldItRefuses(t *testing.T) {
 	} {
 		pc := tc.in
 		pc.Default()
-		if err := pc.Validate(); err == nil || !strings.Contains(err.Error(), "policy: "+tc.field+":") {
-			t.Errorf("%+v: err = %v, want one naming policy: %s", tc.in, err, tc.field)
+		errs := pc.Validate(field.NewPath("policy"))
+		if len(errs) != 1 || errs[0].Field != "policy."+tc.field {
+			t.Errorf("%+v: errors %v, want one on policy.%s", tc.in, errs, tc.field)
+		}
+		if msg := (&InvalidError{Errs: errs}).Error(); !strings.HasPrefix(msg, "policy: "+tc.field+": ") {
+			t.Errorf("%+v: message %q, want one naming policy: %s", tc.in, msg, tc.field)
 		}
 	}
 }

@@ -63,7 +63,16 @@ type imageRule struct {
 // duration reads Go durations (10h, 90s) and a bare 0.
 type duration struct{ time.Duration }
 
+// UnmarshalYAML returns its errors as a *yaml.TypeError, so that yaml.v3
+// goes on decoding the rest of the file and every error is reported at once.
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.decode(n); err != nil {
+		return &yaml.TypeError{Errors: []string{err.Error()}}
+	}
+	return nil
+}
+
+func (d *duration) decode(n *yaml.Node) error {
 	var s string
 	if err := n.Decode(&s); err != nil {
 		return fmt.Errorf("line %d: want a duration such as 10s or 5m", n.Line)

@@ -32,7 +32,7 @@ func (c *Config) Query(img imageref.Image, ns string, over Steering, fresh bool)
 	if s.Skip {
 		return Query{}, false, nil
 	}
-	rp := c.Policy.Registries[target.Entry.Prefix]
+	rp := c.RegistryPolicy(target.Entry)
 	onErr := rp.OnError
 	if onErr == OnErrorUnset {
 		onErr = c.Policy.OnError

@@ -60,12 +60,13 @@ func WithReloadMetrics(reg prometheus.Registerer) WatcherOption {
 }
 
 // WithPollInterval sets how often the file is re-read even without a file
-// event, as a safety net for file systems that send none (default 30s).
+// event, as a safety net for file systems that send none (default
+// DefaultPollInterval).
 func WithPollInterval(d time.Duration) WatcherOption { return func(w *Watcher) { w.poll = d } }
 
 // NewWatcher loads path; an invalid config is an error (exit at start).
 func NewWatcher(path string, setOpts []registries.SetOption, opts ...WatcherOption) (*Watcher, error) {
-	w := &Watcher{path: path, opts: setOpts, log: logr.Discard(), poll: 30 * time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Minute}
+	w := &Watcher{path: path, opts: setOpts, log: logr.Discard(), poll: DefaultPollInterval, minBackoff: minReloadBackoff, maxBackoff: maxReloadBackoff}
 	for _, o := range opts {
 		o(w)
 	}
@@ -108,9 +109,9 @@ func (w *Watcher) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-// NeedLeaderElection: every replica reloads the config, leader or not; a
-// Runnable without it would run on the leader alone.
-func (*Watcher) NeedLeaderElection() bool { return false }
+// NeedLeaderElection is false: every replica answers admissions with the
+// config in force, so every replica reloads it.
+func (w *Watcher) NeedLeaderElection() bool { return false }
 
 // Start watches until ctx ends; it is a controller-runtime Runnable.
 func (w *Watcher) Start(ctx context.Context) error {
@@ -132,7 +133,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-fw.Events:
-			debounce = time.After(100 * time.Millisecond)
+			debounce = time.After(reloadDebounce)
 			continue
 		case err := <-fw.Errors:
 			w.log.Error(err, "watching the config file", "path", w.path)

@@ -25,7 +25,7 @@ func headThrough(t *testing.T, set *registries.Set, image string) error {
 		t.Fatalf("no entry for %s", image)
 	}
 	repo, _ := tgt.Client.Repository(tgt.Repository)
-	return tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+	return tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 		_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx(t)))
 		return err
 	})
@@ -38,7 +38,7 @@ func TestACachedTransportHonoursCredsExpire(t *testing.T) {
 	srv.PushImage(t, "app:1")
 	login, runs := credtest.CountingScript(t, "0")
 	e := entry(t, "test", srv.URL, srv.Host, func(e *registries.Entry) {
-		e.Credentials = "ext:" + login
+		e.Credentials = source(t, "ext:"+login)
 		e.CredsExpire = 300 * time.Millisecond
 	})
 	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(credentials.New()))
@@ -85,7 +85,7 @@ func TestAPullSecretKeyIsChosenMostSpecificFirst(t *testing.T) {
 				if i%2 == 1 {
 					c = credentials.New(credentials.WithSecretReader(reader)) // uncached
 				}
-				got, err := c.Get(ctx(t), credtest.Source(t, tc.src), credentials.FetchOptions{Host: tc.host, Repository: tc.repo})
+				got, err := get(ctx(t), c, credtest.Source(t, tc.src), credentials.FetchOptions{Host: tc.host, Repository: tc.repo})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -51,9 +51,9 @@ func TestARealRegistryAcceptsTheECRTokenAndNothingElse(t *testing.T) {
 
 	resolveAll := func(n int) error {
 		creds := credentials.New()
-		defer creds.Close()
+		defer startRefresher(t, creds)()
 		e := entry(t, "ecr", reg.URL, reg.Host, func(e *registries.Entry) {
-			e.Credentials = "aws:region=eu-west-1"
+			e.Credentials = source(t, "aws:region=eu-west-1")
 			e.CAData = string(ca.CertPEM)
 			e.Limit = 100000
 		})
@@ -65,7 +65,7 @@ func TestARealRegistryAcceptsTheECRTokenAndNothingElse(t *testing.T) {
 		tgt, _ := set.Match(img, "default")
 		repo, _ := tgt.Client.Repository(tgt.Repository)
 		for i := 0; i < n; i++ {
-			err := tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+			err := tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 				_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx(t)))
 				return err
 			})

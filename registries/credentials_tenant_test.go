@@ -24,7 +24,7 @@ import (
 // the script at login.
 func headVia(t *testing.T, srv *registrytest.Server, creds *credentials.Cache, login string) func(repo string) error {
 	e := entry(t, "test", srv.URL, srv.Host, func(e *registries.Entry) {
-		e.Credentials = "ext:" + login
+		e.Credentials = source(t, "ext:"+login)
 		e.CredsExpire = time.Hour
 	})
 	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(creds))
@@ -35,7 +35,7 @@ func headVia(t *testing.T, srv *registrytest.Server, creds *credentials.Cache, l
 		img, _ := imageref.ParseImage(srv.Host + "/" + r + ":1")
 		tgt, _ := set.Match(img, "default")
 		repo, _ := tgt.Client.Repository(tgt.Repository)
-		return tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+		return tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 			_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(ctx(t)))
 			return err
 		})
@@ -99,7 +99,7 @@ func TestScriptStderrReachesOnlyTheLogRedactedNeverTheTenant(t *testing.T) {
 	}, funcr.Options{Verbosity: 1})
 	c := credentials.New(credentials.WithLogger(log))
 	src := credtest.Source(t, "ext:"+credtest.Script(t, "set -x; echo \"+ curl -u admin:"+credtest.SecretValue+"\" >&2; echo \"Authorization: Bearer "+credtest.SecretValue+"\" >&2; exit 7"))
-	_, err := c.Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second})
+	_, err := get(ctx(t), c, src, credentials.FetchOptions{Timeout: 5 * time.Second})
 	if err == nil || !strings.HasSuffix(err.Error(), "the credential script failed (exit 7)") {
 		t.Fatalf("err = %v, want it to end in: the credential script failed (exit 7)", err)
 	}
@@ -120,7 +120,7 @@ func TestAScriptsChildrenAreKilledAndReapedWhenItExits(t *testing.T) {
 	}
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	src := credtest.Source(t, "ext:"+credtest.Script(t, "sleep 60 & echo $! > "+pidFile+"; echo u:p"))
-	if _, err := credentials.New().Get(ctx(t), src, credentials.FetchOptions{Timeout: 5 * time.Second}); err != nil {
+	if _, err := get(ctx(t), credentials.New(), src, credentials.FetchOptions{Timeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(pidFile)

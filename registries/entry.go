@@ -6,6 +6,8 @@ import (
 	"path"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
@@ -22,19 +24,6 @@ type Entry struct {
 	Default    bool
 	DefaultNS  string
 	Namespaces []string
-}
-
-// Source is the parsed credential source, nil when the entry is anonymous
-// (or its credentials field does not parse, which Validate refuses).
-func (e *Entry) Source() *credentials.Source {
-	if e.Credentials == "" {
-		return nil
-	}
-	src, err := credentials.ParseSource(e.Credentials)
-	if err != nil {
-		return nil
-	}
-	return src
 }
 
 // AllowsNamespace reports whether an object in ns may use this entry.
@@ -72,46 +61,47 @@ func (e *Entry) SetDefaults() {
 	}
 }
 
-// Validate checks a defaulted entry without changing it. The error names
-// the field; the caller names the entry.
-func (e *Entry) Validate() error {
+// Validate checks a defaulted entry without changing it and returns every
+// error, each under p (the entry's path in the config, e.g. registries[0])
+// with its field. It never repeats the credentials field: a mistyped source
+// may hold a secret.
+func (e *Entry) Validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	invalid := func(name, detail string) {
+		errs = append(errs, field.Invalid(p.Child(name), field.OmitValueType{}, detail))
+	}
 	if e.Name == "" {
-		return fmt.Errorf("name: must be set")
+		errs = append(errs, field.Required(p.Child("name"), "must be set"))
 	}
-	if e.APIURL == nil || e.APIURL.Host == "" {
-		return fmt.Errorf("api_url: must be set")
-	}
-	if e.APIURL.Scheme != "http" && e.APIURL.Scheme != "https" {
-		return fmt.Errorf("api_url: %q must start with http:// or https://", e.APIURL.String())
-	}
-	if p := strings.TrimRight(e.APIURL.Path, "/"); p != "" && p != "/v2" {
-		return fmt.Errorf("api_url: %q must not have a path", e.APIURL.String())
+	switch {
+	case e.APIURL == nil || e.APIURL.Host == "":
+		errs = append(errs, field.Required(p.Child("api_url"), "must be set"))
+	case e.APIURL.Scheme != "http" && e.APIURL.Scheme != "https":
+		invalid("api_url", fmt.Sprintf("%q must start with http:// or https://", e.APIURL.String()))
+	case strings.TrimRight(e.APIURL.Path, "/") != "" && strings.TrimRight(e.APIURL.Path, "/") != "/v2":
+		invalid("api_url", fmt.Sprintf("%q must not have a path", e.APIURL.String()))
 	}
 	if e.Prefix == "" {
-		return fmt.Errorf("prefix: must be set")
+		errs = append(errs, field.Required(p.Child("prefix"), "must be set"))
 	}
 	if e.Limit < 0 {
-		return fmt.Errorf("limit: %d must not be negative", e.Limit)
+		invalid("limit", fmt.Sprintf("%d must not be negative", e.Limit))
 	}
 	if e.CredsExpire < 0 {
-		return fmt.Errorf("credsexpire: must not be negative")
+		invalid("credsexpire", "must not be negative")
 	}
 	if e.CredsTimeout < 0 {
-		return fmt.Errorf("credstimeout: must not be negative")
+		invalid("credstimeout", "must not be negative")
 	}
-	for _, ns := range e.Namespaces {
+	for i, ns := range e.Namespaces {
 		if _, err := path.Match(ns, ""); err != nil {
-			return fmt.Errorf("namespaces: bad glob %q", ns)
+			errs = append(errs, field.Invalid(p.Child("namespaces").Index(i), field.OmitValueType{}, fmt.Sprintf("bad glob %q", ns)))
 		}
 	}
-	if e.Credentials != "" {
-		src, err := credentials.ParseSource(e.Credentials)
-		if err != nil {
-			return fmt.Errorf("credentials: %w", err)
-		}
-		if err := src.Check(e.APIURL.Host); err != nil {
-			return fmt.Errorf("credentials: %w", err)
+	if e.Credentials != nil && e.APIURL != nil {
+		if err := e.Credentials.Check(e.APIURL.Host); err != nil {
+			invalid("credentials", err.Error())
 		}
 	}
-	return nil
+	return errs
 }

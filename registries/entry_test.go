@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
@@ -21,8 +23,8 @@ func TestSetDefaultsFillsWhatIsUnsetAndValidateChangesNothing(t *testing.T) {
 		t.Fatalf("defaulted entry = %+v (api_url %s)", e, e.APIURL)
 	}
 	before := *e
-	if err := e.Validate(); err != nil {
-		t.Fatal(err)
+	if errs := e.Validate(nil); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	if !reflect.DeepEqual(before, *e) {
 		t.Errorf("Validate changed the entry: %+v, was %+v", *e, before)
@@ -44,7 +46,7 @@ func TestValidateNamesTheFieldOfAnEntryItRefuses(t *testing.T) {
 		{"a negative limit", "limit", func(e *registries.Entry) { e.Limit = -1 }},
 		{"a negative credsexpire", "credsexpire", func(e *registries.Entry) { e.CredsExpire = -time.Second }},
 		{"a bad namespaces glob", "namespaces", func(e *registries.Entry) { e.Namespaces = []string{"["} }},
-		{"an unknown credentials kind", "credentials", func(e *registries.Entry) { e.Credentials = "vault:x" }},
+		{"aws credentials on a host that is not ECR", "credentials", func(e *registries.Entry) { e.Credentials = &credentials.Source{Kind: credentials.KindAWS} }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,8 +54,9 @@ func TestValidateNamesTheFieldOfAnEntryItRefuses(t *testing.T) {
 			e := &registries.Entry{Config: client.Config{Name: "r", APIURL: u}, Prefix: "reg.example"}
 			tc.mod(e)
 			e.SetDefaults()
-			if err := e.Validate(); err == nil || !strings.HasPrefix(err.Error(), tc.field+":") {
-				t.Errorf("error %v, want one starting %q", err, tc.field+":")
+			errs := e.Validate(field.NewPath("registries").Index(0))
+			if len(errs) != 1 || !strings.HasPrefix(errs[0].Field, "registries[0]."+tc.field) {
+				t.Errorf("errors %v, want one on registries[0].%s", errs, tc.field)
 			}
 		})
 	}

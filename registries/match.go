@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
@@ -46,7 +48,7 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 	}
 	var hiddenEnv []string
 	for _, e := range entries {
-		if src := e.Source(); src != nil && src.Kind == "env" {
+		if src := e.Credentials; src != nil && src.Kind == credentials.KindEnv {
 			hiddenEnv = append(hiddenEnv, src.Var)
 		}
 	}
@@ -73,21 +75,31 @@ func NewSet(entries []*Entry, opts ...SetOption) (*Set, error) {
 // CheckEntries checks the entries as a whole: no two share a prefix, at
 // most one is the default.
 func CheckEntries(entries []*Entry) error {
+	return ValidateEntries(entries, field.NewPath("registries")).ToAggregate()
+}
+
+// ValidateEntries is CheckEntries returning every error, each under p
+// (the list's path) with the entry's index and field.
+func ValidateEntries(entries []*Entry, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
 	seen := map[string]string{}
 	dflt := ""
-	for _, e := range entries {
+	for i, e := range entries {
 		if other, dup := seen[e.Prefix]; dup {
-			return fmt.Errorf("registry %q: prefix: %q is also the prefix of registry %q", e.Name, e.Prefix, other)
+			errs = append(errs, field.Invalid(p.Index(i).Child("prefix"), field.OmitValueType{},
+				fmt.Sprintf("%q is also the prefix of registry %q", e.Prefix, other)))
+		} else {
+			seen[e.Prefix] = e.Name
 		}
-		seen[e.Prefix] = e.Name
 		if e.Default && dflt != "" {
-			return fmt.Errorf("registry %q: default: registry %q is already the default", e.Name, dflt)
+			errs = append(errs, field.Invalid(p.Index(i).Child("default"), field.OmitValueType{},
+				fmt.Sprintf("registry %q is already the default", dflt)))
 		}
-		if e.Default {
+		if e.Default && dflt == "" {
 			dflt = e.Name
 		}
 	}
-	return nil
+	return errs
 }
 
 // Entries lists the entries, longest prefix first.

@@ -20,8 +20,8 @@ func entry(t *testing.T, name, apiURL, prefix string, mod ...func(*registries.En
 		m(e)
 	}
 	e.SetDefaults()
-	if err := e.Validate(); err != nil {
-		t.Fatal(err)
+	if errs := e.Validate(nil); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	return e
 }

@@ -56,8 +56,8 @@ func pingedSet(t *testing.T, srv *registrytest.Server) *registries.Set {
 	e := &registries.Entry{Prefix: srv.Host}
 	e.Name, e.APIURL, e.Ping = srv.Host, &url.URL{Scheme: "http", Host: srv.Host}, true
 	e.SetDefaults()
-	if err := e.Validate(); err != nil {
-		t.Fatal(err)
+	if errs := e.Validate(nil); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	set, err := registries.NewSet([]*registries.Entry{e})
 	if err != nil {

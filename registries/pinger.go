@@ -27,15 +27,15 @@ type Pinger struct {
 	Log      logr.Logger
 }
 
-// NeedLeaderElection: every replica pings its registries, leader or not;
-// a Runnable without it would run on the leader alone.
-func (*Pinger) NeedLeaderElection() bool { return false }
+// NeedLeaderElection is false: every replica answers admissions, so every
+// replica keeps its own credentials and tokens warm.
+func (p *Pinger) NeedLeaderElection() bool { return false }
 
 // Start runs until ctx ends; it is a controller-runtime Runnable.
 func (p *Pinger) Start(ctx context.Context) error {
 	interval := p.Interval
 	if interval <= 0 {
-		interval = 5 * time.Minute
+		interval = DefaultPingInterval
 	}
 	// Subscribed before the first ping, so a change while it runs is not missed.
 	changed, cancel := p.Source.Subscribe()
@@ -64,7 +64,7 @@ func (p *Pinger) pingAll(ctx context.Context, up map[string]bool) {
 		if !m.entry.Ping {
 			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		err := m.client.Ping(pctx)
 		cancel()
 		name := m.entry.Name

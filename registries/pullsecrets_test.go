@@ -34,7 +34,7 @@ func newPullSecretsRegistry(t *testing.T) *pullSecretsRegistry {
 	srv.PushImage(t, "team-b/app:1")
 	srv.AuthPerRepository(map[string]string{"team-a": "a", "team-b": "b"}, func(u string) string { return credtest.SecretValue + u })
 	reader := fake.NewClientBuilder().Build()
-	e := entry(t, "shared", srv.URL, srv.Host, func(e *registries.Entry) { e.Credentials = "imagepullsecrets" })
+	e := entry(t, "shared", srv.URL, srv.Host, func(e *registries.Entry) { e.Credentials = source(t, "imagepullsecrets") })
 	set, err := registries.NewSet([]*registries.Entry{e}, registries.WithCredentials(credentials.New(credentials.WithSecretReader(reader))))
 	if err != nil {
 		t.Fatal(err)

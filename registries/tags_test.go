@@ -80,7 +80,7 @@ func TestTagListingsFollowOnlyLinksToAPIURLsHostOverItsScheme(t *testing.T) {
 			tgt, _ := cfg.Registries.Match(img, "default")
 			repo, _ := tgt.Client.Repository(tgt.Repository)
 			var got []string
-			err = tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+			err = tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 				var err error
 				got, err = tgt.Client.ListTags(ctx(t), rt, repo, 1)
 				return err

@@ -45,12 +45,12 @@ func (t Target) WithPullSecrets(p *credentials.PullSecrets) Target {
 	return t
 }
 
-// Do is the client's Do with the target's pull secrets, if it carries any.
+// Do is the client's DoWith with the target's pull secrets, if it carries any.
 func (t Target) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
 	return t.Client.DoWith(ctx, repo, t.pull, f)
 }
 
-// LoginName is the client's LoginName for the target's repository, with
+// LoginName is the client's LoginNameWith for the target's repository, with
 // the target's pull secrets, if it carries any.
 func (t Target) LoginName(ctx context.Context) (string, error) {
 	return t.Client.LoginNameWith(ctx, t.Repository, t.pull)

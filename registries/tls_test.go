@@ -51,7 +51,7 @@ func TestTLSSettingsOfAnEntryDecideWhomItTrusts(t *testing.T) {
 			img, _ := imageref.ParseImage(srv.Host + "/app:1")
 			tgt, _ := cfg.Registries.Match(img, "default")
 			repo, _ := tgt.Client.Repository(tgt.Repository)
-			err = tgt.Client.Do(ctx(t), repo, func(rt http.RoundTripper) error {
+			err = tgt.Do(ctx(t), repo, func(rt http.RoundTripper) error {
 				_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt))
 				return err
 			})
@@ -113,7 +113,7 @@ func TestTheRateLimitCoversTokenRequestsToo(t *testing.T) {
 	// second, which a 300ms deadline does not allow.
 	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err = tgt.Client.Do(c, repo, func(rt http.RoundTripper) error {
+	err = tgt.Do(c, repo, func(rt http.RoundTripper) error {
 		_, err := remote.Head(repo.Tag("1"), remote.WithTransport(rt), remote.WithContext(c))
 		return err
 	})

@@ -52,7 +52,9 @@ type entryOption func(*testEntry)
 
 // withLogin gives the entry the credentials user:pass, through env:CREDS.
 func withLogin(userPass string) entryOption {
-	return func(e *testEntry) { e.Credentials, e.env = "env:CREDS", append(e.env, "CREDS="+userPass) }
+	return func(e *testEntry) {
+		e.Credentials, e.env = &credentials.Source{Kind: credentials.KindEnv, Var: "CREDS"}, append(e.env, "CREDS="+userPass)
+	}
 }
 
 func withLimit(perSecond int) entryOption { return func(e *testEntry) { e.Limit = perSecond } }
@@ -92,8 +94,8 @@ func target(t testing.TB, apiURL, prefix, image string, opts ...entryOption) tes
 		o(e)
 	}
 	e.SetDefaults()
-	if err := e.Validate(); err != nil {
-		t.Fatal(err)
+	if errs := e.Validate(nil); len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	creds := credentials.New(credentials.WithEnvironment(e.env))
 	set, err := registries.NewSet([]*registries.Entry{&e.Entry}, registries.WithCredentials(creds))

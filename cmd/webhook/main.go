@@ -107,17 +107,19 @@ func run(ctx context.Context, opts *options) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 
-	// The manager's context outlives ctx by the drain. Cloud credentials
-	// (aws:, gcp:, azure:) refresh in the background until it ends.
+	// The manager's context outlives ctx by the drain.
 	mgrCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	certsReady, err := serveWhenReady(mgrCtx, mgr, server, opts, log)
 	if err != nil {
 		return err
 	}
-	creds := credentials.New(credentials.WithSecretReader(mgr.GetAPIReader()), credentials.WithContext(mgrCtx),
-		credentials.WithLogger(log.WithName("credentials")))
-	defer creds.Close()
+	creds := credentials.New(credentials.WithSecretReader(mgr.GetAPIReader()), credentials.WithLogger(log.WithName("credentials")))
+	// Cloud credentials (aws, gcp, azure) refresh in the background while
+	// the manager runs, on every replica.
+	if err := mgr.Add(creds.CloudRefresher()); err != nil {
+		return err
+	}
 	watcher, err := config.NewWatcher(opts.ConfigPath,
 		[]registries.SetOption{registries.WithCredentials(creds), registries.WithMetrics(client.NewMetrics(metrics.Registry))},
 		config.WithWatcherLogger(log.WithName("config")),

@@ -105,7 +105,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		rep.Error = err.Error()
 	} else {
 		for _, e := range cfg.Registries.Entries() {
-			rep.Registries = append(rep.Registries, viewEntry(e, cfg.Policy.Registries[e.Prefix]))
+			rep.Registries = append(rep.Registries, viewEntry(e, cfg.RegistryPolicy(e)))
 		}
 		pv := viewPolicy(cfg.Policy)
 		rep.Policy = &pv
@@ -128,8 +128,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 func viewEntry(e *registries.Entry, rp config.RegistryPolicy) entryView {
 	v := entryView{Name: e.Name, Prefix: e.Prefix, APIURL: e.APIURL.String(), Default: e.Default, Insecure: e.Insecure,
 		Ping: e.Ping, Namespaces: e.Namespaces, Platforms: rp.Platforms, OnError: string(rp.OnError), Limit: e.Limit}
-	if src := e.Source(); src != nil {
-		v.Credentials = &credView{Kind: src.Kind, Source: src.String(), From: describeSource(*src, e)}
+	if src := e.Credentials; src != nil {
+		v.Credentials = &credView{Kind: string(src.Kind), Source: src.String(), From: describeSource(*src, e)}
 		if e.CredsExpire > 0 {
 			v.Credentials.Expire = e.CredsExpire.String()
 		}
@@ -141,13 +141,13 @@ func viewEntry(e *registries.Entry, rp config.RegistryPolicy) entryView {
 // variables, Secrets and scripts, never what they hold.
 func describeSource(src credentials.Source, e *registries.Entry) string {
 	switch src.Kind {
-	case "env":
+	case credentials.KindEnv:
 		return fmt.Sprintf("environment variable %s of the webhook (user:password, or a token)", src.Var)
-	case "secret":
+	case credentials.KindSecret:
 		return fmt.Sprintf("key %q of Secret %s/%s, read through the Kubernetes API (user:password, or a token)", src.Key, src.Namespace, src.Name)
-	case "pullsecret":
+	case credentials.KindPullSecret:
 		return fmt.Sprintf("the auths entry for %s in pull Secret %s/%s, read through the Kubernetes API", e.Host(), src.Namespace, src.Name)
-	case "ext":
+	case credentials.KindExt:
 		return fmt.Sprintf("what the script %s prints (user:password), run without a shell", src.Path)
 	case credentials.KindImagePullSecrets:
 		return fmt.Sprintf("the auths entry for %s in the admitted object's imagePullSecrets, else its ServiceAccount's, read through the Kubernetes API in the object's namespace", e.Host())

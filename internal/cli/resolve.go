@@ -190,7 +190,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 	}
 	target, matched := cfg.Registries.Match(img, f.namespace)
 	if matched {
-		ev := viewEntry(target.Entry, cfg.Policy.Registries[target.Entry.Prefix])
+		ev := viewEntry(target.Entry, cfg.RegistryPolicy(target.Entry))
 		r.Entry = &ev
 	}
 	// The lookup may outlive Handle by a moment when the deadline cuts it
@@ -295,7 +295,7 @@ func identify(ctx context.Context, target registries.Target, w credentials.Workl
 // scriptFailure is how the ext: script of the image's entry failed, when
 // the image did not resolve and the script's last run failed.
 func scriptFailure(creds *credentials.Cache, r imageReport) string {
-	if r.Error == "" || r.Entry == nil || r.Entry.Credentials == nil || r.Entry.Credentials.Kind != "ext" {
+	if r.Error == "" || r.Entry == nil || r.Entry.Credentials == nil || r.Entry.Credentials.Kind != string(credentials.KindExt) {
 		return ""
 	}
 	src, err := credentials.ParseSource(r.Entry.Credentials.Source)

@@ -6,6 +6,7 @@
 package flight
 
 import (
+	"context"
 	"fmt"
 	"sync"
 )
@@ -62,4 +63,18 @@ func (g *Group[K, V]) Start(k K, data any, fn func() (V, error)) (c *Call[V], le
 		c.val, c.err = fn()
 	}()
 	return c, true
+}
+
+// Do runs fn as Start does and waits for its answer, or for ctx to end,
+// whichever comes first: a caller that gives up gets ctx's error and leaves
+// the run to the others (and to be cached by fn, if it caches).
+func (g *Group[K, V]) Do(ctx context.Context, k K, fn func() (V, error)) (V, error) {
+	c, _ := g.Start(k, nil, fn)
+	select {
+	case <-c.Done():
+		return c.Result()
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,10 +14,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/image-pin/image-pin-webhook/internal/ctxutil"
+	"github.com/image-pin/image-pin-webhook/internal/flight"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
@@ -36,13 +35,10 @@ type Client struct {
 	base      http.RoundTripper
 	metrics   *Metrics
 
-	flight     singleflight.Group
-	transports *lru.Cache[string, cachedTransport]
+	flight     flight.Group[transportCall, http.RoundTripper]
+	transports *lru.Cache[transportKey, cachedTransport]
 	pool       *http.Transport
 }
-
-// maxRepoTransports bounds the authenticated transports kept per entry.
-const maxRepoTransports = 1024
 
 // Option configures New.
 type Option func(*options)
@@ -67,7 +63,8 @@ func WithHiddenEnv(vars []string) Option { return func(o *options) { o.hiddenEnv
 // New makes the client of the registry cfg describes; cfg is validated
 // (api_url set, limit positive). The transport is stacked as every request
 // goes through it, outermost first:
-//  1. retry 429 and 5xx answers while the deadline leaves room;
+//  1. retry 408, 429 and 5xx answers (those go-containerregistry retries),
+//     with jittered backoff, while the deadline leaves room;
 //  2. wait for the registry's rate limit, shared fairly among tenants;
 //  3. count the request by status code;
 //  4. use api_url's scheme for the registry's host;
@@ -79,14 +76,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var src *credentials.Source
-	if cfg.Credentials != "" {
-		s, err := credentials.ParseSource(cfg.Credentials)
-		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
-		}
-		src = s
-	}
 	pool, err := baseTransport(&cfg)
 	if err != nil {
 		return nil, err
@@ -94,13 +83,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	var rt http.RoundTripper = &schemeTransport{host: cfg.Host(), scheme: cfg.APIURL.Scheme, next: pool}
 	rt = &countTransport{registry: cfg.Name, metrics: o.metrics, next: rt}
 	rt = &limitTransport{limiter: newFairLimiter(rate.NewLimiter(rate.Limit(cfg.Limit), cfg.Limit)), next: rt}
-	rt = &retryTransport{attempts: 3, backoff: 200 * time.Millisecond, maxWait: 10 * time.Second, next: rt}
-	cache, _ := lru.New[string, cachedTransport](maxRepoTransports)
-	return &Client{cfg: cfg, source: src, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
+	rt = &retryTransport{attempts: retryAttempts, backoff: retryBackoff, jitter: retryJitter, maxWait: retryMaxWait, next: rt}
+	cache, _ := lru.New[transportKey, cachedTransport](maxRepoTransports)
+	return &Client{cfg: cfg, source: cfg.Credentials, identity: cfg.Identity(), creds: o.creds, hiddenEnv: o.hiddenEnv, base: rt, metrics: o.metrics, transports: cache, pool: pool}, nil
 }
-
-// Name is the name of the registry entry the client serves.
-func (c *Client) Name() string { return c.cfg.Name }
 
 // Identity is the registry's identity, which scopes every answer obtained
 // through the client.
@@ -135,7 +121,7 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 	return name.NewRepository(c.cfg.Host()+"/"+repo, opts...)
 }
 
-// Do runs f with the authenticated transport of repo. When the registry
+// DoWith runs f with the authenticated transport of repo. When the registry
 // refuses the credential itself (see refusedCredential), the cached
 // credential and transport are dropped once and f runs again with fresh
 // ones. A 403, or a 401 that only says the credential does not reach this
@@ -146,13 +132,7 @@ func (c *Client) Repository(repo string) (name.Repository, error) {
 // body) is also tried once more: the transport retries failures before the
 // answer's headers, but not a body that was cut off after them.
 //
-// An entry whose credentials are imagepullsecrets needs the object's pull
-// secrets: use DoWith.
-func (c *Client) Do(ctx context.Context, repo name.Repository, f func(http.RoundTripper) error) error {
-	return c.DoWith(ctx, repo, nil, f)
-}
-
-// DoWith is Do with the admitted object's pull secrets, for an entry whose
+// pull is the admitted object's pull secrets, for an entry whose
 // credentials are imagepullsecrets (nil otherwise). Their ID keys the
 // authenticated transport, so a token obtained with one workload's Secrets
 // never serves another's request.
@@ -167,7 +147,7 @@ func (c *Client) DoWith(ctx context.Context, repo name.Repository, pull *credent
 		return c.doWith(ctx, repo, nil, 0, f)
 	}
 	auths := pull.Auths(c.cfg.Host(), repo.RepositoryStr())
-	start, key := 0, transportKey(repo, pull)
+	start, key := 0, keyOf(repo, pull)
 	if ct, ok := c.transports.Peek(key); ok && ct.candidate < len(auths) {
 		start = ct.candidate // the one accepted last time: the earlier ones were refused
 	}
@@ -199,7 +179,7 @@ func deniedHere(err error) bool {
 // doWith is one credential's go: cand is the index of the pull secrets'
 // credential to present (0 without pull secrets).
 func (c *Client) doWith(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int, f func(http.RoundTripper) error) error {
-	key := transportKey(repo, pull)
+	key := keyOf(repo, pull)
 	for attempt := 0; ; attempt++ {
 		rt, err := c.transport(ctx, repo, pull, cand)
 		if err == nil {
@@ -276,11 +256,11 @@ type cachedTransport struct {
 // pull secrets' ID): a token obtained with one namespace's Secrets is never
 // used for another's request.
 func (c *Client) transport(ctx context.Context, repo name.Repository, pull *credentials.PullSecrets, cand int) (http.RoundTripper, error) {
-	key := transportKey(repo, pull)
+	key := keyOf(repo, pull)
 	if ct, ok := c.transports.Get(key); ok && ct.candidate == cand && (ct.expires.IsZero() || time.Now().Before(ct.expires)) {
 		return ct.rt, nil
 	}
-	ch := c.flight.DoChan(key+"\x00"+strconv.Itoa(cand), func() (any, error) {
+	return c.flight.Do(ctx, transportCall{key: key, candidate: cand}, func() (http.RoundTripper, error) {
 		fctx, cancel := ctxutil.Detach(ctx)
 		defer cancel()
 		auth, expires, err := c.authenticator(fctx, repo.RepositoryStr(), pull, cand)
@@ -294,24 +274,27 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, pull *cred
 		c.transports.Add(key, cachedTransport{rt: rt, expires: expires, candidate: cand})
 		return rt, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(http.RoundTripper), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // transportKey keys the transport cache: the repository, and the
 // identity of the workload's pull secrets when the entry uses them.
-func transportKey(repo name.Repository, pull *credentials.PullSecrets) string {
+type transportKey struct {
+	repo         string
+	pullSecretID string // "" without pull secrets
+}
+
+// transportCall keys the making of a transport: which of the pull
+// secrets' credentials it presents, too.
+type transportCall struct {
+	key       transportKey
+	candidate int
+}
+
+func keyOf(repo name.Repository, pull *credentials.PullSecrets) transportKey {
 	if pull == nil {
-		return repo.String()
+		return transportKey{repo: repo.String()}
 	}
-	return repo.String() + "\x00" + pull.ID()
+	return transportKey{repo: repo.String(), pullSecretID: pull.ID()}
 }
 
 // authenticator returns the entry's credentials for a repository path and

@@ -3,11 +3,9 @@ package client
 import (
 	"net/url"
 	"time"
-)
 
-// DefaultLimit is the requests per second allowed to one registry when the
-// entry sets no limit, as in Argo CD Image Updater.
-const DefaultLimit = 20
+	"github.com/image-pin/image-pin-webhook/registries/credentials"
+)
 
 // Config is what a Client needs to reach one registry, as plain data: where
 // it is, whom to trust, how fast to go and where its credentials come from.
@@ -18,7 +16,7 @@ type Config struct {
 	APIURL       *url.URL // scheme and host only
 	Ping         bool
 	Insecure     bool
-	Credentials  string // the raw source, e.g. secret:ns/name#key; never a secret value
+	Credentials  *credentials.Source // parsed once, when the config is decoded; nil: anonymous
 	CredsExpire  time.Duration
 	CredsTimeout time.Duration
 	Limit        int

@@ -31,7 +31,10 @@ type Identity struct {
 // Identity derives the registry's identity; the caller adds CredentialID for
 // a per-request credential.
 func (e *Config) Identity() Identity {
-	id := Identity{Name: e.Name, Credentials: e.Credentials, Insecure: e.Insecure}
+	id := Identity{Name: e.Name, Insecure: e.Insecure}
+	if e.Credentials != nil {
+		id.Credentials = e.Credentials.String()
+	}
 	if e.APIURL != nil {
 		id.APIURL = e.APIURL.Scheme + "://" + e.APIURL.Host
 	}

@@ -6,17 +6,11 @@ import (
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
 )
 
-// LoginName names whom the entry's credentials log in as: the user name,
+// LoginNameWith names whom the entry's credentials log in as: the user name,
 // never the password or token. It fetches them as a lookup would (from the
 // cache while fresh) for a repository path at the entry, for the resolve
-// command. An entry whose credentials are imagepullsecrets needs the
-// object's pull secrets: use LoginNameWith.
-func (c *Client) LoginName(ctx context.Context, repository string) (string, error) {
-	return c.LoginNameWith(ctx, repository, nil)
-}
-
-// LoginNameWith is LoginName with the admitted object's pull secrets, for
-// an entry whose credentials are imagepullsecrets (nil otherwise).
+// command. pull is the admitted object's pull secrets, for an entry whose
+// credentials are imagepullsecrets (nil otherwise).
 func (c *Client) LoginNameWith(ctx context.Context, repository string, pull *credentials.PullSecrets) (string, error) {
 	if c.source == nil {
 		return "anonymous", nil
@@ -25,7 +19,7 @@ func (c *Client) LoginNameWith(ctx context.Context, repository string, pull *cre
 	if pull != nil {
 		// The credential the last lookup was accepted with, if any.
 		if repo, err := c.Repository(repository); err == nil {
-			if ct, ok := c.transports.Peek(transportKey(repo, pull)); ok {
+			if ct, ok := c.transports.Peek(keyOf(repo, pull)); ok {
 				cand = ct.candidate
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -37,14 +38,14 @@ func baseTransport(e *Config) (*http.Transport, error) {
 	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}).DialContext,
 		TLSClientConfig:       tlsConf,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		IdleConnTimeout:       idleConnTimeout,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		ExpectContinueTimeout: expectContinueTimeout,
 	}, nil
 }
 
@@ -95,12 +96,14 @@ func (t *countTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// retryTransport retries 429 (honouring Retry-After) and 5xx answers with
-// backoff, and connection errors once, but only while the caller's deadline
+// retryTransport retries the answers go-containerregistry retries (408,
+// 429 honouring Retry-After, 5xx; see retryable) with doubling, jittered
+// backoff, and connection errors, but only while the caller's deadline
 // leaves room for the wait; otherwise the caller gets the answer as it came.
 type retryTransport struct {
 	attempts int
 	backoff  time.Duration
+	jitter   float64 // each backoff grows by up to this fraction of itself
 	maxWait  time.Duration
 	next     http.RoundTripper
 }
@@ -115,15 +118,15 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if attempt >= t.attempts || ctx.Err() != nil {
 			return resp, err
 		}
+		backoff := jittered(t.backoff<<(attempt-1), t.jitter)
 		var wait time.Duration
 		switch {
 		case err != nil:
-			wait = t.backoff
+			wait = jittered(t.backoff, t.jitter)
 		case resp.StatusCode == http.StatusTooManyRequests:
-			wait = retryAfter(resp.Header.Get("Retry-After"), t.backoff<<(attempt-1))
-		case resp.StatusCode == http.StatusInternalServerError, resp.StatusCode == http.StatusBadGateway,
-			resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
-			wait = t.backoff << (attempt - 1)
+			wait = retryAfter(resp.Header.Get("Retry-After"), backoff)
+		case retryable(resp.StatusCode):
+			wait = backoff
 		default:
 			return resp, nil
 		}
@@ -131,7 +134,7 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, err
 		}
 		if resp != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrained))
 			resp.Body.Close()
 		}
 		timer := time.NewTimer(wait)
@@ -144,13 +147,22 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 }
 
+// jittered is d grown by a random part of up to jitter×d, as
+// k8s.io/apimachinery's wait.Jitter (which go-containerregistry uses).
+func jittered(d time.Duration, jitter float64) time.Duration {
+	if jitter <= 0 {
+		return d
+	}
+	return d + time.Duration(rand.Float64()*jitter*float64(d))
+}
+
 // roomFor reports whether waiting d still leaves the request time to run.
 func roomFor(ctx context.Context, d, maxWait time.Duration) bool {
 	if d > maxWait {
 		return false
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl) > d+100*time.Millisecond
+		return time.Until(dl) > d+retryRoom
 	}
 	return true
 }

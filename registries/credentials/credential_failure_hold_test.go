@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
@@ -19,27 +20,29 @@ import (
 // Only a refused credential was rate limited (Invalidate); a failed fetch was
 // remembered nowhere.
 func TestAFailingScriptRunsAtMostOncePerFailureHold(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "runs")
-	path := credtest.Script(t, fmt.Sprintf("echo run >> %s\necho throttled >&2\nexit 3", log))
-	runs := func() int {
-		b, _ := os.ReadFile(log)
-		return strings.Count(string(b), "run")
-	}
-	c := credentials.New(credentials.WithFailureHold(300 * time.Millisecond))
-	src := credtest.Source(t, "ext:"+path)
-	opts := credentials.FetchOptions{Host: "r.example", Timeout: 5 * time.Second}
-	for i := range 5 {
-		_, err := c.Get(ctx(t), src, opts)
-		if err == nil || !strings.Contains(err.Error(), "exit 3") {
-			t.Fatalf("fetch %d: err = %v, want the script's failure (exit 3)", i, err)
+	synctest.Test(t, func(t *testing.T) {
+		log := filepath.Join(t.TempDir(), "runs")
+		path := credtest.Script(t, fmt.Sprintf("echo run >> %s\necho throttled >&2\nexit 3", log))
+		runs := func() int {
+			b, _ := os.ReadFile(log)
+			return strings.Count(string(b), "run")
 		}
-	}
-	if n := runs(); n != 1 {
-		t.Fatalf("a failing script ran %d times for 5 fetches within the hold, want 1", n)
-	}
-	time.Sleep(400 * time.Millisecond)
-	_, _ = c.Get(ctx(t), src, opts)
-	if n := runs(); n != 2 {
-		t.Fatalf("runs after the hold = %d, want 2", n)
-	}
+		c := credentials.New(credentials.WithFailureHold(300 * time.Millisecond))
+		src := credtest.Source(t, "ext:"+path)
+		opts := credentials.FetchOptions{Host: "r.example", Timeout: 5 * time.Second}
+		for i := range 5 {
+			_, err := c.Get(ctx(t), src, opts)
+			if err == nil || !strings.Contains(err.Error(), "exit 3") {
+				t.Fatalf("fetch %d: err = %v, want the script's failure (exit 3)", i, err)
+			}
+		}
+		if n := runs(); n != 1 {
+			t.Fatalf("a failing script ran %d times for 5 fetches within the hold, want 1", n)
+		}
+		time.Sleep(400 * time.Millisecond)
+		_, _ = c.Get(ctx(t), src, opts)
+		if n := runs(); n != 2 {
+			t.Fatalf("runs after the hold = %d, want 2", n)
+		}
+	})
 }

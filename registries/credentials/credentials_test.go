@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -96,26 +97,30 @@ func TestEverySourceFailsWithoutPrintingTheCredential(t *testing.T) {
 	}
 }
 
+// On synctest's clock: the window is exact, whatever the machine's speed
+// (the script itself runs in real time, which the fake clock does not count).
 func TestAScriptRunsOncePerCredsExpireWindow(t *testing.T) {
-	path, runs := credtest.CountingScript(t, "0")
-	c := credentials.New()
-	src := credtest.Source(t, "ext:"+path)
-	opts := credentials.FetchOptions{Expire: 300 * time.Millisecond, Timeout: 5 * time.Second}
-	for range 3 {
+	synctest.Test(t, func(t *testing.T) {
+		path, runs := credtest.CountingScript(t, "0")
+		c := credentials.New()
+		src := credtest.Source(t, "ext:"+path)
+		opts := credentials.FetchOptions{Expire: 300 * time.Millisecond, Timeout: 5 * time.Second}
+		for range 3 {
+			if _, err := c.Get(ctx(t), src, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := runs(); n != 1 {
+			t.Fatalf("runs within the window = %d, want 1", n)
+		}
+		time.Sleep(400 * time.Millisecond)
 		if _, err := c.Get(ctx(t), src, opts); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if n := runs(); n != 1 {
-		t.Fatalf("runs within the window = %d, want 1", n)
-	}
-	time.Sleep(400 * time.Millisecond)
-	if _, err := c.Get(ctx(t), src, opts); err != nil {
-		t.Fatal(err)
-	}
-	if n := runs(); n != 2 {
-		t.Fatalf("runs after the window = %d, want 2", n)
-	}
+		if n := runs(); n != 2 {
+			t.Fatalf("runs after the window = %d, want 2", n)
+		}
+	})
 }
 
 func TestConcurrentFetchesOfOneSourceRunTheScriptOnce(t *testing.T) {

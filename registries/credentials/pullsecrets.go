@@ -16,11 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// KindImagePullSecrets is the credential kind whose credentials are not in
-// the config but come with each admitted object: its own pull secrets, or
-// its ServiceAccount's.
-const KindImagePullSecrets = "imagepullsecrets"
-
 // MaxPullSecrets bounds the Secrets one admission may make the webhook read:
 // an object (or its ServiceAccount) naming hundreds must not cost hundreds
 // of API requests per admission.
