@@ -79,9 +79,13 @@ func (q Query) key() key {
 	return k
 }
 
-// ID is a comparable value equal for two queries exactly when they share
-// one lookup (and one cached answer), for callers that count lookups.
-func (q Query) ID() any { return q.key() }
+// QueryID is equal for two queries exactly when they share one lookup (and
+// one cached answer); comparable, so callers that count lookups key a map
+// with it. What it holds is the resolver's own.
+type QueryID struct{ k key }
+
+// ID is q's QueryID.
+func (q Query) ID() QueryID { return QueryID{q.key()} }
 
 func (q Query) repoKey() repoKey { return repoKey{entry: q.Target.Identity, repo: q.Target.Repository} }
 

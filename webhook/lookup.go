@@ -10,6 +10,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries/imageref"
+	"github.com/image-pin/image-pin-webhook/resolver"
 )
 
 // resolve runs every lookup at once, within ctx.
@@ -29,9 +30,9 @@ func (p *plan) resolve(ctx context.Context) {
 	var wg sync.WaitGroup
 	// Containers with the same query share one lookup (in the resolver);
 	// counted only when the object has more tasks than the bound.
-	var lookups map[any]bool
+	var lookups map[resolver.QueryID]bool
 	if len(p.tasks) > maxLookups {
-		lookups = map[any]bool{}
+		lookups = map[resolver.QueryID]bool{}
 	}
 	for _, t := range p.tasks {
 		if t.fixed != "" {
