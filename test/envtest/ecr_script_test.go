@@ -15,6 +15,7 @@ import (
 // operator's log says, at the default level, the exit status and the
 // shell's "aws: not found".
 func TestWithoutTheAWSCLITheSeedsECRScriptTellsTheOperatorWhyAtTheDefaultLogLevel(t *testing.T) {
+	t.Parallel()
 	script := credtest.SeedECRScriptFile(t)
 	p := startProcess(t, fmt.Sprintf(`registries:
   - name: ECR

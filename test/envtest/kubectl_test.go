@@ -13,6 +13,7 @@ import (
 )
 
 func TestKubectlCreateJobFromACronJobCarriesTheCronJobsPin(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	name := uniq("nightly")
 	repo := s.plain.Host + "/" + name
@@ -39,7 +40,7 @@ spec:
 	}
 	kubectlOK(t, "apply", "-f", path)
 	push(t, s.plain, name+":1") // the tag moves: a Job made now must still run what the CronJob pinned
-	time.Sleep(1100 * time.Millisecond)
+	waitOutCacheTTL()
 	kubectlOK(t, "-n", ns, "create", "job", "manual", "--from=cronjob/nightly")
 
 	c, _ := kube(t)
@@ -68,6 +69,7 @@ spec:
 }
 
 func TestKubectlDebugPinsTheEphemeralContainer(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	name := uniq("debug")
 	repo := s.plain.Host + "/" + name

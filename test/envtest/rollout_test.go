@@ -233,6 +233,7 @@ func waitSettled(t *testing.T, ns, image string, sets int, replicas int32) rollo
 }
 
 func TestEverydayKubectlOnADeploymentWhoseTagMoves(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	name := uniq("kubectl")
 	repo := s.plain.Host + "/" + name
@@ -264,7 +265,7 @@ func TestEverydayKubectlOnADeploymentWhoseTagMoves(t *testing.T) {
 		}, func() string { return pinned }, 1, 2},
 		{"after the tag moved in the registry, re-applies client-side and server-side start no rollout", func(t *testing.T) {
 			moved = push(t, s.plain, name+":v1")
-			time.Sleep(1100 * time.Millisecond) // past cache_ttl: the registry would answer the moved digest
+			waitOutCacheTTL() // the registry would answer the moved digest
 			kubectlOK(t, "apply", "-f", git.file(t))
 			kubectlOK(t, "apply", "--server-side", "--force-conflicts", "-f", git.file(t))
 		}, func() string { return pinned }, 1, 2},

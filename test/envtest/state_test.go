@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -68,15 +69,28 @@ policy:
 `
 
 // installRecordsCRD installs the chart's CRD once; the suite's own webhook
-// started before it and stays on memory.
+// started before it and stays on memory. Tests running side by side call
+// it: the first installs, the others wait for it.
 func installRecordsCRD(t *testing.T) {
 	t.Helper()
+	crdOnce.Lock()
+	defer crdOnce.Unlock()
+	if crdOnce.done {
+		return
+	}
 	_, err := envtest.InstallCRDs(s.restCfg, envtest.CRDInstallOptions{
 		Paths: []string{filepath.Join("..", "..", "charts", "image-pin-webhook", "crds", "image-pin.io_imageresolutions.yaml")}, ErrorIfPathMissing: true,
 	})
 	if err != nil {
 		t.Fatalf("installing the chart's CRD: %v", err)
 	}
+	crdOnce.done = true
+}
+
+// crdOnce says whether installRecordsCRD has installed the CRD.
+var crdOnce struct {
+	sync.Mutex
+	done bool
 }
 
 func newStateEnv(t *testing.T) *stateEnv {
@@ -279,6 +293,7 @@ func replicaGauge(t *testing.T, w *cluster.Webhook, prefix string) int {
 // replica B (which never saw the image) pins the digest A pinned, and one
 // record holds it.
 func TestTwoReplicasPinATagToTheDigestTheFirstOneStored(t *testing.T) {
+	t.Parallel()
 	e := newStateEnv(t)
 	a, _ := e.replica("a", e.config)
 	b, _ := e.replica("b", e.config)
@@ -353,11 +368,11 @@ func (e *stateEnv) noWriteFailures() {
 // started before any test installed the CRD, on the default --state
 // cluster: it says so once and serves from memory.
 func TestWithoutTheCRDTheWebhookKeepsAnswersInMemory(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(string(b), "resolution records are kept in memory only"); n != 1 {
+	t.Parallel()
+	// What the suite's webhook printed (its log file in the temporary
+	// directory holds the same, but another run on the machine may
+	// rewrite it); the state replicas print there too, never this line.
+	if n := strings.Count(s.output.String(), "resolution records are kept in memory only"); n != 1 {
 		t.Fatalf("the webhook without the CRD logged the fallback %d times, want once", n)
 	}
 	resp, err := http.Get("http://" + s.metrics + "/metrics")
@@ -376,6 +391,7 @@ func TestWithoutTheCRDTheWebhookKeepsAnswersInMemory(t *testing.T) {
 // record (the old digest in its history), and replica B, which had the old
 // digest in memory, then pins the new one.
 func TestARolloutRestartUpdatesTheRecordForEveryReplica(t *testing.T) {
+	t.Parallel()
 	e := newStateEnv(t)
 	e.replica("a", e.config)
 	e.replica("b", e.config)
@@ -424,6 +440,7 @@ func TestARolloutRestartUpdatesTheRecordForEveryReplica(t *testing.T) {
 // TestADryRunWritesNoRecord: kubectl apply --dry-run=server of a new image
 // is mutated as usual and writes nothing; the real admission then does.
 func TestADryRunWritesNoRecord(t *testing.T) {
+	t.Parallel()
 	e := newStateEnv(t)
 	e.replica("a", e.config)
 	ns := e.namespace("state-dry", "a")
@@ -450,6 +467,7 @@ func TestADryRunWritesNoRecord(t *testing.T) {
 // from its record, with the on_error warning once the record is older
 // than cache_ttl.
 func TestAReplicaStartedDuringAnOutagePinsFromTheRecord(t *testing.T) {
+	t.Parallel()
 	e := newStateEnv(t)
 	a, _ := e.replica("a", e.config)
 	b, _ := e.replica("b", e.config)
@@ -488,6 +506,7 @@ func TestAReplicaStartedDuringAnOutagePinsFromTheRecord(t *testing.T) {
 // namespace on a fresh replica, and never a tenant-b one, which the
 // anonymous catch-all denies.
 func TestARecordOfAScopedEntryNeverServesAnotherNamespace(t *testing.T) {
+	t.Parallel()
 	e := newStateEnv(t)
 	e.replica("a", e.config)
 	b, _ := e.replica("b", e.config)

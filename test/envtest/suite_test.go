@@ -51,6 +51,10 @@ type suite struct {
 	output    *lockedBuffer // everything the webhook printed
 	metrics   string
 	mu        sync.Mutex // serialises config rewrites
+	// flakyMu is held by each test that stops flaky or answers in its
+	// place (holdFlaky), so that they run one at a time while the others
+	// run beside them.
+	flakyMu sync.Mutex
 }
 
 var s *suite
