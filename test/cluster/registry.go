@@ -57,16 +57,6 @@ const (
 	Token                   // plain HTTP with bearer tokens from a TokenServer
 )
 
-// FreePort finds a free loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // RegistryOptions say how a Registry authenticates. The zero value is a
 // Plain registry.
 type RegistryOptions struct {
@@ -157,7 +147,7 @@ func (r *Registry) Start() error {
 		return err
 	}
 	client := &http.Client{Transport: r.rt, Timeout: time.Second}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) { // the bound only ends a broken start
 		if resp, err := client.Get(r.URL + "/v2/"); err == nil {
 			resp.Body.Close()
 			return nil

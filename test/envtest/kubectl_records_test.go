@@ -78,7 +78,7 @@ func (r rollout) settledOn(image string, sets []string, replicas int32) string {
 // pinned on its own, or a ReplicaSet too many, would show up late.
 func waitSettledOn(t *testing.T, ns, image string, sets []string, replicas int32) rollout {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // the bound only ends a broken run
 	for {
 		r := observe(t, ns)
 		problem := r.settledOn(image, sets, replicas)
@@ -91,7 +91,7 @@ func waitSettledOn(t *testing.T, ns, image string, sets []string, replicas int32
 			return r
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s\n%s", problem, r)
+			t.Fatalf("after 90s: %s\n%s", problem, r)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -51,7 +51,7 @@ spec:
 	if got := job.Spec.Template.Spec.Containers[0].Image; got != pinned {
 		t.Errorf("the Job holds %s, want the CronJob's %s", got, pinned)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		var pods corev1.PodList
 		if err := c.List(ctx(t), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": "manual"}); err != nil {
 			t.Fatal(err)
@@ -63,7 +63,7 @@ spec:
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the job controller made no Pod within 30s")
+			t.Fatal("the job controller made no Pod within 90s")
 		}
 	}
 }

@@ -218,7 +218,7 @@ func (r rollout) settled(image string, sets int, replicas int32) string {
 // image: sets ReplicaSets in all, replicas Pods, all carrying image.
 func waitSettled(t *testing.T, ns, image string, sets int, replicas int32) rollout {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // the bound only ends a broken run
 	for {
 		r := observe(t, ns)
 		problem := r.settled(image, sets, replicas)
@@ -226,7 +226,7 @@ func waitSettled(t *testing.T, ns, image string, sets int, replicas int32) rollo
 			return r
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s\n%s", problem, r)
+			t.Fatalf("after 90s: %s\n%s", problem, r)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -190,7 +190,7 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		if !strings.Contains(out, `"patch"`) {
 			t.Fatalf("the in-flight admission did not complete: %s", out)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the in-flight admission never completed")
 	}
 	done := make(chan error, 1)
@@ -200,7 +200,7 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		if err != nil {
 			t.Errorf("exit: %v\n%s", err, p.out.String())
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the webhook did not exit")
 	}
 }

@@ -151,8 +151,12 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 		t.Fatalf("replica %s: %v; it printed:\n%s", name, err, out.String())
 	}
 	t.Cleanup(func() { w.Stop(20 * time.Second) })
-	if !strings.Contains(out.String(), "resolution records are kept in the cluster") {
-		t.Fatalf("replica %s is not on --state cluster; it printed:\n%s", name, out.String())
+	// It said so before it was ready, but what it prints reaches out
+	// through a pipe, a moment later.
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "resolution records are kept in the cluster"); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(out.String(), "resolution records are kept in memory only") || time.Now().After(deadline) {
+			t.Fatalf("replica %s is not on --state cluster; it printed:\n%s", name, out.String())
+		}
 	}
 	rendered, err := cluster.Render("image-pin-webhook", ownNamespace, nil)
 	if err != nil {
@@ -224,12 +228,13 @@ func (e *stateEnv) await(ns string) {
 	if _, err := e.reg.Get("probe:1"); err != nil {
 		push(e.t, e.reg, "probe:1")
 	}
-	for i := 0; ; i++ {
+	// The bound only ends a broken run.
+	for deadline := time.Now().Add(90 * time.Second); ; {
 		got, _, err := e.pod(ns, probe, true)
 		if err == nil && strings.Contains(got, "@sha256:") {
 			return
 		}
-		if i == 200 {
+		if time.Now().After(deadline) {
 			e.t.Fatalf("the API server never called the replica for %s: %q, %v", ns, got, err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -257,11 +262,11 @@ func (e *stateEnv) records(repo string) []v1alpha1.ImageResolution {
 // (image_pin_records on its /metrics).
 func awaitRecords(t *testing.T, w *cluster.Webhook, n int) {
 	t.Helper()
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(90 * time.Second); ; {
 		if got := replicaGauge(t, w, "image_pin_records{"); got >= n {
 			return
 		}
-		if i == 400 {
+		if time.Now().After(deadline) {
 			t.Fatalf("the replica's informer never held %d records", n)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -421,12 +426,12 @@ func TestARolloutRestartUpdatesTheRecordForEveryReplica(t *testing.T) {
 		t.Fatalf("after the restart the records are %+v, want one with %s and %s in its history", recs, moved, first)
 	}
 	// B learns of it from its watch: poll with dry runs until it does.
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(90 * time.Second); ; {
 		got, _, err := e.pod(nsB, image, true)
 		if err == nil && got == image+"@"+moved {
 			break
 		}
-		if i == 400 || (err == nil && got != image+"@"+first) {
+		if time.Now().After(deadline) || (err == nil && got != image+"@"+first) {
 			t.Fatalf("B still stores %q (%v), want the record's %s", got, err, moved)
 		}
 		time.Sleep(50 * time.Millisecond)

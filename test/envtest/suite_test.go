@@ -50,6 +50,7 @@ type suite struct {
 	kubecfg   string        // the admin kubeconfig kubectl and the webhook use
 	output    *lockedBuffer // everything the webhook printed
 	metrics   string
+	logDir    string     // where the webhook's and the controllers' logs go
 	mu        sync.Mutex // serialises config rewrites
 	// flakyMu is held by each test that stops flaky or answers in its
 	// place (holdFlaky), so that they run one at a time while the others
@@ -87,9 +88,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		os.Exit(1)
 	}
+	logDir := os.TempDir() // before TMPDIR moves: developers look for the logs there
+	restoreTmp := tmpInMemory()
 	env := &envtest.Environment{CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
-	code, err := run(m, env)
+	code, err := run(m, env, logDir)
 	_ = env.Stop()
+	restoreTmp()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		os.Exit(1)
@@ -97,13 +101,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func run(m *testing.M, env *envtest.Environment) (int, error) {
+func run(m *testing.M, env *envtest.Environment, logDir string) (int, error) {
 	dir, err := os.MkdirTemp("", "image-pin-e2e-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	s = &suite{dir: dir, output: &lockedBuffer{}}
+	s = &suite{dir: dir, output: &lockedBuffer{}, logDir: logDir}
 	if s.restCfg, err = env.Start(); err != nil {
 		return 0, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
@@ -314,7 +318,7 @@ func (s *suite) startWebhook() error {
 		return err
 	}
 	s.kubecfg = kubeconfig
-	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
+	logFile, err := os.Create(filepath.Join(s.logDir, "image-pin-e2e-webhook.log"))
 	if err != nil {
 		return err
 	}
@@ -352,7 +356,7 @@ func (s *suite) startWebhook() error {
 // with the service account signing key envtest generated for it.
 func (s *suite) startControllers(env *envtest.Environment) error {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-kube-controller-manager.log"))
+	logFile, err := os.Create(filepath.Join(s.logDir, "image-pin-e2e-kube-controller-manager.log"))
 	if err != nil {
 		return err
 	}
