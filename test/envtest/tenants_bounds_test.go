@@ -346,10 +346,11 @@ policy:
 		t.Errorf("tenant-a's newest-build: %v", bad)
 	}
 	// Under this load the budget may also run out while the tags are still
-	// being listed: a deadline error, which is fine too. What must never
+	// being listed: a deadline error (the listing's own: context deadline
+	// exceeded, on a busy machine), which is fine too. What must never
 	// happen (badNewest) is a pin to an older tag.
 	if last, _ := lastNewest.Load().(string); last != "pinned to the newest" && !strings.Contains(last, "allow_tags") &&
-		!strings.Contains(last, "past the deadline") && !strings.Contains(last, "in time") {
+		!strings.Contains(last, "past the deadline") && !strings.Contains(last, "in time") && !strings.Contains(last, "context deadline exceeded") {
 		t.Errorf("tenant-a's newest-build was neither pinned to the newest tag nor refused naming allow_tags or the deadline: %q", last)
 	}
 	if bound := max(5*normal, 2*time.Second); worst > bound {
