@@ -47,12 +47,20 @@ func (w *warnings) reset() {
 	w.mu.Unlock()
 }
 
+// kube is a client of the API server whose admission warnings land in
+// the returned warnings. Every one shares the suite's connections and what
+// it learned of the API's kinds (each client would otherwise ask the API
+// server again, at every poll of every test).
 func kube(t *testing.T) (client.Client, *warnings) {
 	t.Helper()
+	hc, mapper, err := s.shared()
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := &warnings{}
 	cfg := rest.CopyConfig(s.restCfg)
 	cfg.WarningHandler = w
-	c, err := client.New(cfg, client.Options{})
+	c, err := client.New(cfg, client.Options{HTTPClient: hc, Mapper: mapper})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -52,6 +55,12 @@ type suite struct {
 	metrics   string
 	logDir    string     // where the webhook's and the controllers' logs go
 	mu        sync.Mutex // serialises config rewrites
+	// sharedOnce makes the HTTP client and REST mapper every kube client
+	// shares (shared).
+	sharedOnce sync.Once
+	httpClient *http.Client
+	mapper     meta.RESTMapper
+	sharedErr  error
 	// flakyMu is held by each test that stops flaky or answers in its
 	// place (holdFlaky), so that they run one at a time while the others
 	// run beside them.
@@ -169,6 +178,16 @@ func (s *suite) stopRegistries() {
 }
 
 func (s *suite) client() (client.Client, error) { return client.New(s.restCfg, client.Options{}) }
+
+// shared is the HTTP client and REST mapper of the admin config, made once.
+func (s *suite) shared() (*http.Client, meta.RESTMapper, error) {
+	s.sharedOnce.Do(func() {
+		if s.httpClient, s.sharedErr = rest.HTTPClientFor(s.restCfg); s.sharedErr == nil {
+			s.mapper, s.sharedErr = apiutil.NewDynamicRESTMapper(s.restCfg, s.httpClient)
+		}
+	})
+	return s.httpClient, s.mapper, s.sharedErr
+}
 
 // seedSecrets creates the Secrets that secret: and pullsecret: read.
 func (s *suite) seedSecrets() error {
