@@ -7,8 +7,12 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # How long each fuzzer runs: FUZZTIME in `make fuzz`, UNIT_FUZZTIME in `make test`.
 FUZZTIME ?= 1m
 UNIT_FUZZTIME ?= 3s
+# How many end-to-end tests run at once (go test -parallel, whose default is
+# the number of cores): they mostly wait on the API server, the controllers
+# and their own processes, so all of them at once finish first, even on 2 cores.
+E2E_PARALLEL ?= 64
 
-.PHONY: all build test unit e2e lint fuzz bench soak demo assets clean generate verify-generate image
+.PHONY: all build test unit unit-race unit-fuzz e2e lint fuzz bench soak demo assets clean generate verify-generate image
 
 all: build
 
@@ -40,15 +44,23 @@ verify-generate: $(CONTROLLER_GEN) ## fails when the committed CRD or deepcopy c
 	diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/api/zz_generated.deepcopy.go || \
 		{ echo "the CRD or the deepcopy code is out of date: run make generate"; exit 1; }
 
-unit: ## unit tests, race detector on, plus a few seconds of each fuzzer
+unit: unit-race unit-fuzz ## unit tests, race detector on, plus a few seconds of each fuzzer
+
+unit-race: ## every package but the end-to-end ones, race detector on
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults)
+
+unit-fuzz: ## each fuzzer for UNIT_FUZZTIME
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(UNIT_FUZZTIME)
 
 e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registry, and the fault matrix
 	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) IMAGE_PIN_WEBHOOK_BIN=$(BIN)/image-pin-webhook \
-		$(GO) test -count=1 -timeout 20m ./test/envtest/... ./test/faults/...
+		$(GO) test -count=1 -timeout 20m -parallel $(E2E_PARALLEL) ./test/envtest/... ./test/faults/...
 
-test: lint unit e2e ## every test: lint, unit (with race detector and short fuzzing) and end-to-end
+# The race-detector run is CPU-bound, e2e mostly waits: side by side, with
+# the short fuzzing after e2e, they take little longer than unit-race alone
+# (docs/development.md, Suite time).
+test: lint ## every test: lint, then unit (race detector, short fuzzing) and end-to-end, two at a time
+	@$(MAKE) --no-print-directory -j2 unit-race e2e unit-fuzz
 
 fuzz: ## each fuzzer for FUZZTIME (1m; make fuzz FUZZTIME=10m for a longer run)
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,11 +51,16 @@ func StartWebhook(o WebhookOptions) (*Webhook, error) {
 	if err := w.Cmd.Start(); err != nil {
 		return nil, err
 	}
-	for deadline := time.Now().Add(30 * time.Second); w.Ready() != http.StatusOK; time.Sleep(50 * time.Millisecond) {
+	// The bound only ends a broken start: on a busy machine a start takes seconds.
+	for deadline := time.Now().Add(90 * time.Second); w.Ready() != http.StatusOK; time.Sleep(50 * time.Millisecond) {
+		if exited(w.Cmd.Process.Pid) {
+			_ = w.Cmd.Wait()
+			return nil, fmt.Errorf("the webhook exited at start: %v", w.Cmd.ProcessState)
+		}
 		if time.Now().After(deadline) {
 			w.Kill()
 			_ = w.Cmd.Wait()
-			return nil, fmt.Errorf("the webhook did not become ready within 30s")
+			return nil, fmt.Errorf("the webhook did not become ready within 90s")
 		}
 	}
 	return w, nil
@@ -85,6 +91,18 @@ func (w *Webhook) Stop(timeout time.Duration) {
 		w.Kill()
 		<-done
 	}
+}
+
+// exited reports whether the child pid has exited and waits to be reaped
+// (a zombie), as Linux's /proc says; elsewhere it never knows.
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
 
 // Kill ends the process at once.

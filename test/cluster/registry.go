@@ -44,6 +44,7 @@ type Registry struct {
 	rt     http.RoundTripper
 	cfg    string
 	binary string
+	data   string // the filesystem storage driver's root directory
 }
 
 // Kind is how a Registry authenticates.
@@ -55,16 +56,6 @@ const (
 	TLSHtpasswd             // HTTPS with Basic auth from an htpasswd file
 	Token                   // plain HTTP with bearer tokens from a TokenServer
 )
-
-// FreePort finds a free loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
 
 // RegistryOptions say how a Registry authenticates. The zero value is a
 // Plain registry.
@@ -95,7 +86,8 @@ func StartRegistry(binary, dir string, o RegistryOptions) (*Registry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), user: o.User, pass: o.Pass, binary: binary, rt: http.DefaultTransport}
+	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), user: o.User, pass: o.Pass, binary: binary, rt: http.DefaultTransport,
+		data: filepath.Join(dir, "data")}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -109,7 +101,7 @@ storage:
 http:
   addr: %s
   secret: e2e-secret
-`, filepath.Join(dir, "data"), r.Host)
+`, r.data, r.Host)
 	r.URL = "http://" + r.Host
 	switch o.Kind {
 	case TLSHtpasswd:
@@ -155,7 +147,7 @@ func (r *Registry) Start() error {
 		return err
 	}
 	client := &http.Client{Transport: r.rt, Timeout: time.Second}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) { // the bound only ends a broken start
 		if resp, err := client.Get(r.URL + "/v2/"); err == nil {
 			resp.Body.Close()
 			return nil
@@ -367,6 +359,46 @@ func (r *Registry) PutManifest(repoTag string, desc *remote.Descriptor) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("PUT %s: %s", repoTag, resp.Status)
+	}
+	return nil
+}
+
+// TagOnDisk tags the manifest desc, already pushed to repo, as each of tags
+// by writing the links the registry writes for a tag into its storage
+// directory (distribution's layout: _manifests/tags/<tag>/current/link and
+// its index entry), then reads the last tag back through the registry's
+// API. Thousands of tags take a moment this way, where a PUT each (with a
+// bcrypt check per request on a TLSHtpasswd registry) takes minutes on a
+// busy machine; the registry then serves them as if they were pushed.
+func (r *Registry) TagOnDisk(repo string, desc *remote.Descriptor, tags ...string) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	dgst := desc.Digest.String()
+	base := filepath.Join(r.data, "docker", "registry", "v2", "repositories", filepath.FromSlash(repo), "_manifests")
+	if _, err := os.Stat(filepath.Join(base, "revisions", desc.Digest.Algorithm, desc.Digest.Hex, "link")); err != nil {
+		return fmt.Errorf("tagging %s on disk: the manifest %s is not in the repository: %w", repo, dgst, err)
+	}
+	for _, tag := range tags {
+		for _, dir := range []string{
+			filepath.Join(base, "tags", tag, "current"),
+			filepath.Join(base, "tags", tag, "index", desc.Digest.Algorithm, desc.Digest.Hex),
+		} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "link"), []byte(dgst), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	last := repo + ":" + tags[len(tags)-1]
+	got, err := r.Get(last)
+	if err != nil {
+		return fmt.Errorf("tagged %s on disk, but the registry does not serve it: %w", last, err)
+	}
+	if got.Digest != desc.Digest {
+		return fmt.Errorf("tagged %s on disk as %s, but the registry serves %s", last, dgst, got.Digest)
 	}
 	return nil
 }

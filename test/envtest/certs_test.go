@@ -140,6 +140,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestWithCertSecretTheWebhookMakesItsCertificateInjectsTheCAAndReplicasShareIt(t *testing.T) {
+	t.Parallel()
 	home := namespace(t, false) // the webhook's namespace: the Secret lives here
 	target := namespace(t, false)
 	c, _ := kube(t)

@@ -15,6 +15,7 @@ import (
 // with a server-side dry run, so the API server (with cert-manager's CRDs)
 // validates it without the objects taking effect in the shared cluster.
 func TestTheAPIServerAcceptsWhatTheChartRenders(t *testing.T) {
+	t.Parallel()
 	seed := map[string]any{
 		"registries": []any{
 			map[string]any{"name": "ECR", "api_url": "https://000000000000.dkr.ecr.eu-west-1.amazonaws.com", "prefix": "000000000000.dkr.ecr.eu-west-1.amazonaws.com",

@@ -41,6 +41,7 @@ func cli(t *testing.T, env []string, args ...string) (int, string, string) {
 }
 
 func TestCheckAcceptsTheSeedsAndTheSuitesConfigsAndRefusesABrokenOne(t *testing.T) {
+	t.Parallel()
 	seed := filepath.Join(t.TempDir(), "seed.yaml")
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	if err := os.WriteFile(seed, []byte(seedConfig), 0o644); err != nil {
@@ -67,6 +68,7 @@ func TestCheckAcceptsTheSeedsAndTheSuitesConfigsAndRefusesABrokenOne(t *testing.
 // auth) whose tag list takes two pages, by the webhook and by resolve with
 // the seed's secret: credentials read through the kubeconfig.
 func TestASemverLookupOverHTTPSByIPFollowsTagPagesInTheWebhookAndInResolve(t *testing.T) {
+	t.Parallel()
 	repo := "secret/" + uniq("paged")
 	push(t, s.tlsReg, repo+":0.0.1")
 	desc, err := s.tlsReg.Get(repo + ":0.0.1")
@@ -74,10 +76,12 @@ func TestASemverLookupOverHTTPSByIPFollowsTagPagesInTheWebhookAndInResolve(t *te
 		t.Fatal(err)
 	}
 	// 1,001 tags: two pages of at most 1,000. The newest sorts last.
+	var tags []string
 	for i := 1; i <= 1000; i++ {
-		if err := s.tlsReg.PutManifest(fmt.Sprintf("%s:1.%d.0", repo, i), desc); err != nil {
-			t.Fatal(err)
-		}
+		tags = append(tags, fmt.Sprintf("1.%d.0", i))
+	}
+	if err := s.tlsReg.TagOnDisk(repo, desc, tags...); err != nil {
+		t.Fatal(err)
 	}
 	image := s.tlsReg.Host + "/" + repo + ":1.0.0"
 	want := fmt.Sprintf("%s/%s:1.1000.0@%s", s.tlsReg.Host, repo, desc.Digest)
@@ -129,6 +133,7 @@ func TestASemverLookupOverHTTPSByIPFollowsTagPagesInTheWebhookAndInResolve(t *te
 // The built binary, as a user mistypes it: nothing here may start a server
 // (the command would then not return, and the test would hang until killed).
 func TestTheBinarysCommandLineRefusesMistakesAndAnswersHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	every := []string{"check", "resolve", "doctor", "drift", "version", "help"}
 	tests := []struct {
 		name         string

@@ -169,6 +169,7 @@ func (e *ecr) admitFor(p *process, workers, n int, stop time.Time) (int64, strin
 }
 
 func TestAThousandAdmissionsThroughAnECRRegistryWithIRSAShareOneToken(t *testing.T) {
+	t.Parallel()
 	e := startECR(t)
 	p := e.start(t)
 	n, bad := e.admitFor(p, 8, 1000, time.Time{})
@@ -182,6 +183,7 @@ func TestAThousandAdmissionsThroughAnECRRegistryWithIRSAShareOneToken(t *testing
 }
 
 func TestAnECRTokenIsRefreshedBeforeItRunsOutWhileAdmissionsGoOn(t *testing.T) {
+	t.Parallel()
 	e := startECR(t)
 	e.tokenDelay = 1500 * time.Millisecond
 	// ECR tokens live 12h; here 6s, so that several run out during the

@@ -32,6 +32,7 @@ func doctor(t *testing.T, args ...string) (int, doctorAnswer, string) {
 }
 
 func TestDoctorSeesAHealthyWebhookAnUnreachableOneAndAWrongCABundle(t *testing.T) {
+	t.Parallel()
 	// Healthy: the suite's webhook, as the chart registers it.
 	image := s.plain.Host + "/" + uniq("doctor") + ":1"
 	digest := push(t, s.plain, image[len(s.plain.Host)+1:])

@@ -15,6 +15,7 @@ import (
 // operator's log says, at the default level, the exit status and the
 // shell's "aws: not found".
 func TestWithoutTheAWSCLITheSeedsECRScriptTellsTheOperatorWhyAtTheDefaultLogLevel(t *testing.T) {
+	t.Parallel()
 	script := credtest.SeedECRScriptFile(t)
 	p := startProcess(t, fmt.Sprintf(`registries:
   - name: ECR
@@ -32,7 +33,7 @@ func TestWithoutTheAWSCLITheSeedsECRScriptTellsTheOperatorWhyAtTheDefaultLogLeve
 		t.Errorf("the tenant reads allowed=%v %q, want a warning %q without the script's stderr", r.Allowed, warnings, tenant)
 	}
 	var line string
-	for _, l := range strings.Split(p.out.String(), "\n") {
+	for _, l := range strings.Split(p.waitForLog(t, "credential script failed"), "\n") {
 		if strings.Contains(l, "credential script failed") {
 			line = l
 		}

@@ -19,6 +19,7 @@ import (
 // asks the API server the same way, so the webhook answers it as it answers
 // them.
 func TestServerSideDiffsShowARealChangeAndNothingElse(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		apply, diff []string
@@ -30,6 +31,7 @@ func TestServerSideDiffsShowARealChangeAndNothingElse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ns := namespace(t, true)
 			name := uniq("gitops")
 			repo := s.plain.Host + "/" + name
@@ -42,7 +44,7 @@ func TestServerSideDiffsShowARealChangeAndNothingElse(t *testing.T) {
 				t.Fatalf("right after the pin: exit %d, want 0 (no drift):\n%s", code, out)
 			}
 			push(t, s.plain, name+":v1")
-			time.Sleep(1100 * time.Millisecond) // past cache_ttl
+			waitOutCacheTTL()
 			if out, code := kubectl(t, append(tc.diff, "-f", git.file(t))...); code != 0 || out != "" {
 				t.Fatalf("after the tag moved in the registry: exit %d, want 0 (no drift):\n%s", code, out)
 			}
@@ -79,6 +81,7 @@ func hasLine(out, sign, text string) bool {
 // answer exactly as the real request would, and leave nothing behind but
 // what the webhook cached.
 func TestADryRunAdmissionAnswersAsTheRealOneAndLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
 	name := uniq("dry")
 	repo := s.plain.Host + "/" + name
 	first := repo + ":v1@" + push(t, s.plain, name+":v1")
@@ -129,7 +132,7 @@ func TestADryRunAdmissionAnswersAsTheRealOneAndLeavesNothingBehind(t *testing.T)
 		t.Fatalf("stored %s, want %s", got, first)
 	}
 	moved := repo + ":v1@" + push(t, s.plain, name+":v1")
-	time.Sleep(1100 * time.Millisecond) // past cache_ttl
+	waitOutCacheTTL()
 	updates := []struct {
 		name   string
 		change func(d *appsv1.Deployment)
@@ -195,7 +198,18 @@ func TestADryRunAdmissionAnswersAsTheRealOneAndLeavesNothingBehind(t *testing.T)
 	}
 
 	t.Run("nothing is left in the namespace of the dry runs", func(t *testing.T) {
-		time.Sleep(2 * time.Second) // time for controllers to react to anything stored
+		// A Deployment stored after the dry runs: once the controllers have
+		// made its Pod, they have seen whatever the dry runs might have
+		// stored before it (their watches deliver in order), and made what
+		// they would of it.
+		sentinel := deploy(namespace(t, false), nil, "quay.invalid/sentinel:1")
+		if err := c.Create(ctx(t), sentinel); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the controllers make the sentinel Deployment's Pod", func() bool {
+			var pods corev1.PodList
+			return c.List(ctx(t), &pods, client.InNamespace(sentinel.Namespace)) == nil && len(pods.Items) > 0
+		})
 		for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &appsv1.ReplicaSetList{}, &corev1.PodList{}, &eventsv1.EventList{}} {
 			if err := c.List(ctx(t), list, client.InNamespace(dryNS)); err != nil {
 				t.Fatal(err)

@@ -7,6 +7,7 @@ import "testing"
 // opt-out is the user asking for a pin, on that apply, with no rollout
 // restart.
 func TestKubectlApplyWithoutTheOptOutPinsAgain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		labels map[string]string
@@ -16,6 +17,7 @@ func TestKubectlApplyWithoutTheOptOutPinsAgain(t *testing.T) {
 		{"the image-pin.io/skip label", map[string]string{"image-pin.io/skip": "true"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ns := namespace(t, true)
 			name := uniq("app")
 			image := s.plain.Host + "/" + name + ":1"

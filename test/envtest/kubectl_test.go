@@ -13,6 +13,7 @@ import (
 )
 
 func TestKubectlCreateJobFromACronJobCarriesTheCronJobsPin(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	name := uniq("nightly")
 	repo := s.plain.Host + "/" + name
@@ -39,7 +40,7 @@ spec:
 	}
 	kubectlOK(t, "apply", "-f", path)
 	push(t, s.plain, name+":1") // the tag moves: a Job made now must still run what the CronJob pinned
-	time.Sleep(1100 * time.Millisecond)
+	waitOutCacheTTL()
 	kubectlOK(t, "-n", ns, "create", "job", "manual", "--from=cronjob/nightly")
 
 	c, _ := kube(t)
@@ -50,7 +51,7 @@ spec:
 	if got := job.Spec.Template.Spec.Containers[0].Image; got != pinned {
 		t.Errorf("the Job holds %s, want the CronJob's %s", got, pinned)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		var pods corev1.PodList
 		if err := c.List(ctx(t), &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": "manual"}); err != nil {
 			t.Fatal(err)
@@ -62,12 +63,13 @@ spec:
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the job controller made no Pod within 30s")
+			t.Fatal("the job controller made no Pod within 90s")
 		}
 	}
 }
 
 func TestKubectlDebugPinsTheEphemeralContainer(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	name := uniq("debug")
 	repo := s.plain.Host + "/" + name

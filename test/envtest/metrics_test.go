@@ -8,6 +8,7 @@ import (
 )
 
 func TestTheContractsMetricsAreServed(t *testing.T) {
+	t.Parallel()
 	// One admission of its own, so the test does not rely on others having run.
 	repo := uniq("metrics")
 	push(t, s.plain, repo+":1")

@@ -61,6 +61,7 @@ func logLine(log, want string) string {
 }
 
 func TestReportModeIsCountedAsReportedAndLogsEachWouldBePin(t *testing.T) {
+	t.Parallel()
 	repo := uniq("report")
 	push(t, s.plain, repo+":1")
 	p := startObserved(t, fmt.Sprintf("policy:\n  mode: report\nregistries:\n- name: plain\n  api_url: http://%[1]s\n  prefix: %[1]s\n", s.plain.Host))
@@ -82,6 +83,7 @@ func TestReportModeIsCountedAsReportedAndLogsEachWouldBePin(t *testing.T) {
 }
 
 func TestATagThatDoesNotExistIsNotFoundAndARegistryDownIsAnError(t *testing.T) {
+	t.Parallel()
 	repo := uniq("causes")
 	push(t, s.plain, repo+":1")
 	p := startObserved(t, fmt.Sprintf(`registries:
@@ -123,6 +125,7 @@ func TestATagThatDoesNotExistIsNotFoundAndARegistryDownIsAnError(t *testing.T) {
 }
 
 func TestAReloadFailureIsLoggedNamingTheFieldWithoutAStackTrace(t *testing.T) {
+	t.Parallel()
 	p := startObserved(t, fmt.Sprintf("registries:\n- name: plain\n  api_url: http://%[1]s\n  prefix: %[1]s\n", s.plain.Host))
 	bad := fmt.Sprintf("registries:\n- name: plain\n  api_url: http://%[1]s\n  prefix: %[1]s\n  on_error: sometimes\n", s.plain.Host)
 	if err := os.WriteFile(p.configPath(t), []byte(bad), 0o644); err != nil {

@@ -41,6 +41,7 @@ func pullSecretIn(t *testing.T, ns, name, user, pass string) {
 // asking for A's image after A was pinned (the answer cached), is denied
 // (on_error: fail), never given A's digest; nothing prints a password.
 func TestEachNamespaceGetsOnlyWhatItsOwnPullSecretsCanRead(t *testing.T) {
+	t.Parallel()
 	s.tokens.Grant("robot-a", pullPassA, "pullsecrets/a")
 	s.tokens.Grant("robot-b", pullPassB, "pullsecrets/b")
 	repoA, repoB := "pullsecrets/a/"+uniq("app"), "pullsecrets/b/"+uniq("app")
@@ -129,6 +130,7 @@ func TestEachNamespaceGetsOnlyWhatItsOwnPullSecretsCanRead(t *testing.T) {
 // resourceVersions, read through the kubeconfig) and whom they log in as,
 // never a value; a ServiceAccount's pull secrets when the Pod names none.
 func TestResolveShowsThePullSecretsAndIdentityItUsed(t *testing.T) {
+	t.Parallel()
 	s.tokens.Grant("robot-a", pullPassA, "pullsecrets/a")
 	repo := "pullsecrets/a/" + uniq("cli")
 	digest := push(t, s.tokenReg, repo+":1")

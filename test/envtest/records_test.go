@@ -2,6 +2,7 @@ package envtest
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,14 +34,15 @@ func setImage(t *testing.T, d *appsv1.Deployment, ctr, image string) {
 // Each call is later than the last, as seconds would be on a real cluster.
 func rolloutRestart(t *testing.T, d *appsv1.Deployment) {
 	t.Helper()
-	restarts++
-	ts := time.Now().Add(time.Duration(restarts) * time.Second).UTC().Format(time.RFC3339)
+	n := restarts.Add(1)
+	ts := time.Now().Add(time.Duration(n) * time.Second).UTC().Format(time.RFC3339)
 	patch := map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
 		"annotations": map[string]string{"kubectl.kubernetes.io/restartedAt": ts}}}}}
 	rawPatch(t, d, types.StrategicMergePatchType, patch)
 }
 
-var restarts int
+// restarts counts rolloutRestart's calls, from tests running side by side.
+var restarts atomic.Int64
 
 // rolloutUndo is kubectl rollout undo: a JSON patch putting back the
 // template of an earlier revision and the annotations its ReplicaSet carries
@@ -150,6 +152,7 @@ func wantStored(t *testing.T, d *appsv1.Deployment, want string) {
 }
 
 func TestSetImageToAnUnpinnedImageThenRestartKeepsIt(t *testing.T) {
+	t.Parallel()
 	repo := uniq("web")
 	digest := push(t, s.plain, repo+":1")
 	app := s.plain.Host + "/" + repo + ":1"
@@ -163,6 +166,8 @@ func TestSetImageToAnUnpinnedImageThenRestartKeepsIt(t *testing.T) {
 }
 
 func TestSetImageWhileTheRegistryFailsThenRestartPinsTheNewImage(t *testing.T) {
+	t.Parallel()
+	holdFlaky(t)
 	app := "ignore/" + uniq("app")
 	api := "ignore/" + uniq("api")
 	push(t, s.flaky, app+":1")
@@ -180,6 +185,7 @@ func TestSetImageWhileTheRegistryFailsThenRestartPinsTheNewImage(t *testing.T) {
 }
 
 func TestSetImageToAWrittenDigestThenReApplyingTheManifestResolvesTheManifest(t *testing.T) {
+	t.Parallel()
 	repo, other := uniq("app"), uniq("api")
 	digest := push(t, s.plain, repo+":1")
 	otherDigest := push(t, s.plain, other+":1.5.0")
@@ -194,6 +200,8 @@ func TestSetImageToAWrittenDigestThenReApplyingTheManifestResolvesTheManifest(t 
 }
 
 func TestARestartPinsAnImageLeftUnpinnedAtCreate(t *testing.T) {
+	t.Parallel()
+	holdFlaky(t)
 	repo := "ignore/" + uniq("app")
 	digest := push(t, s.flaky, repo+":1")
 	image := s.flaky.Host + "/" + repo + ":1"
@@ -208,11 +216,13 @@ func TestARestartPinsAnImageLeftUnpinnedAtCreate(t *testing.T) {
 }
 
 func TestAReApplyThatAddsSkipKeepsTheImageAsWritten(t *testing.T) {
+	t.Parallel()
 	for _, apply := range []struct {
 		name string
 		fn   func(*testing.T, *appsv1.Deployment) *appsv1.Deployment
 	}{{"client-side", clientSideApply}, {"server-side", serverSideApply}} {
 		t.Run(apply.name, func(t *testing.T) {
+			t.Parallel()
 			repo := uniq("app")
 			digest := push(t, s.plain, repo+":1")
 			image := s.plain.Host + "/" + repo + ":1"
@@ -220,7 +230,7 @@ func TestAReApplyThatAddsSkipKeepsTheImageAsWritten(t *testing.T) {
 			d := apply.fn(t, manifest)
 			wantStored(t, d, image+"@"+digest)
 			push(t, s.plain, repo+":1") // the tag moves: a re-apply must not follow it
-			time.Sleep(1100 * time.Millisecond)
+			waitOutCacheTTL()
 			apply.fn(t, manifest)
 			wantStored(t, d, image+"@"+digest)
 
@@ -232,6 +242,7 @@ func TestAReApplyThatAddsSkipKeepsTheImageAsWritten(t *testing.T) {
 }
 
 func TestRollingBackAndForthRunsWhatEachRevisionAskedFor(t *testing.T) {
+	t.Parallel()
 	repo, other := uniq("app"), uniq("api")
 	digest := push(t, s.plain, repo+":1")
 	otherDigest := push(t, s.plain, other+":2")
@@ -254,7 +265,7 @@ func TestRollingBackAndForthRunsWhatEachRevisionAskedFor(t *testing.T) {
 	rolloutUndo(t, d, rev1) // back to the first pin
 	wantStored(t, d, app+"@"+digest)
 	moved := push(t, s.plain, repo+":1")
-	time.Sleep(1100 * time.Millisecond)
+	waitOutCacheTTL()
 	serverSideApply(t, manifest) // the same manifest: no rollout
 	wantStored(t, d, app+"@"+digest)
 	rolloutRestart(t, d) // a restart follows the moved tag of what the manifest says
@@ -274,10 +285,11 @@ func optIn(t *testing.T, ns string) {
 	if err := c.Update(ctx(t), &n); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // the API server's namespace informer catches up
+	awaitServed(t, ns)
 }
 
 func TestPodsOfAnOptedOutWorkloadRunWhatItsTemplateSays(t *testing.T) {
+	t.Parallel()
 	repo := uniq("app")
 	push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
@@ -314,6 +326,7 @@ func TestPodsOfAnOptedOutWorkloadRunWhatItsTemplateSays(t *testing.T) {
 }
 
 func TestAnExistingWorkloadsTemplateIsNotChangedOnItsNextUpdate(t *testing.T) {
+	t.Parallel()
 	repo := uniq("app")
 	push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
@@ -339,6 +352,7 @@ func TestAnExistingWorkloadsTemplateIsNotChangedOnItsNextUpdate(t *testing.T) {
 }
 
 func TestAFinalizerComesOffAnObjectWithAMalformedAnnotation(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, false)
 	c, _ := kube(t)
 	d := deploy(ns, map[string]string{"image-pin.io/strategy": "newest"}, s.plain.Host+"/x:1")

@@ -218,7 +218,7 @@ func (r rollout) settled(image string, sets int, replicas int32) string {
 // image: sets ReplicaSets in all, replicas Pods, all carrying image.
 func waitSettled(t *testing.T, ns, image string, sets int, replicas int32) rollout {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // the bound only ends a broken run
 	for {
 		r := observe(t, ns)
 		problem := r.settled(image, sets, replicas)
@@ -226,13 +226,14 @@ func waitSettled(t *testing.T, ns, image string, sets int, replicas int32) rollo
 			return r
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s\n%s", problem, r)
+			t.Fatalf("after 90s: %s\n%s", problem, r)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
 func TestEverydayKubectlOnADeploymentWhoseTagMoves(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	name := uniq("kubectl")
 	repo := s.plain.Host + "/" + name
@@ -264,7 +265,7 @@ func TestEverydayKubectlOnADeploymentWhoseTagMoves(t *testing.T) {
 		}, func() string { return pinned }, 1, 2},
 		{"after the tag moved in the registry, re-applies client-side and server-side start no rollout", func(t *testing.T) {
 			moved = push(t, s.plain, name+":v1")
-			time.Sleep(1100 * time.Millisecond) // past cache_ttl: the registry would answer the moved digest
+			waitOutCacheTTL() // the registry would answer the moved digest
 			kubectlOK(t, "apply", "-f", git.file(t))
 			kubectlOK(t, "apply", "--server-side", "--force-conflicts", "-f", git.file(t))
 		}, func() string { return pinned }, 1, 2},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -46,12 +47,20 @@ func (w *warnings) reset() {
 	w.mu.Unlock()
 }
 
+// kube is a client of the API server whose admission warnings land in
+// the returned warnings. Every one shares the suite's connections and what
+// it learned of the API's kinds (each client would otherwise ask the API
+// server again, at every poll of every test).
 func kube(t *testing.T) (client.Client, *warnings) {
 	t.Helper()
+	hc, mapper, err := s.shared()
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := &warnings{}
 	cfg := rest.CopyConfig(s.restCfg)
 	cfg.WarningHandler = w
-	c, err := client.New(cfg, client.Options{})
+	c, err := client.New(cfg, client.Options{HTTPClient: hc, Mapper: mapper})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +133,7 @@ func stored(t *testing.T, d *appsv1.Deployment) string {
 }
 
 func TestADeploymentOfLatestIsPinned(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("web")
 	digest := push(t, s.plain, repo+":latest")
@@ -142,6 +152,7 @@ func TestADeploymentOfLatestIsPinned(t *testing.T) {
 }
 
 func TestASemverConstraintAnnotationPicksTheNewestMatch(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("api")
 	digests := map[string]string{}
@@ -159,6 +170,7 @@ func TestASemverConstraintAnnotationPicksTheNewestMatch(t *testing.T) {
 }
 
 func TestAMultiArchImageIsPinnedToItsIndexDigest(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("multi")
 	digest, err := s.plain.PushIndex(repo + ":1")
@@ -176,6 +188,7 @@ func TestAMultiArchImageIsPinnedToItsIndexDigest(t *testing.T) {
 }
 
 func TestAPodIsPinned(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("pod")
 	digest := push(t, s.plain, repo+":2")
@@ -191,6 +204,7 @@ func TestAPodIsPinned(t *testing.T) {
 }
 
 func TestACronJobWithAnInitContainerIsPinned(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("cron")
 	main, initD := push(t, s.plain, repo+":main"), push(t, s.plain, repo+":init")
@@ -216,6 +230,7 @@ func TestACronJobWithAnInitContainerIsPinned(t *testing.T) {
 }
 
 func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("kinds")
 	digest := push(t, s.plain, repo+":1")
@@ -262,6 +277,7 @@ func TestEveryOtherPodCarryingKindIsPinned(t *testing.T) {
 }
 
 func TestAKubectlDebugEphemeralContainerIsPinned(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("debug")
 	push(t, s.plain, repo+":app")
@@ -284,6 +300,7 @@ func TestAKubectlDebugEphemeralContainerIsPinned(t *testing.T) {
 }
 
 func TestObjectsTheWebhookMustLeaveAlone(t *testing.T) {
+	t.Parallel()
 	repo := uniq("alone")
 	digest := push(t, s.plain, repo+":1")
 	image := s.plain.Host + "/" + repo + ":1"
@@ -334,6 +351,7 @@ func TestObjectsTheWebhookMustLeaveAlone(t *testing.T) {
 }
 
 func TestEveryCredentialSourceAuthenticates(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		reg  *cluster.Registry
@@ -346,6 +364,7 @@ func TestEveryCredentialSourceAuthenticates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ns := namespace(t, true)
 			repo := tc.path + "/" + uniq("app")
 			digest := push(t, tc.reg, repo+":1")
@@ -362,41 +381,64 @@ func TestEveryCredentialSourceAuthenticates(t *testing.T) {
 }
 
 func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
-	runs := func() int {
-		b, _ := os.ReadFile(s.extRuns)
-		return strings.Count(string(b), "run")
-	}
-	// Let an earlier window (4s) run out.
-	time.Sleep(4500 * time.Millisecond)
-	before := runs()
-	c, _ := kube(t)
-	for i := range 3 {
-		repo := "ext/" + uniq("win")
-		push(t, s.tokenReg, repo+":1")
-		d := deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))
-		if err := c.Create(ctx(t), d); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(stored(t, d), "@sha256:") {
-			t.Fatalf("admission %d was not pinned", i)
-		}
-	}
-	if n := runs() - before; n != 1 {
-		t.Fatalf("the script ran %d times for three admissions within credsexpire, want 1", n)
-	}
-	time.Sleep(4500 * time.Millisecond)
-	repo := "ext/" + uniq("win")
-	push(t, s.tokenReg, repo+":1")
-	if err := c.Create(ctx(t), deploy(namespace(t, true), nil, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))); err != nil {
+	t.Parallel()
+	// A webhook and a script of the test's own: the suite's script also
+	// runs for other tests, and a fresh process has no earlier window to
+	// wait out. The window is long, so that three admissions fit in it on
+	// any machine; the test waits it out once, beside the others.
+	const window = 10 * time.Second
+	dir := t.TempDir()
+	runsFile, script := filepath.Join(dir, "runs"), filepath.Join(dir, "login.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\necho run >> %s\necho \"$E2E_EXT_USER:$E2E_EXT_PASS\"\n", runsFile)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if n := runs() - before; n != 2 {
+	p := startProcess(t, fmt.Sprintf(`registries:
+- name: ecr-style script
+  api_url: http://%[1]s
+  prefix: %[1]s/ext
+  credentials: ext:%[2]s
+  credsexpire: %[3]s
+`, s.tokenReg.Host, script, window), cluster.WebhookOptions{Kubeconfig: s.kubecfg,
+		Env: []string{"E2E_EXT_USER=" + regUser, "E2E_EXT_PASS=" + regPass}})
+	runs := func() int {
+		b, _ := os.ReadFile(runsFile)
+		return strings.Count(string(b), "run")
+	}
+	var images []string
+	for range 4 {
+		repo := "ext/" + uniq("win")
+		push(t, s.tokenReg, repo+":1")
+		images = append(images, fmt.Sprintf("%s/%s:1", s.tokenReg.Host, repo))
+	}
+	admit := func(i int) {
+		t.Helper()
+		if r, raw := p.post(t, review("team-a", "Pod", "CREATE", images[i])); !r.Allowed || !strings.Contains(string(r.Patch), "@sha256:") {
+			t.Fatalf("admission %d was not pinned: %s", i, raw)
+		}
+	}
+	admit(0)
+	// The script ran during the first admission: its credentials last
+	// until at most a window after it returned.
+	expires := time.Now().Add(window)
+	admit(1)
+	admit(2)
+	if n := runs(); n != 1 {
+		t.Fatalf("the script ran %d times for three admissions within credsexpire, want 1", n)
+	}
+	time.Sleep(time.Until(expires) + 100*time.Millisecond)
+	admit(3)
+	if n := runs(); n != 2 {
 		t.Fatalf("after the window the script ran %d times in all, want 2", n)
+	}
+	if strings.Contains(p.out.String(), regPass) {
+		t.Error("the webhook printed the credential the script gave")
 	}
 }
 
 func TestWrongCredentialsFollowOnError(t *testing.T) {
+	t.Parallel()
 	t.Run("ignore admits the image unchanged with a warning", func(t *testing.T) {
+		t.Parallel()
 		image := s.tokenReg.Host + "/wrong-ignore/" + uniq("app") + ":1"
 		c, w := kube(t)
 		d := deploy(namespace(t, true), nil, image)
@@ -411,6 +453,7 @@ func TestWrongCredentialsFollowOnError(t *testing.T) {
 		}
 	})
 	t.Run("fail denies with the container, image and cause", func(t *testing.T) {
+		t.Parallel()
 		image := s.tokenReg.Host + "/wrong-fail/" + uniq("app") + ":1"
 		c, _ := kube(t)
 		err := c.Create(ctx(t), deploy(namespace(t, true), nil, image))
@@ -424,6 +467,8 @@ func TestWrongCredentialsFollowOnError(t *testing.T) {
 }
 
 func TestARegistryStoppedMidTest(t *testing.T) {
+	t.Parallel()
+	holdFlaky(t)
 	known := "ignore/" + uniq("app")
 	knownFail := "fail/" + uniq("app")
 	digest := push(t, s.flaky, known+":1")
@@ -439,7 +484,7 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	time.Sleep(1500 * time.Millisecond) // cache_ttl (1s) runs out: only the last known digest is left
+	waitOutCacheTTL() // only the last known digest is left
 
 	t.Run("ignore pins to the last known digest with a warning", func(t *testing.T) {
 		w.reset()
@@ -481,6 +526,7 @@ func TestARegistryStoppedMidTest(t *testing.T) {
 }
 
 func TestUpdatesNeverStartARolloutUnlessAsked(t *testing.T) {
+	t.Parallel()
 	ns := namespace(t, true)
 	repo := uniq("upd")
 	first := push(t, s.plain, repo+":stable")
@@ -492,7 +538,7 @@ func TestUpdatesNeverStartARolloutUnlessAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved := push(t, s.plain, repo+":stable") // the tag moves
-	time.Sleep(1100 * time.Millisecond)       // past cache_ttl
+	waitOutCacheTTL()
 
 	t.Run("an unrelated update keeps the pin while the tag moved", func(t *testing.T) {
 		updateLatest(t, c, d, func() {
@@ -551,6 +597,9 @@ func updateLatest(t *testing.T, c client.Client, d *appsv1.Deployment, change fu
 	}
 }
 
+// Not parallel: it rewrites the suite's config, and a reload gives every
+// entry fresh clients. It puts the config back before the parallel tests
+// start.
 func TestTheConfigFileChangedWhileRunning(t *testing.T) {
 	// The rule added on reload names PLAIN/reload: use that repository.
 	digests := map[string]string{}
@@ -566,13 +615,22 @@ func TestTheConfigFileChangedWhileRunning(t *testing.T) {
 		t.Fatalf("before the change: %q", got)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	t.Cleanup(s.mu.Unlock)
 	if err := s.writeConfig(true); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.writeConfig(false) })
+	probeNS := namespace(t, true)
+	t.Cleanup(func() {
+		if err := s.writeConfig(false); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the suite's config is in force again", func() bool {
+			got, err := dryRunPod(t, probeNS, s.plain.Host+"/reload")
+			return err == nil && strings.HasSuffix(got, ":latest@"+digests["latest"])
+		})
+	})
 	want := s.plain.Host + "/reload:1.2.0@" + digests["1.2.0"]
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		d := deploy(namespace(t, true), nil, s.plain.Host+"/reload")
 		if err := c.Create(ctx(t), d); err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,6 +90,7 @@ func (p *process) admit(t *testing.T, image string) string {
 }
 
 func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
+	t.Parallel()
 	repo := uniq("noapi")
 	digest := push(t, s.plain, repo+":1")
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
@@ -106,6 +108,7 @@ func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
 }
 
 func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
+	t.Parallel()
 	p := startOwn(t, "http://"+s.plain.Host, filepath.Join(s.dir, "kubeconfig"))
 	addr := fmt.Sprintf("127.0.0.1:%d", p.Port)
 	t.Run("plain HTTP is refused", func(t *testing.T) {
@@ -135,13 +138,18 @@ func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
 }
 
 func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) {
+	t.Parallel()
 	repo := uniq("drain")
 	push(t, s.plain, repo+":1")
-	// A registry that takes 2s per manifest: an admission is in flight when SIGTERM comes.
+	// A registry that takes 2s per manifest: an admission is in flight
+	// when SIGTERM comes, which is sent once its lookup has arrived.
 	target, _ := url.Parse("http://" + s.plain.Host)
 	rp := httputil.NewSingleHostReverseProxy(target)
+	arrived := make(chan struct{})
+	var first sync.Once
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/manifests/") {
+			first.Do(func() { close(arrived) })
 			time.Sleep(2 * time.Second)
 		}
 		rp.ServeHTTP(w, r)
@@ -159,7 +167,11 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		resp.Body.Close()
 		result <- string(b)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-arrived:
+	case out := <-result:
+		t.Fatalf("the admission was answered before its lookup reached the registry: %s", out)
+	}
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +190,7 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		if !strings.Contains(out, `"patch"`) {
 			t.Fatalf("the in-flight admission did not complete: %s", out)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the in-flight admission never completed")
 	}
 	done := make(chan error, 1)
@@ -188,7 +200,7 @@ func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) 
 		if err != nil {
 			t.Errorf("exit: %v\n%s", err, p.out.String())
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("the webhook did not exit")
 	}
 }
@@ -214,6 +226,7 @@ const seedConfig = `registries:
 `
 
 func TestTheSeedsConfigStartsWithItsRegistriesUnreachable(t *testing.T) {
+	t.Parallel()
 	p := startWithConfig(t, seedConfig, filepath.Join(s.dir, "kubeconfig"))
 	if code := p.Ready(); code != http.StatusOK {
 		t.Fatalf("readyz %d", code)
@@ -221,6 +234,7 @@ func TestTheSeedsConfigStartsWithItsRegistriesUnreachable(t *testing.T) {
 }
 
 func TestAnInvalidConfigAtStartExitsNamingTheField(t *testing.T) {
+	t.Parallel()
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte("registries:\n- name: ECR\n  api_url: https://x.example\n  prefix: x.example\n  credsexpire: 10 hours\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -240,6 +254,7 @@ func TestAnInvalidConfigAtStartExitsNamingTheField(t *testing.T) {
 }
 
 func TestABadFlagValueExitsWithStatusTwoNamingTheFlagBeforeListening(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), "--config", filepath.Join(t.TempDir(), "absent.yaml"),
 		"--kubeconfig", filepath.Join(s.dir, "kubeconfig"), "--port", "0", "--shutdown-delay", "-1s")
 	out, err := cmd.CombinedOutput()

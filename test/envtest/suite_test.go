@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -50,7 +53,18 @@ type suite struct {
 	kubecfg   string        // the admin kubeconfig kubectl and the webhook use
 	output    *lockedBuffer // everything the webhook printed
 	metrics   string
+	logDir    string     // where the webhook's and the controllers' logs go
 	mu        sync.Mutex // serialises config rewrites
+	// sharedOnce makes the HTTP client and REST mapper every kube client
+	// shares (shared).
+	sharedOnce sync.Once
+	httpClient *http.Client
+	mapper     meta.RESTMapper
+	sharedErr  error
+	// flakyMu is held by each test that stops flaky or answers in its
+	// place (holdFlaky), so that they run one at a time while the others
+	// run beside them.
+	flakyMu sync.Mutex
 }
 
 var s *suite
@@ -83,9 +97,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		os.Exit(1)
 	}
+	logDir := os.TempDir() // before TMPDIR moves: developers look for the logs there
+	restoreTmp := tmpInMemory()
 	env := &envtest.Environment{CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
-	code, err := run(m, env)
+	code, err := run(m, env, logDir)
 	_ = env.Stop()
+	restoreTmp()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		os.Exit(1)
@@ -93,13 +110,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func run(m *testing.M, env *envtest.Environment) (int, error) {
+func run(m *testing.M, env *envtest.Environment, logDir string) (int, error) {
 	dir, err := os.MkdirTemp("", "image-pin-e2e-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	s = &suite{dir: dir, output: &lockedBuffer{}}
+	s = &suite{dir: dir, output: &lockedBuffer{}, logDir: logDir}
 	if s.restCfg, err = env.Start(); err != nil {
 		return 0, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
@@ -161,6 +178,16 @@ func (s *suite) stopRegistries() {
 }
 
 func (s *suite) client() (client.Client, error) { return client.New(s.restCfg, client.Options{}) }
+
+// shared is the HTTP client and REST mapper of the admin config, made once.
+func (s *suite) shared() (*http.Client, meta.RESTMapper, error) {
+	s.sharedOnce.Do(func() {
+		if s.httpClient, s.sharedErr = rest.HTTPClientFor(s.restCfg); s.sharedErr == nil {
+			s.mapper, s.sharedErr = apiutil.NewDynamicRESTMapper(s.restCfg, s.httpClient)
+		}
+	})
+	return s.httpClient, s.mapper, s.sharedErr
+}
 
 // seedSecrets creates the Secrets that secret: and pullsecret: read.
 func (s *suite) seedSecrets() error {
@@ -310,7 +337,7 @@ func (s *suite) startWebhook() error {
 		return err
 	}
 	s.kubecfg = kubeconfig
-	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-webhook.log"))
+	logFile, err := os.Create(filepath.Join(s.logDir, "image-pin-e2e-webhook.log"))
 	if err != nil {
 		return err
 	}
@@ -348,7 +375,7 @@ func (s *suite) startWebhook() error {
 // with the service account signing key envtest generated for it.
 func (s *suite) startControllers(env *envtest.Environment) error {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	logFile, err := os.Create(filepath.Join(os.TempDir(), "image-pin-e2e-kube-controller-manager.log"))
+	logFile, err := os.Create(filepath.Join(s.logDir, "image-pin-e2e-kube-controller-manager.log"))
 	if err != nil {
 		return err
 	}

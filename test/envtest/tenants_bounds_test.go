@@ -115,6 +115,7 @@ func gauge(t *testing.T, text, name string) float64 {
 }
 
 func TestACredentialScriptsStderrReachesNoWarningDenialOrMetric(t *testing.T) {
+	t.Parallel()
 	const secret = "e2e-Script-S3cret-never-shown"
 	dir := t.TempDir()
 	script := filepath.Join(dir, "login.sh")
@@ -155,15 +156,15 @@ func TestACredentialScriptsStderrReachesNoWarningDenialOrMetric(t *testing.T) {
 	if strings.Contains(p.scrape(t), secret) {
 		t.Errorf("/metrics holds the script's secret")
 	}
-	// The debug log gets the stderr, redacted.
-	if log := p.out.String(); strings.Contains(log, secret) {
+	// The debug log gets the stderr, redacted (waitForLog fails the test
+	// if it never does).
+	if log := p.waitForLog(t, "credential script stderr"); strings.Contains(log, secret) {
 		t.Errorf("the webhook's log holds the script's secret")
-	} else if !strings.Contains(log, "credential script stderr") {
-		t.Errorf("the script's stderr never reached the debug log:\n%s", log)
 	}
 }
 
 func TestForgedReviewsOnTheAdmissionPortLeaveTheAdmissionMetricBounded(t *testing.T) {
+	t.Parallel()
 	repo := uniq("forged")
 	push(t, s.plain, repo+":1")
 	p := startMetered(t, fmt.Sprintf("registries:\n- name: plain\n  api_url: http://%[1]s\n  prefix: %[1]s\n", s.plain.Host))
@@ -191,6 +192,7 @@ func TestForgedReviewsOnTheAdmissionPortLeaveTheAdmissionMetricBounded(t *testin
 }
 
 func TestNewestBuildOnThousandsOfTagsStaysBoundedAndLeavesAnotherNamespacesLookupOnTime(t *testing.T) {
+	t.Parallel()
 	const tags = 3000
 	big, small := "newest/"+uniq("big"), "newest/"+uniq("small")
 	push(t, s.tlsReg, big+":0")
@@ -198,31 +200,16 @@ func TestNewestBuildOnThousandsOfTagsStaysBoundedAndLeavesAnotherNamespacesLooku
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One manifest, many tags: a PUT of the same manifest per tag, 8 at a time.
+	// One manifest, many tags, written as the registry stores them.
 	start := time.Now()
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	next := make(chan int)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := s.tlsReg.PutManifest(fmt.Sprintf("%s:b%05d", big, i), desc); err != nil {
-					failed.Store(err)
-				}
-			}
-		}()
+	names := make([]string, tags)
+	for i := range names {
+		names[i] = fmt.Sprintf("b%05d", i+1)
 	}
-	for i := 1; i <= tags; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := s.tlsReg.TagOnDisk(big, desc, names...); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("pushed %d tags in %v", tags, time.Since(start).Round(time.Millisecond))
+	t.Logf("tagged %d tags in %v", tags, time.Since(start).Round(time.Millisecond))
 	var smallDigests []string
 	for i := 0; i < 12; i++ {
 		smallDigests = append(smallDigests, push(t, s.tlsReg, fmt.Sprintf("%s:%d", small, i)))
@@ -336,8 +323,14 @@ policy:
 	}
 	close(stop)
 	load.Wait()
-	time.Sleep(2 * time.Second)
+	// The pool's goroutines end as their lookups do: wait for that (the
+	// bound only ends a broken run), then read what is left.
+	stopped := time.Now()
 	after := p.scrape(t)
+	for deadline := stopped.Add(60 * time.Second); gauge(t, after, "go_goroutines") > baseGoroutines+50 && time.Now().Before(deadline); after = p.scrape(t) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	settled := time.Since(stopped).Round(100 * time.Millisecond)
 	afterGoroutines, afterRSS := gauge(t, after, "go_goroutines"), gauge(t, after, "process_resident_memory_bytes")
 
 	var worst time.Duration
@@ -346,17 +339,18 @@ policy:
 	}
 	t.Logf("tenant-b digest lookup: normal %v (mean of 3), under tenant-a's newest-build %v (worst %v)", normal.Round(time.Millisecond), busy, worst.Round(time.Millisecond))
 	t.Logf("tenant-a's newest-build warning (1 of 10): %v; registry requests made: %.0f", firstWarning.Load(), sum(series(after, "image_pin_registry_requests_total")))
-	t.Logf("goroutines: idle %.0f, peak %.0f, after %.0f; RSS MiB: idle %.1f, peak %.1f, after %.1f; peak heap in use %.1f MiB; %d newest-build admissions answered",
-		baseGoroutines, peakGoroutines, afterGoroutines, baseRSS/(1<<20), peakRSS/(1<<20), afterRSS/(1<<20), peakHeap/(1<<20), newestAnswers.Load())
+	t.Logf("goroutines: idle %.0f, peak %.0f, after %.0f (%v after the load stopped); RSS MiB: idle %.1f, peak %.1f, after %.1f; peak heap in use %.1f MiB; %d newest-build admissions answered",
+		baseGoroutines, peakGoroutines, afterGoroutines, settled, baseRSS/(1<<20), peakRSS/(1<<20), afterRSS/(1<<20), peakHeap/(1<<20), newestAnswers.Load())
 
 	if bad := badNewest.Load(); bad != nil {
 		t.Errorf("tenant-a's newest-build: %v", bad)
 	}
 	// Under this load the budget may also run out while the tags are still
-	// being listed: a deadline error, which is fine too. What must never
+	// being listed: a deadline error (the listing's own: context deadline
+	// exceeded, on a busy machine), which is fine too. What must never
 	// happen (badNewest) is a pin to an older tag.
 	if last, _ := lastNewest.Load().(string); last != "pinned to the newest" && !strings.Contains(last, "allow_tags") &&
-		!strings.Contains(last, "past the deadline") && !strings.Contains(last, "in time") {
+		!strings.Contains(last, "past the deadline") && !strings.Contains(last, "in time") && !strings.Contains(last, "context deadline exceeded") {
 		t.Errorf("tenant-a's newest-build was neither pinned to the newest tag nor refused naming allow_tags or the deadline: %q", last)
 	}
 	if bound := max(5*normal, 2*time.Second); worst > bound {
@@ -369,7 +363,7 @@ policy:
 		t.Errorf("resident memory peaked at %.0f MiB, near the chart's 256Mi limit", peakRSS/(1<<20))
 	}
 	if afterGoroutines > baseGoroutines+50 {
-		t.Errorf("%.0f goroutines 2s after the load stopped (idle %.0f)", afterGoroutines, baseGoroutines)
+		t.Errorf("%.0f goroutines %v after the load stopped (idle %.0f)", afterGoroutines, settled, baseGoroutines)
 	}
 }
 
