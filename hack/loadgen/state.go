@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,20 +109,6 @@ func (e *env) stateWorkload(name, mode, kubeconfig string, containers, clients, 
 
 // scrape sums the series of a metric whose line starts with prefix.
 func scrape(port int, prefix string) float64 {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	total := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, prefix) {
-			var v float64
-			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
-			total += v
-		}
-	}
-	return total
+	v, _ := cluster.MetricSum(port, prefix)
+	return v
 }

@@ -276,21 +276,11 @@ func awaitRecords(t *testing.T, w *cluster.Webhook, n int) {
 // replicaGauge sums the series of a metric whose line starts with prefix.
 func replicaGauge(t *testing.T, w *cluster.Webhook, prefix string) int {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", w.Metrics))
+	v, err := cluster.MetricSum(w.Metrics, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	total := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, prefix) {
-			var v float64
-			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
-			total += v
-		}
-	}
-	return int(total)
+	return int(v)
 }
 
 // TestTwoReplicasPinATagToTheDigestTheFirstOneStored is the first
