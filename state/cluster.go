@@ -53,12 +53,13 @@ type Cluster struct {
 	log     logr.Logger
 	metrics *Metrics
 	touches chan touch
+	hashes  hashes
 
 	mu      sync.RWMutex
 	recs    map[string]record // by object name, as the informer last saw them
 	perNS   map[string]int    // records by the namespace that created them
 	failed  map[string]time.Time
-	touched map[string]time.Time // when this replica last wrote lastUsed, by name
+	touched map[string]time.Time // when this replica last claimed its window's write of a record, by name
 	vouch   vouch                // the leader's last refresh pass, from its heartbeat
 }
 
@@ -101,7 +102,7 @@ func NewCluster(o Options) *Cluster {
 
 // Name is the object name of q's record: its query hash, cut to 40 hex
 // digits (160 bits). The full hash is in spec.queryHash and checked on read.
-func Name(q resolver.Query) string { return "q-" + q.Hash()[:40] }
+func Name(q resolver.Query) string { return nameOf(q.Hash()) }
 
 // NeedLeaderElection: every replica reads the records and writes its
 // answers.
@@ -198,22 +199,22 @@ func (c *Cluster) Load(ctx context.Context, q resolver.Query, ns string) (resolv
 	if e := q.Target.Entry; e != nil && !e.AllowsNamespace(ns) {
 		return resolver.Stored{}, false
 	}
-	name, hash := Name(q), q.Hash()
+	hash := c.hashes.of(q)
+	name := nameOf(hash)
 	c.mu.RLock()
 	r, ok := c.recs[name]
+	v := c.vouch
 	c.mu.RUnlock()
 	if !ok || r.hash != hash || r.stored.Digest == "" {
 		return resolver.Stored{}, false
 	}
+	lim := c.limits()
 	if !resolver.AdmissionOf(ctx).DryRun { // a dry run writes nothing, lastUsed included
-		c.noteUse(name, r)
+		c.noteUse(name, r, lim)
 	}
 	st := r.stored
 	if !q.Target.UsesPullSecrets() {
-		c.mu.RLock()
-		v := c.vouch
-		c.mu.RUnlock()
-		if v.covers(name, r, c.limits().RefreshWindow) && v.through.After(st.At) {
+		if v.covers(name, r, lim.RefreshWindow) && v.through.After(st.At) {
 			// The leader confirmed it since, without writing the record.
 			st.At = v.through
 		}
@@ -229,48 +230,86 @@ func usedEvery(l Limits) time.Duration {
 	return l.RecordRetention / 4
 }
 
-func (c *Cluster) noteUse(name string, r record) {
-	every := usedEvery(c.limits())
-	now := time.Now()
-	if now.Sub(r.lastUsed) < every && now.Sub(r.stored.Changed) < every {
-		return
-	}
+// usedSlack is added to the window before a record is written again for
+// its use: records keep whole seconds (metav1.Time), and a write lands a
+// moment after it is decided, so a window counted from the stored lastUsed
+// alone could let two writes fall within one refresh_window.
+const usedSlack = 2 * time.Second
+
+// useDue reports whether r is due its window's write: its lastUsed, as the
+// informer saw it, whichever replica wrote it, is older than a window. Every
+// write of a record that keeps its digest (a lastUsed, a confirmation) sets
+// lastUsed, so this alone bounds them to one per record per window, across
+// replicas; two replicas deciding at the same instant write from the same
+// resourceVersion, and the one that loses the conflict does not try again.
+func useDue(r record, every time.Duration, now time.Time) bool {
+	return now.Sub(usedAt(r)) >= every+usedSlack
+}
+
+// claim takes this replica's write of name for the window, unless it took
+// it already (a write in flight, or one the informer has not shown yet).
+func (c *Cluster) claim(name string, every time.Duration, now time.Time) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if now.Sub(c.touched[name]) < every {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	c.touched[name] = now
+	return true
+}
+
+// unclaim gives the window's write of name back: nothing was written.
+func (c *Cluster) unclaim(name string) {
+	c.mu.Lock()
+	delete(c.touched, name)
 	c.mu.Unlock()
+}
+
+func (c *Cluster) noteUse(name string, r record, lim Limits) {
+	every := usedEvery(lim)
+	now := time.Now()
+	if !useDue(r, every, now) || !c.claim(name, every, now) {
+		return
+	}
 	select {
 	case c.touches <- touch{name: name, version: r.stored.Version}:
 	default: // a burst of first uses: the next admission notes it
-		c.mu.Lock()
-		delete(c.touched, name)
-		c.mu.Unlock()
+		c.unclaim(name)
 	}
 }
 
 // writeTouches writes lastUsed, one record at a time, off the admission
-// path. A conflict means another write happened, which is as good.
+// path, from the version the use saw: when the record changed since, or the
+// write loses a conflict, another write happened and it is not retried.
 func (c *Cluster) writeTouches(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case t := <-c.touches:
+			c.mu.RLock()
+			r, ok := c.recs[t.name]
+			c.mu.RUnlock()
 			ir := &v1alpha1.ImageResolution{}
-			if err := c.cache.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: t.name}, ir); err != nil {
-				continue
-			}
-			if ir.ResourceVersion != t.version {
+			if !ok || r.stored.Version != t.version ||
+				c.cache.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: t.name}, ir) != nil || ir.ResourceVersion != t.version {
+				// Written since the use was seen (this replica's own
+				// confirmation, a move): the next use looks again.
+				c.unclaim(t.name)
 				continue
 			}
 			ir = ir.DeepCopy()
 			ir.Status.LastUsed = &metav1.Time{Time: time.Now()}
 			err := c.client.Update(ctx, ir)
-			c.metrics.write("used", err)
-			if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			switch {
+			case err == nil:
+				c.metrics.write("used", nil)
+				c.put(ir)
+			case apierrors.IsConflict(err):
+				c.metrics.write("conflict", nil) // another replica wrote first
+			case apierrors.IsNotFound(err): // deleted meanwhile
+			default:
+				c.metrics.write("used", err)
 				c.log.Info("cannot note a record's use", "record", t.name, "error", err.Error())
 			}
 		}
@@ -282,11 +321,14 @@ func (c *Cluster) writeTouches(ctx context.Context) {
 // Update based on prev's resourceVersion when the digest moved or the
 // record is due a confirmation (on Conflict, the current record is given).
 func (c *Cluster) Save(ctx context.Context, q resolver.Query, ns string, prev *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {
-	name := Name(q)
+	hash := c.hashes.of(q)
+	name := nameOf(hash)
 	lim := c.limits()
-	if prev != nil && prev.Digest == a.Digest && prev.Tag == a.Tag && time.Since(prev.At) < usedEvery(lim) {
-		// A confirmation within the window is kept in memory: writes stay
-		// one per new answer plus one per record per window.
+	if prev != nil && prev.Digest == a.Digest && prev.Tag == a.Tag && !c.confirmationDue(name, lim) {
+		// The same answer again, while the record had its window's write
+		// (by any replica) or this replica is writing its use: kept in
+		// memory, so that writes stay one per new answer plus one per
+		// record per window.
 		got := *prev
 		got.At = a.At
 		return got, nil
@@ -295,12 +337,28 @@ func (c *Cluster) Save(ctx context.Context, q resolver.Query, ns string, prev *r
 		return a, fmt.Errorf("record %s: a write failed less than %s ago", name, writeBackoff)
 	}
 	if prev == nil {
-		return c.create(ctx, q, ns, name, a, lim)
+		return c.create(ctx, q, ns, hash, a, lim)
 	}
-	return c.update(ctx, q, ns, name, prev, a)
+	return c.update(ctx, q, ns, hash, prev, a)
 }
 
-func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, name string, a resolver.Stored, lim Limits) (resolver.Stored, error) {
+// confirmationDue reports whether a confirmation of name is to be written,
+// and if so takes the window's write for it: the record is due one, and
+// this replica has not noted a use of it this window. The confirmation
+// then writes lastUsed too.
+func (c *Cluster) confirmationDue(name string, lim Limits) bool {
+	c.mu.RLock()
+	r, ok := c.recs[name]
+	c.mu.RUnlock()
+	if !ok {
+		return true // gone from the informer: update finds out
+	}
+	every, now := usedEvery(lim), time.Now()
+	return useDue(r, every, now) && c.claim(name, every, now)
+}
+
+func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, hash string, a resolver.Stored, lim Limits) (resolver.Stored, error) {
+	name := nameOf(hash)
 	c.mu.RLock()
 	n := c.perNS[ns]
 	c.mu.RUnlock()
@@ -315,7 +373,7 @@ func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, name string,
 		Spec: v1alpha1.ImageResolutionSpec{
 			Image: q.Image(), Registry: q.Target.Identity.Name, Repository: q.Target.Repository, Tag: q.KeyTag(),
 			Strategy: string(p.Strategy), IgnoreTags: p.IgnoreTags, Platforms: p.Platforms, TagSortMode: p.TagSortMode.String(),
-			Namespace: ns, QueryHash: q.Hash(),
+			Namespace: ns, QueryHash: hash,
 		},
 		Status: v1alpha1.ImageResolutionStatus{
 			Tag: a.Tag, Digest: a.Digest, ShortDigest: short(a.Digest),
@@ -336,18 +394,19 @@ func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, name string,
 		return storedOf(ir), nil
 	case apierrors.IsAlreadyExists(err):
 		c.metrics.write("conflict", nil)
-		return c.current(ctx, q, name, a)
+		return c.current(ctx, hash, a)
 	default:
 		c.failedWrite(name, "create", err)
 		return a, err
 	}
 }
 
-func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, name string, prev *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {
+func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, hash string, prev *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {
+	name := nameOf(hash)
 	ir := &v1alpha1.ImageResolution{}
 	if err := c.cache.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: name}, ir); err != nil {
 		if apierrors.IsNotFound(err) {
-			return c.create(ctx, q, ns, name, a, c.limits())
+			return c.create(ctx, q, ns, hash, a, c.limits())
 		}
 		return a, err
 	}
@@ -370,7 +429,7 @@ func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, name string,
 		return storedOf(ir), nil
 	case apierrors.IsConflict(err):
 		c.metrics.write("conflict", nil)
-		return c.current(ctx, q, name, a)
+		return c.current(ctx, hash, a)
 	default:
 		c.failedWrite(name, "update", err)
 		return a, err
@@ -379,12 +438,13 @@ func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, name string,
 
 // current reads the record another replica wrote first, from the API
 // server: the informer may not have seen it yet.
-func (c *Cluster) current(ctx context.Context, q resolver.Query, name string, a resolver.Stored) (resolver.Stored, error) {
+func (c *Cluster) current(ctx context.Context, hash string, a resolver.Stored) (resolver.Stored, error) {
+	name := nameOf(hash)
 	ir := &v1alpha1.ImageResolution{}
 	if err := c.reader.Get(ctx, types.NamespacedName{Namespace: c.ns, Name: name}, ir); err != nil {
 		return a, fmt.Errorf("reading record %s after a concurrent write: %w", name, err)
 	}
-	if ir.Spec.QueryHash != q.Hash() || ir.Status.Digest == "" {
+	if ir.Spec.QueryHash != hash || ir.Status.Digest == "" {
 		return a, fmt.Errorf("record %s holds another query", name)
 	}
 	c.put(ir)

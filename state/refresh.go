@@ -261,7 +261,7 @@ var errSkipped = errors.New("not refreshed")
 // refresh re-resolves one record and returns when it was confirmed.
 func (r *Refresher) refresh(ctx context.Context, cfg *config.Config, ir *v1alpha1.ImageResolution) (time.Time, error) {
 	q, err := Rebuild(cfg, ir.Spec)
-	if err == nil && q.Hash() != ir.Spec.QueryHash {
+	if err == nil && r.store.hashes.of(q) != ir.Spec.QueryHash {
 		err = fmt.Errorf("the config in force makes another query of it (an entry, rule or default changed)")
 	}
 	if err != nil {
@@ -373,7 +373,7 @@ func (c *Cluster) refreshed(ctx context.Context, name string, q resolver.Query, 
 		if err := reader.Get(ctx, key, ir); err != nil {
 			return a, fmt.Errorf("reading record %s: %w", name, err)
 		}
-		if ir.Spec.QueryHash != q.Hash() {
+		if ir.Spec.QueryHash != c.hashes.of(q) {
 			return a, fmt.Errorf("record %s holds another query", name)
 		}
 		if ir.Status.Digest == a.Digest && ir.Status.Tag == a.Tag {
