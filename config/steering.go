@@ -1,8 +1,15 @@
 package config
 
 import (
+	"errors"
+
 	"github.com/image-pin/image-pin-webhook/resolver"
 )
+
+// SkipValue is the strategy field's value that asks for an image to be left
+// alone. It is not a resolver strategy: the resolver is never asked about
+// such an image, as Query decides to leave it alone.
+const SkipValue = "skip"
 
 // Steering is what one source (the policy defaults, a policy.images rule,
 // the annotations of an object or of one container) says about an image:
@@ -18,7 +25,20 @@ type Steering struct {
 // ParseSteering reads the policy fields of one source with resolver's one
 // parser. The error names the field; the caller adds where it was written.
 func ParseSteering(w resolver.Written) (Steering, error) {
-	f, skip, err := w.Parse()
+	skip := w.Strategy != nil && *w.Strategy == SkipValue
+	if skip {
+		w.Strategy = nil
+	}
+	f, err := w.Parse()
+	var se *resolver.StrategyError
+	if errors.As(err, &se) {
+		se.Also = []string{SkipValue}
+	}
+	if skip {
+		// skip fills the strategy field, so a constraint beside it implies
+		// nothing.
+		f.Strategy = nil
+	}
 	return Steering{Fields: f, Skip: skip}, err
 }
 

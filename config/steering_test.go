@@ -54,3 +54,17 @@ func TestSkipAndAStrategyHideEachOtherFromLessSpecificSources(t *testing.T) {
 		t.Errorf("the constraint under skip was not merged: %+v", merged.Constraint)
 	}
 }
+
+// skip is config's word: the resolver never sees it, and the message for a
+// strategy that is neither says skip may be written too.
+func TestSkipIsReadByConfigBeforeTheResolversParser(t *testing.T) {
+	s := steering(t, resolver.Written{Strategy: str("skip"), Constraint: str("~1.4")})
+	if !s.Skip || s.Strategy != nil {
+		t.Errorf("skip beside a constraint: skip %v strategy %v, want skip and no strategy", s.Skip, s.Strategy)
+	}
+	_, err := config.ParseSteering(resolver.Written{Strategy: str("newest")})
+	const want = `strategy: "newest" is not a strategy: use digest, semver, newest-build, alphabetical or skip`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}

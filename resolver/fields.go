@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"fmt"
+	"strings"
 )
 
 // Fields is a partial policy from one source (policy defaults, a
@@ -41,11 +42,6 @@ type Written struct {
 	IgnoreTags []string // globs
 }
 
-// SkipValue is the strategy field's value that asks for an image to be left
-// alone. It is not a Strategy: the resolver is never asked about such an
-// image, as its caller decides to leave it alone.
-const SkipValue = "skip"
-
 // Field names one of the four policy fields, as the config file spells it.
 type Field string
 
@@ -69,30 +65,27 @@ func (e *FieldError) Error() string { return string(e.Field) + ": " + e.Err.Erro
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// Parse is the one parser of the policy fields, for every source. skip
-// reports strategy skip, with f.Strategy then nil: leaving an image alone is
-// the caller's decision, not a strategy. A constraint without a strategy
-// implies semver, in the source that sets it, so that it takes precedence
-// over a strategy from a less specific source. An error is a *FieldError.
-func (w Written) Parse() (f Fields, skip bool, err error) {
+// Parse is the one parser of the policy fields, for every source. A
+// constraint without a strategy implies semver, in the source that sets
+// it, so that it takes precedence over a strategy from a less specific
+// source. An error is a *FieldError. Leaving an image alone is its
+// caller's decision (config's skip), never a strategy: a caller that
+// accepts other words in the strategy field reads them before Parse.
+func (w Written) Parse() (f Fields, err error) {
 	if w.Strategy != nil {
-		if *w.Strategy == SkipValue {
-			skip = true
-		} else {
-			s, err := parseStrategy(*w.Strategy)
-			if err != nil {
-				return f, false, &FieldError{FieldStrategy, err}
-			}
-			f.Strategy = &s
+		s, err := parseStrategy(*w.Strategy)
+		if err != nil {
+			return f, &FieldError{FieldStrategy, err}
 		}
+		f.Strategy = &s
 	}
 	if w.Constraint != nil {
 		c, err := ParseConstraint(*w.Constraint)
 		if err != nil {
-			return f, false, &FieldError{FieldConstraint, err}
+			return f, &FieldError{FieldConstraint, err}
 		}
 		f.Constraint = c
-		if f.Strategy == nil && !skip {
+		if f.Strategy == nil {
 			s := Semver
 			f.Strategy = &s
 		}
@@ -100,22 +93,34 @@ func (w Written) Parse() (f Fields, skip bool, err error) {
 	if w.AllowTags != nil {
 		a, err := ParseAllowTags(*w.AllowTags)
 		if err != nil {
-			return f, false, &FieldError{FieldAllowTags, err}
+			return f, &FieldError{FieldAllowTags, err}
 		}
 		f.AllowTags = a
 	}
 	if w.IgnoreTags != nil {
 		g, err := parseIgnoreTags(w.IgnoreTags)
 		if err != nil {
-			return f, false, &FieldError{FieldIgnoreTags, err}
+			return f, &FieldError{FieldIgnoreTags, err}
 		}
 		f.IgnoreTags = &g
 	}
-	return f, skip, nil
+	return f, nil
 }
 
-// parseStrategy reads a strategy name. The message lists skip too: it is
-// what the author may write in the field.
+// StrategyError is a strategy field that names no strategy. Also lists
+// the other words the caller accepts in the field (config's skip), so that
+// the message says everything the author may write.
+type StrategyError struct {
+	Value string
+	Also  []string
+}
+
+func (e *StrategyError) Error() string {
+	names := append([]string{string(Digest), string(Semver), string(NewestBuild), string(Alphabetical)}, e.Also...)
+	return fmt.Sprintf("%q is not a strategy: use %s or %s", e.Value, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
+
+// parseStrategy reads a strategy name.
 func parseStrategy(s string) (Strategy, error) {
 	if len(s) > maxStrategyBytes {
 		return "", tooLong("strategy", len(s), maxStrategyBytes)
@@ -124,5 +129,5 @@ func parseStrategy(s string) (Strategy, error) {
 	case Digest, Semver, NewestBuild, Alphabetical:
 		return st, nil
 	}
-	return "", fmt.Errorf("%q is not a strategy: use digest, semver, newest-build, alphabetical or %s", s, SkipValue)
+	return "", &StrategyError{Value: s}
 }

@@ -17,18 +17,15 @@ func TestTheFieldsOfOneSourceParseTheSameWhereverTheyAreWritten(t *testing.T) {
 		name         string
 		w            resolver.Written
 		wantStrategy string // "" for none
-		wantSkip     bool
 	}{
-		{"nothing written sets nothing", resolver.Written{}, "", false},
-		{"a constraint without a strategy implies semver", resolver.Written{Constraint: ptr("~1.4")}, "semver", false},
-		{"a constraint beside a strategy keeps the strategy", resolver.Written{Strategy: ptr("alphabetical"), Constraint: ptr("~1.4")}, "alphabetical", false},
-		{"skip is a flag, not a strategy", resolver.Written{Strategy: ptr("skip")}, "", true},
-		{"a constraint beside skip implies nothing", resolver.Written{Strategy: ptr("skip"), Constraint: ptr("~1.4")}, "", true},
-		{"allow-tags and ignore-tags alone set no strategy", resolver.Written{AllowTags: ptr("any"), IgnoreTags: []string{"*-rc*"}}, "", false},
+		{"nothing written sets nothing", resolver.Written{}, ""},
+		{"a constraint without a strategy implies semver", resolver.Written{Constraint: ptr("~1.4")}, "semver"},
+		{"a constraint beside a strategy keeps the strategy", resolver.Written{Strategy: ptr("alphabetical"), Constraint: ptr("~1.4")}, "alphabetical"},
+		{"allow-tags and ignore-tags alone set no strategy", resolver.Written{AllowTags: ptr("any"), IgnoreTags: []string{"*-rc*"}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, skip, err := tc.w.Parse()
+			f, err := tc.w.Parse()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -36,8 +33,8 @@ func TestTheFieldsOfOneSourceParseTheSameWhereverTheyAreWritten(t *testing.T) {
 			if f.Strategy != nil {
 				got = string(*f.Strategy)
 			}
-			if got != tc.wantStrategy || skip != tc.wantSkip {
-				t.Errorf("strategy %q skip %v, want %q and %v", got, skip, tc.wantStrategy, tc.wantSkip)
+			if got != tc.wantStrategy {
+				t.Errorf("strategy %q, want %q", got, tc.wantStrategy)
 			}
 		})
 	}
@@ -50,7 +47,8 @@ func TestAFieldThatDoesNotParseIsAnErrorNamingTheField(t *testing.T) {
 		want resolver.Field
 		says string
 	}{
-		{"an unknown strategy", resolver.Written{Strategy: ptr("newest")}, resolver.FieldStrategy, `"newest" is not a strategy: use digest, semver, newest-build, alphabetical or skip`},
+		{"an unknown strategy", resolver.Written{Strategy: ptr("newest")}, resolver.FieldStrategy, `"newest" is not a strategy: use digest, semver, newest-build or alphabetical`},
+		{"skip, which is config's word and not a strategy", resolver.Written{Strategy: ptr("skip")}, resolver.FieldStrategy, `"skip" is not a strategy`},
 		{"an empty strategy, which is written and wrong", resolver.Written{Strategy: ptr("")}, resolver.FieldStrategy, `"" is not a strategy`},
 		{"a bad constraint", resolver.Written{Constraint: ptr("~>banana")}, resolver.FieldConstraint, `"~>banana" is not a semver constraint`},
 		{"an allow-tags without regexp:", resolver.Written{AllowTags: ptr("^v1")}, resolver.FieldAllowTags, `"^v1" must be regexp:<expression> or any`},
@@ -58,7 +56,7 @@ func TestAFieldThatDoesNotParseIsAnErrorNamingTheField(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := tc.w.Parse()
+			_, err := tc.w.Parse()
 			var fe *resolver.FieldError
 			if !errors.As(err, &fe) || fe.Field != tc.want {
 				t.Fatalf("err = %v, want a FieldError naming %s", err, tc.want)

@@ -171,7 +171,7 @@ func viewFields(prefix string, f config.Steering) ruleView {
 	v := ruleView{Prefix: prefix}
 	switch {
 	case f.Skip:
-		v.Strategy = resolver.SkipValue
+		v.Strategy = config.SkipValue
 	case f.Strategy != nil:
 		v.Strategy = string(*f.Strategy)
 	}
