@@ -127,7 +127,11 @@ func newMatcher(cfg *config.Config, stateNS string, recs []v1alpha1.ImageResolut
 // recordWant is what a record must say to fit a container; nil and "" are what
 // drift cannot know (no --config).
 type recordWant struct {
-	exact    bool
+	exact bool
+	// ownOnly: the entry reads the workload's pull secrets, so each
+	// namespace's records answer for its own credentials alone, and the
+	// query built here (with no pull secrets) matches none by hash.
+	ownOnly  bool
 	hash     string
 	registry string
 	repo     string // the repository path, as an entry would look it up
@@ -183,7 +187,8 @@ func (m *matcher) judge(c driftContainer) (driftItem, bool) {
 	var fits []*v1alpha1.ImageResolution
 	seg := w.Path()[strings.LastIndexByte(w.Path(), '/')+1:]
 	for _, r := range m.bySegment[seg] {
-		if fitsRecord(r, wt, s) && (wt.exact || r.Spec.Namespace == c.Namespace || gaveDigest(r, s.Digest)) {
+		own := r.Spec.Namespace == c.Namespace
+		if fitsRecord(r, wt, s) && (own || !wt.ownOnly && (wt.exact || gaveDigest(r, s.Digest))) {
 			fits = append(fits, r)
 		}
 	}
@@ -239,7 +244,7 @@ func (m *matcher) wantFor(c driftContainer, w imageref.Image) (recordWant, strin
 		return recordWant{}, "the config and annotations give no query for it: " + err.Error()
 	}
 	p := q.Policy
-	wt := recordWant{exact: true, hash: q.Hash(), registry: q.Target.Identity.Name, repo: q.Target.Repository, tag: q.KeyTag(),
+	wt := recordWant{exact: true, ownOnly: q.Target.UsesPullSecrets(), hash: q.Hash(), registry: q.Target.Identity.Name, repo: q.Target.Repository, tag: q.KeyTag(),
 		strategy: string(p.Strategy), platforms: strPtr(joinedNUL(p.Platforms))}
 	if p.Strategy != resolver.Digest {
 		wt.constraint, wt.allowTags = strPtr(""), strPtr("")

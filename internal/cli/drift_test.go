@@ -427,3 +427,32 @@ func TestDriftRefusesFlagsItCannotHonour(t *testing.T) {
 		})
 	}
 }
+
+// An imagepullsecrets entry answers each namespace with its own pull
+// secrets: with the config, another namespace's record of the same image
+// is never shown, even when it is the only one that fits (found by an
+// attacker review: the query built here has no pull secrets, so no hash
+// matches and the namespace filter was dropped).
+func TestDriftWithThePullSecretsEntryShowsOnlyTheNamespacesOwnRecords(t *testing.T) {
+	cfg, err := config.Parse([]byte(`registries:
+- name: private
+  api_url: http://reg.example:5000
+  prefix: reg.example:5000
+  credentials: imagepullsecrets
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := reg + "/team/app:1"
+	recs := []v1alpha1.ImageResolution{
+		record{name: "q-b", ns: "team-b", entry: "private", repo: "team/app", tag: "1", status: dB, resolved: t0,
+			history: []v1alpha1.HistoryEntry{moved("1", dA, t0.Add(-time.Hour), t0)}}.object(),
+	}
+	m := newMatcher(cfg, "image-pin-system", recs)
+	if it, _ := m.judge(pinnedCtr("team-a", app, app+"@"+dA)); it.Record != "" || it.Status != statusNoRecord {
+		t.Errorf("team-a was shown team-b's record: record %q status %s", it.Record, it.Status)
+	}
+	if it, _ := m.judge(pinnedCtr("team-b", app, app+"@"+dA)); it.Record != "q-b" || it.Status != statusDrifted {
+		t.Errorf("team-b's own record: got record %q status %s, want q-b drifted", it.Record, it.Status)
+	}
+}
