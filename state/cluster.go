@@ -300,6 +300,16 @@ func (c *Cluster) writeTouches(ctx context.Context) {
 			}
 			ir = ir.DeepCopy()
 			ir.Status.LastUsed = &metav1.Time{Time: time.Now()}
+			c.mu.RLock()
+			v := c.vouch
+			c.mu.RUnlock()
+			if v.covers(t.name, r, c.limits().RefreshWindow) && v.through.After(ir.Status.ConfirmedAt.Time) {
+				// The leader confirmed it without writing it (the
+				// heartbeat): the window's one write carries that, so
+				// that kubectl's Confirmed column follows the refreshes
+				// to within a window.
+				ir.Status.ConfirmedAt = metav1.Time{Time: v.through}
+			}
 			err := c.client.Update(ctx, ir)
 			switch {
 			case err == nil:

@@ -236,3 +236,32 @@ func TestARetentionShorterThanTwoWindowsKeepsRecordsInUse(t *testing.T) {
 		t.Fatalf("retention %s, want 168h", got)
 	}
 }
+
+// The leader confirms a record in use without writing it; the window's one
+// lastUsed write carries that confirmation, so that kubectl's Confirmed
+// column follows the refreshes (to within a window) at no extra write.
+func TestTheWindowsUseWriteCarriesTheLeadersConfirmation(t *testing.T) {
+	f := newFixture(t)
+	l := f.leader()
+	follower := f.store(nil)
+	digest := f.reg.PushImage(t, "app:latest")
+	q := f.admitted(l.store, "app", digest, 9*time.Second, time.Minute) // cache_ttl 10s: due
+	l.refresh.Pass(context.Background())
+	through := f.heartbeat().Spec.RenewTime.Time
+	// A window later: last confirmed by a write long ago, last used over a
+	// window (1h) ago but within the two the pass covers.
+	f.age(q, 50*time.Minute, 90*time.Minute)
+	f.seen(follower, q)
+	eventually(t, "the follower hears the heartbeat", func() bool {
+		s, ok := follower.Load(context.Background(), q, "team-a")
+		return ok && !s.At.Before(through)
+	})
+	eventually(t, "the use is written", func() bool {
+		ir, ok := f.record(q)
+		return ok && ir.Status.LastUsed != nil && time.Since(ir.Status.LastUsed.Time) < 30*time.Minute
+	})
+	ir, _ := f.record(q)
+	if got := ir.Status.ConfirmedAt.Time; got.Before(through.Add(-time.Second)) {
+		t.Errorf("confirmedAt %s after the use's write, want the heartbeat's %s", got, through)
+	}
+}
