@@ -81,4 +81,12 @@ const (
 	// under 100 KiB, and distribution itself refuses to store manifests
 	// over 4 MiB.
 	maxManifestBytes = 4 << 20
+	// maxReadBytes and maxReadBytesPerNamespace bound the manifests and
+	// configs being read and decoded at once (byteBudget): 16 MiB is four
+	// manifests at the cap, or thousands of real ones (a few KiB each); an
+	// index decodes into up to about 7 times its size, so at the bound the
+	// reads hold about 110 MiB, inside the chart's 256 MiB limit. One
+	// namespace reads at most one manifest at the cap at a time.
+	maxReadBytes             = 16 << 20
+	maxReadBytesPerNamespace = maxManifestBytes
 )
