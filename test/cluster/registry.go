@@ -465,15 +465,20 @@ func (r *Registry) ManifestOnDisk(repo string, raw []byte, tags ...string) (v1.H
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	return dgst, r.LinkManifestOnDisk(repo, dgst, tags...)
+}
+
+// LinkManifestOnDisk makes the manifest dgst, already stored (by
+// ManifestOnDisk or a push to another repository), a manifest of repo
+// tagged as each of tags: stored once, it is served from every repository
+// it is linked into.
+func (r *Registry) LinkManifestOnDisk(repo string, dgst v1.Hash, tags ...string) error {
 	dir := filepath.Join(r.data, "docker", "registry", "v2", "repositories", filepath.FromSlash(repo), "_manifests", "revisions", dgst.Algorithm, dgst.Hex)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return v1.Hash{}, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "link"), []byte(dgst.String()), 0o644); err != nil {
-		return v1.Hash{}, err
+		return err
 	}
-	if len(tags) == 0 {
-		return dgst, nil
-	}
-	return dgst, r.TagOnDisk(repo, &remote.Descriptor{Descriptor: v1.Descriptor{Digest: dgst}}, tags...)
+	return r.TagOnDisk(repo, &remote.Descriptor{Descriptor: v1.Descriptor{Digest: dgst}}, tags...)
 }
