@@ -68,6 +68,13 @@ const (
 	// candidates, and this what one candidate may cost. Multi-arch indexes
 	// list a handful of platforms (and their attestations, not read).
 	maxIndexImages = 32
+	// maxIndexPlatforms and maxPlatformBytes bound what the metadata cache
+	// keeps of one index (its distinct platforms), which a tenant writes:
+	// 20,000 cached indexes of 10,000 platforms each would be gigabytes.
+	// Real indexes list a handful of platforms, each os/arch/variant of a
+	// few dozen bytes; past either bound the index is an error.
+	maxIndexPlatforms = 256
+	maxPlatformBytes  = 128
 
 	// maxConfigBytes bounds the config blob newest-build reads for its
 	// build date: real configs are KiB, and go-containerregistry reads

@@ -110,34 +110,50 @@ func (r *Resolver) readMetadata(ctx context.Context, q Query, repo name.Reposito
 	err := q.Target.Do(ctx, repo, func(rt http.RoundTripper) error {
 		opts := []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
 		if desc.MediaType.IsIndex() {
-			var im *v1.IndexManifest
-			err := r.readManifest(ctx, rt, ref, func(raw []byte) (err error) {
-				if im, err = v1.ParseIndexManifest(bytes.NewReader(raw)); err != nil {
+			// Only what the metadata keeps and the children to read are
+			// taken out of the decoded index, which is garbage once the
+			// read's budget is given back.
+			var children []v1.Hash
+			md = metadata{index: true}
+			err := r.readManifest(ctx, rt, ref, func(raw []byte) error {
+				im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+				if err != nil {
 					return fmt.Errorf("the index is not valid: %v", err)
+				}
+				seen := map[string]bool{}
+				for _, m := range im.Manifests {
+					if m.Platform == nil || m.Platform.OS == "unknown" {
+						continue // attestations
+					}
+					p := m.Platform.OS + "/" + m.Platform.Architecture
+					if m.Platform.Variant != "" {
+						p += "/" + m.Platform.Variant
+					}
+					if len(p) > maxPlatformBytes {
+						return fmt.Errorf("the index lists a platform of %d bytes, more than %d: not read", len(p), maxPlatformBytes)
+					}
+					if !seen[p] {
+						if len(seen) == maxIndexPlatforms {
+							return fmt.Errorf("the index lists more than %d platforms: not read", maxIndexPlatforms)
+						}
+						seen[p] = true
+						md.platforms = append(md.platforms, p)
+					}
+					if !withCreated || len(platforms) > 0 && len(metadata{index: true, platforms: []string{p}}.missing(platforms)) == len(platforms) {
+						continue
+					}
+					if len(children) == maxIndexImages {
+						return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
+					}
+					children = append(children, m.Digest)
 				}
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			md = metadata{index: true}
-			read := 0
-			for _, m := range im.Manifests {
-				if m.Platform == nil || m.Platform.OS == "unknown" {
-					continue // attestations
-				}
-				p := m.Platform.OS + "/" + m.Platform.Architecture
-				if m.Platform.Variant != "" {
-					p += "/" + m.Platform.Variant
-				}
-				md.platforms = append(md.platforms, p)
-				if !withCreated || len(platforms) > 0 && len(metadata{index: true, platforms: []string{p}}.missing(platforms)) == len(platforms) {
-					continue
-				}
-				if read++; read > maxIndexImages {
-					return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
-				}
-				c, err := r.created(ctx, rt, repo.Digest(m.Digest.String()), opts...)
+			for _, d := range children {
+				c, err := r.created(ctx, rt, repo.Digest(d.String()), opts...)
 				if err != nil {
 					return err
 				}
