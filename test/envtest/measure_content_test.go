@@ -409,8 +409,9 @@ func TestMeasureARepositoryOfAHundredThousandTags(t *testing.T) {
 			// distribution reads the whole tags directory for every page,
 			// so on a loaded machine the lookup may run out of its time
 			// before the listing reaches its bound: either way it fails.
-			if a := got.answer(); !strings.Contains(a, c.want) && !strings.Contains(a, "context deadline exceeded") {
-				t.Errorf("the answer says neither %q nor that the lookup ran out of time: %.400s", c.want, a)
+			// (A warning is cut to its bound: the cause may be past it.)
+			if a := got.answer(); !strings.Contains(a, c.want) && !strings.Contains(a, "listing the tags of") {
+				t.Errorf("the answer says neither %q nor that the listing failed: %.400s", c.want, a)
 			}
 			if got.resolving != 1 {
 				t.Errorf("%d lookups failed, want 1", got.resolving)
