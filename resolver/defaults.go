@@ -68,6 +68,13 @@ const (
 	// candidates, and this what one candidate may cost. Multi-arch indexes
 	// list a handful of platforms (and their attestations, not read).
 	maxIndexImages = 32
+	// maxIndexPlatforms and maxPlatformBytes bound what the metadata cache
+	// keeps of one index (its distinct platforms), which a tenant writes:
+	// 20,000 cached indexes of 10,000 platforms each would be gigabytes.
+	// Real indexes list a handful of platforms, each os/arch/variant of a
+	// few dozen bytes; past either bound the index is an error.
+	maxIndexPlatforms = 256
+	maxPlatformBytes  = 128
 
 	// maxConfigBytes bounds the config blob newest-build reads for its
 	// build date: real configs are KiB, and go-containerregistry reads
@@ -81,4 +88,12 @@ const (
 	// under 100 KiB, and distribution itself refuses to store manifests
 	// over 4 MiB.
 	maxManifestBytes = 4 << 20
+	// maxReadBytes and maxReadBytesPerNamespace bound the manifests and
+	// configs being read and decoded at once (byteBudget): 16 MiB is four
+	// manifests at the cap, or thousands of real ones (a few KiB each); an
+	// index decodes into up to about 7 times its size, so at the bound the
+	// reads hold about 110 MiB, inside the chart's 256 MiB limit. One
+	// namespace reads at most one manifest at the cap at a time.
+	maxReadBytes             = 16 << 20
+	maxReadBytesPerNamespace = maxManifestBytes
 )

@@ -110,32 +110,50 @@ func (r *Resolver) readMetadata(ctx context.Context, q Query, repo name.Reposito
 	err := q.Target.Do(ctx, repo, func(rt http.RoundTripper) error {
 		opts := []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
 		if desc.MediaType.IsIndex() {
-			raw, err := readManifest(ctx, rt, ref)
+			// Only what the metadata keeps and the children to read are
+			// taken out of the decoded index, which is garbage once the
+			// read's budget is given back.
+			var children []v1.Hash
+			md = metadata{index: true}
+			err := r.readManifest(ctx, rt, ref, func(raw []byte) error {
+				im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+				if err != nil {
+					return fmt.Errorf("the index is not valid: %v", err)
+				}
+				seen := map[string]bool{}
+				for _, m := range im.Manifests {
+					if m.Platform == nil || m.Platform.OS == "unknown" {
+						continue // attestations
+					}
+					p := m.Platform.OS + "/" + m.Platform.Architecture
+					if m.Platform.Variant != "" {
+						p += "/" + m.Platform.Variant
+					}
+					if len(p) > maxPlatformBytes {
+						return fmt.Errorf("the index lists a platform of %d bytes, more than %d: not read", len(p), maxPlatformBytes)
+					}
+					if !seen[p] {
+						if len(seen) == maxIndexPlatforms {
+							return fmt.Errorf("the index lists more than %d platforms: not read", maxIndexPlatforms)
+						}
+						seen[p] = true
+						md.platforms = append(md.platforms, p)
+					}
+					if !withCreated || len(platforms) > 0 && len(metadata{index: true, platforms: []string{p}}.missing(platforms)) == len(platforms) {
+						continue
+					}
+					if len(children) == maxIndexImages {
+						return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
+					}
+					children = append(children, m.Digest)
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-			if err != nil {
-				return fmt.Errorf("the index is not valid: %v", err)
-			}
-			md = metadata{index: true}
-			read := 0
-			for _, m := range im.Manifests {
-				if m.Platform == nil || m.Platform.OS == "unknown" {
-					continue // attestations
-				}
-				p := m.Platform.OS + "/" + m.Platform.Architecture
-				if m.Platform.Variant != "" {
-					p += "/" + m.Platform.Variant
-				}
-				md.platforms = append(md.platforms, p)
-				if !withCreated || len(platforms) > 0 && len(metadata{index: true, platforms: []string{p}}.missing(platforms)) == len(platforms) {
-					continue
-				}
-				if read++; read > maxIndexImages {
-					return fmt.Errorf("the index lists more than %d images to read the build date of: name the platforms in the entry's platforms, or pick another strategy", maxIndexImages)
-				}
-				c, err := created(ctx, rt, repo.Digest(m.Digest.String()), opts...)
+			for _, d := range children {
+				c, err := r.created(ctx, rt, repo.Digest(d.String()), opts...)
 				if err != nil {
 					return err
 				}
@@ -148,7 +166,7 @@ func (r *Resolver) readMetadata(ctx context.Context, q Query, repo name.Reposito
 		if !withCreated {
 			return nil
 		}
-		c, err := created(ctx, rt, ref, opts...)
+		c, err := r.created(ctx, rt, ref, opts...)
 		if err != nil {
 			return err
 		}
@@ -165,19 +183,27 @@ func (r *Resolver) readMetadata(ctx context.Context, q Query, repo name.Reposito
 // config blob), refusing a config declared larger than maxConfigBytes
 // before reading it. The blob is read through a reader that stops one byte
 // past the size the manifest declares, whatever the registry sends, and
-// only its created field is decoded.
-func created(ctx context.Context, rt http.RoundTripper, ref name.Digest, opts ...remote.Option) (time.Time, error) {
-	raw, err := readManifest(ctx, rt, ref)
+// only its created field is decoded. The config's declared size is taken
+// from the read budget while it is read, once the manifest's is given back.
+func (r *Resolver) created(ctx context.Context, rt http.RoundTripper, ref name.Digest, opts ...remote.Option) (time.Time, error) {
+	var m *v1.Manifest
+	err := r.readManifest(ctx, rt, ref, func(raw []byte) (err error) {
+		if m, err = v1.ParseManifest(bytes.NewReader(raw)); err != nil {
+			return fmt.Errorf("the manifest is not valid: %v", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return time.Time{}, err
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("the manifest is not valid: %v", err)
 	}
 	if m.Config.Size > maxConfigBytes {
 		return time.Time{}, fmt.Errorf("its config blob is %d bytes, more than %d MiB: not read for newest-build", m.Config.Size, maxConfigBytes>>20)
 	}
+	release, err := r.reads.acquire(ctx, client.TenantOf(ctx), m.Config.Size, "the config of "+ref.String())
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer release()
 	cfg, err := remote.Layer(ref.Context().Digest(m.Config.Digest.String()), opts...)
 	if err != nil {
 		return time.Time{}, err
@@ -187,7 +213,7 @@ func created(ctx context.Context, rt http.RoundTripper, ref name.Digest, opts ..
 		return time.Time{}, err
 	}
 	defer rc.Close()
-	raw, err = io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
+	raw, err := io.ReadAll(io.LimitReader(rc, m.Config.Size+1))
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -45,6 +45,8 @@ type Resolver struct {
 	// metaFlight shares the metadata reads in flight (a manifest and a
 	// config blob each) among lookups that need the same digest's.
 	metaFlight flight.Group[metaKey, metadata]
+	// reads bounds the bytes of manifests and configs read at once.
+	reads *byteBudget
 }
 
 type answer struct {
@@ -123,6 +125,7 @@ func New(opts ...Option) *Resolver {
 	r.answers = newFairCache[key, answer](o.answers)
 	r.tags = newCostedCache[repoKey, tagList](o.tags, func(tl tagList) int { return len(tl.tags) + tagListOverhead })
 	r.meta = newFairCache[metaKey, metadata](o.metas)
+	r.reads = newByteBudget(maxReadBytes, maxReadBytesPerNamespace)
 	r.descs = newFairCache[tagKey, tagDesc](o.descs)
 	r.failures = newFairCache[key, failure](o.failures)
 	return r

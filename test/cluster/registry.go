@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -401,4 +402,83 @@ func (r *Registry) TagOnDisk(repo string, desc *remote.Descriptor, tags ...strin
 		return fmt.Errorf("tagged %s on disk as %s, but the registry serves %s", last, dgst, got.Digest)
 	}
 	return nil
+}
+
+// BlobOnDisk stores what content yields as a blob in the registry's storage
+// (distribution's layout: blobs/sha256/<first two>/<hex>/data), hashing it
+// as it is written, so that a blob of hundreds of MiB costs its disk space
+// and never its size in memory. It returns the blob's digest and size. The
+// blob is in no repository until LinkBlobOnDisk links it, as a push or a
+// cross-repository mount would; RemoveBlobOnDisk deletes it.
+func (r *Registry) BlobOnDisk(content io.Reader) (v1.Hash, int64, error) {
+	root := filepath.Join(r.data, "docker", "registry", "v2", "blobs", "sha256")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return v1.Hash{}, 0, err
+	}
+	f, err := os.CreateTemp(root, "upload-")
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	defer os.Remove(f.Name()) // gone once renamed
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	dgst := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
+	dir := filepath.Join(root, dgst.Hex[:2], dgst.Hex)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return v1.Hash{}, 0, err
+	}
+	return dgst, n, os.Rename(f.Name(), filepath.Join(dir, "data"))
+}
+
+// LinkBlobOnDisk links the blob dgst, stored with BlobOnDisk, into repo
+// (repositories/<repo>/_layers/sha256/<hex>/link): the registry then serves
+// it from repo and accepts manifests of repo that reference it. Linked into
+// many repositories it is stored once.
+func (r *Registry) LinkBlobOnDisk(repo string, dgst v1.Hash) error {
+	dir := filepath.Join(r.data, "docker", "registry", "v2", "repositories", filepath.FromSlash(repo), "_layers", dgst.Algorithm, dgst.Hex)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "link"), []byte(dgst.String()), 0o644)
+}
+
+// RemoveBlobOnDisk deletes the data of the blob dgst (the repositories'
+// links stay, and point at nothing).
+func (r *Registry) RemoveBlobOnDisk(dgst v1.Hash) error {
+	return os.RemoveAll(filepath.Join(r.data, "docker", "registry", "v2", "blobs", dgst.Algorithm, dgst.Hex[:2], dgst.Hex))
+}
+
+// ManifestOnDisk stores raw as a manifest of repo, tagged as each of tags,
+// by writing what a manifest PUT writes (its blob, its revision link, the
+// tags' links) without the registry's checks: the registry then serves it
+// as it serves what a tenant pushed, even one larger than the 4 MiB a PUT
+// accepts (what another registry might store and send). Its references are
+// not checked. It returns the manifest's digest.
+func (r *Registry) ManifestOnDisk(repo string, raw []byte, tags ...string) (v1.Hash, error) {
+	dgst, _, err := r.BlobOnDisk(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	return dgst, r.LinkManifestOnDisk(repo, dgst, tags...)
+}
+
+// LinkManifestOnDisk makes the manifest dgst, already stored (by
+// ManifestOnDisk or a push to another repository), a manifest of repo
+// tagged as each of tags: stored once, it is served from every repository
+// it is linked into.
+func (r *Registry) LinkManifestOnDisk(repo string, dgst v1.Hash, tags ...string) error {
+	dir := filepath.Join(r.data, "docker", "registry", "v2", "repositories", filepath.FromSlash(repo), "_manifests", "revisions", dgst.Algorithm, dgst.Hex)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "link"), []byte(dgst.String()), 0o644); err != nil {
+		return err
+	}
+	return r.TagOnDisk(repo, &remote.Descriptor{Descriptor: v1.Descriptor{Digest: dgst}}, tags...)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/image-pin/image-pin-webhook/test/cluster"
@@ -168,32 +172,75 @@ policy:
 	}
 }
 
-// A config declared at 192 MiB once cost 914 MiB allocated. Always: each
-// of 32 newest-build lookups (one object, 32 images) is refused naming the
-// cap, none reads the config. Logged: the webhook's peak RSS.
+// A real 192 MiB config once cost 914 MiB allocated. One 192 MiB config
+// blob (an image config, padded with a label) is written once into
+// distribution's storage and linked into 32 repositories, so it costs 192
+// MiB of disk and is removed at the end. Always, in one admission of a Pod
+// of 32 containers in an opted-in namespace (each its own newest-build
+// lookup, 8s deadline):
+//   - honest: each manifest declares the config's real size; each lookup is
+//     refused naming the 4 MiB cap, before its deadline;
+//   - lying: each manifest declares 323 bytes for the same blob (a PUT
+//     distribution accepts: it checks that the blob is in the repository,
+//     not its size), so the registry itself sends 192 MiB, with that
+//     Content-Length, to a reader told 323: each is cut at the declared size.
+//
+// Logged: the webhook's peak RSS (VmHWM) before and after, and its CPU.
 func TestMeasure32NewestBuildLookupsOverConfigsOf192MiBStayBounded(t *testing.T) {
 	t.Parallel()
-	base := uniq("measure/huge")
-	var images []string
-	for i := range 32 {
-		repo := fmt.Sprintf("%s-%d", base, i)
-		push(t, s.plain, repo+":0")
-		desc, err := s.plain.Get(repo + ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-			t.Fatal(err)
-		}
-		m["config"].(map[string]any)["size"] = 192 << 20
-		raw, _ := json.Marshal(m)
-		if err := s.plain.PutManifest(repo+":1", &remote.Descriptor{Manifest: raw, Descriptor: desc.Descriptor}); err != nil {
-			t.Fatal(err)
-		}
-		images = append(images, s.plain.Host+"/"+repo+":1")
+	const size = 192 << 20
+	cfg, n, err := s.plain.BlobOnDisk(paddedConfig(size))
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := startMetered(t, fmt.Sprintf(`registries:
+	t.Cleanup(func() {
+		if err := s.plain.RemoveBlobOnDisk(cfg); err != nil {
+			t.Error(err)
+		}
+	})
+	layer, ln, err := s.plain.BlobOnDisk(strings.NewReader("a layer the webhook never reads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		declared int64
+		want     string
+	}{
+		{"honest", n, "more than 4 MiB"},
+		{"lying", 323, "larger than the 323 bytes its manifest declares"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			base := uniq("measure/huge-" + c.name)
+			var images []string
+			for i := range 32 {
+				repo := fmt.Sprintf("%s-%d", base, i)
+				for _, b := range []v1.Hash{cfg, layer} {
+					if err := s.plain.LinkBlobOnDisk(repo, b); err != nil {
+						t.Fatal(err)
+					}
+				}
+				raw, _ := json.Marshal(map[string]any{
+					"schemaVersion": 2, "mediaType": string(types.DockerManifestSchema2),
+					"config": map[string]any{"mediaType": string(types.DockerConfigJSON), "size": c.declared, "digest": cfg.String()},
+					"layers": []map[string]any{{"mediaType": string(types.DockerLayer), "size": ln, "digest": layer.String()}},
+				})
+				if err := s.plain.PutManifest(repo+":1", &remote.Descriptor{Manifest: raw, Descriptor: v1.Descriptor{MediaType: types.DockerManifestSchema2}}); err != nil {
+					t.Fatal(err)
+				}
+				images = append(images, s.plain.Host+"/"+repo+":1")
+			}
+			// The registry serves the whole blob, whatever the manifest says.
+			resp, err := http.Head(fmt.Sprintf("%s/v2/%s-0/blobs/%s", s.plain.URL, base, cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ContentLength != n {
+				t.Fatalf("the registry answers %s with Content-Length %d for the config, want %d", resp.Status, resp.ContentLength, n)
+			}
+			p := startMetered(t, fmt.Sprintf(`registries:
 - name: plain
   api_url: %[1]s
   prefix: %[2]s
@@ -205,26 +252,53 @@ policy:
     strategy: newest-build
     allow_tags: regexp:^1$
 `, s.plain.URL, s.plain.Host))
-	pid := p.Cmd.Process.Pid
-	hwm, rss := memory(t, pid, "VmHWM"), memory(t, pid, "VmRSS")
-	r, _ := p.post(t, annotatedReview(uniq("tenant-a"), nil, images...))
-	// The answer lists 20 warnings and says how many more: each listed
-	// one names the cap, and the metric counts 32 failed lookups.
-	for _, w := range r.Warnings {
-		if !strings.Contains(w, "more than 4 MiB") && !strings.Contains(w, "more warnings") {
-			t.Errorf("a warning that does not name the 4 MiB cap: %q", w)
-		}
+			pid := p.Cmd.Process.Pid
+			hwm, rss, cpu := memory(t, pid, "VmHWM"), memory(t, pid, "VmRSS"), cpuTime(t, pid)
+			start := time.Now()
+			r, _ := p.post(t, annotatedReview(namespace(t, true), nil, images...))
+			took := time.Since(start)
+			// The answer lists 20 warnings and says how many more: each
+			// listed one names the cap, and the metric counts 32 failures.
+			for _, w := range r.Warnings {
+				if !strings.Contains(w, c.want) && !strings.Contains(w, "more warnings") {
+					t.Errorf("a warning that does not say %q: %q", c.want, w)
+				}
+			}
+			if len(r.Warnings) == 0 {
+				t.Errorf("no warning: %s", r.Patch)
+			}
+			failed := 0.0
+			for _, line := range series(p.scrape(t), "image_pin_resolutions_total") {
+				if strings.Contains(line, `strategy="newest-build"`) && strings.Contains(line, `result="error"`) {
+					failed += sum([]string{line})
+				}
+			}
+			if failed != 32 {
+				t.Errorf("%v newest-build lookups failed, want all 32 refused", failed)
+			}
+			t.Logf("%s: 32 newest-build lookups over a %d-byte config (stored once, linked into 32 repositories) declared as %d bytes: answered in %v (deadline 8s); peak RSS (VmHWM) %d → %d KiB, RSS before %d KiB; webhook CPU %v",
+				c.name, n, c.declared, took.Round(time.Millisecond), hwm, memory(t, pid, "VmHWM"), rss, cpuTime(t, pid)-cpu)
+		})
 	}
-	failed := 0.0
-	for _, line := range series(p.scrape(t), "image_pin_resolutions_total") {
-		if strings.Contains(line, `strategy="newest-build"`) && strings.Contains(line, `result="error"`) {
-			failed += sum([]string{line})
-		}
+}
+
+// paddedConfig is an image config of exactly size bytes (a label
+// pads it), made as it is read.
+func paddedConfig(size int64) io.Reader {
+	head := `{"architecture":"amd64","os":"linux","created":"2026-01-02T03:04:05Z","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"pad":"`
+	tail := `"}}}`
+	pad := size - int64(len(head)+len(tail))
+	return io.MultiReader(strings.NewReader(head), io.LimitReader(repeat('a'), pad), strings.NewReader(tail))
+}
+
+// repeat reads b forever.
+type repeat byte
+
+func (r repeat) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
 	}
-	if failed != 32 {
-		t.Errorf("%v newest-build lookups failed, want all 32 refused", failed)
-	}
-	t.Logf("32 newest-build lookups over configs declared at 192 MiB: peak RSS (VmHWM) %d → %d KiB, RSS before %d KiB", hwm, memory(t, pid, "VmHWM"), rss)
+	return len(p), nil
 }
 
 // One namespace's 20,000 distinct policies (each its own answer) fill the

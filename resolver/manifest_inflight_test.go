@@ -1,0 +1,120 @@
+package resolver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/image-pin/image-pin-webhook/registries/client"
+)
+
+// heldBodies is a transport whose every manifest answer is a body of size
+// bytes (with or without a Content-Length) that blocks at its first read
+// until open is closed; reading counts the bodies being read at once.
+type heldBodies struct {
+	body    []byte
+	chunked bool
+	open    chan struct{}
+	reading atomic.Int64
+	most    atomic.Int64
+}
+
+func (h *heldBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := int64(len(h.body))
+	if h.chunked {
+		n = -1
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Length": {strconv.Itoa(len(h.body))}},
+		ContentLength: n, Body: &heldBody{h: h, r: bytes.NewReader(h.body)}, Request: req}, nil
+}
+
+type heldBody struct {
+	h       *heldBodies
+	r       *bytes.Reader
+	started bool
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		if now := b.h.reading.Add(1); now > b.h.most.Load() {
+			b.h.most.Store(now)
+		}
+		<-b.h.open
+	}
+	return b.r.Read(p)
+}
+
+func (b *heldBody) Close() error {
+	if b.started {
+		b.h.reading.Add(-1)
+	}
+	return nil
+}
+
+// One Pod of 32 containers under newest-build reads up to 256 manifests at
+// once, each up to 4 MiB (an index of 10,000 entries decodes into several
+// times that): the bytes being read are bounded across the webhook and per
+// namespace, and one namespace's reads never wait behind another's.
+func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		chunked bool
+	}{
+		{"with a Content-Length", false},
+		{"sent without a length, counted at the cap", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				body := []byte(`{"schemaVersion":2,"pad":"` + strings.Repeat("x", 1<<20) + `"}`)
+				ref, err := name.NewDigest(fmt.Sprintf("reg.example/tenant/app@sha256:%x", sha256.Sum256(body)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := &heldBodies{body: body, chunked: tc.chunked, open: make(chan struct{})}
+				r := New()
+				var wg sync.WaitGroup
+				read := func(tenant string) {
+					defer wg.Done()
+					ctx := client.WithTenant(context.Background(), tenant)
+					if err := r.readManifest(ctx, h, ref, func([]byte) error { return nil }); err != nil {
+						t.Errorf("%s: %v", tenant, err)
+					}
+				}
+				for range 32 {
+					wg.Add(1)
+					go read("tenant-a")
+				}
+				synctest.Wait()
+				perTenant := int64(maxReadBytesPerNamespace / len(body))
+				if tc.chunked {
+					perTenant = 1 // a body without a length counts as the cap
+				}
+				if got := h.reading.Load(); got != perTenant {
+					t.Errorf("%d of one namespace's manifests of %d bytes are being read at once, want %d (%d MiB per namespace)", got, len(body), perTenant, maxReadBytesPerNamespace>>20)
+				}
+				wg.Add(1)
+				go read("tenant-b")
+				synctest.Wait()
+				if got := h.reading.Load(); got != perTenant+1 {
+					t.Errorf("another namespace's read waits behind the first's: %d bodies being read, want %d", got, perTenant+1)
+				}
+				close(h.open)
+				wg.Wait()
+				if most := h.most.Load(); most > perTenant+1 {
+					t.Errorf("%d bodies read at once, want at most %d", most, perTenant+1)
+				}
+			})
+		})
+	}
+}

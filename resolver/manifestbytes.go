@@ -1,0 +1,67 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// byteBudget bounds the bytes of manifests and config blobs the resolver
+// reads and decodes at once. Each read is bounded (maxManifestBytes,
+// maxConfigBytes), but not how many run at once: one Pod of 32 containers
+// under newest-build runs 32 lookups of 8 workers each, and a tenant may
+// push manifests of nearly 4 MiB (and indexes of 10,000 entries, which
+// decode into several times their size), so one admission held hundreds of
+// MiB at once, past the chart's memory limit. A read takes its length
+// (Content-Length, or the cap when the registry sends none; a config its
+// declared size) from the budget before its body is read and gives it back
+// once it is decoded. One namespace holds at most perTenant of it, so one
+// tenant's reads (or a registry of its own that trickles a body until the
+// deadline) wait behind each other, not behind another's.
+type byteBudget struct {
+	total, perTenant int64
+
+	mu       sync.Mutex
+	used     int64
+	byTenant map[string]int64
+	freed    chan struct{} // closed (and replaced) whenever bytes are given back
+}
+
+func newByteBudget(total, perTenant int64) *byteBudget {
+	return &byteBudget{total: total, perTenant: perTenant, byTenant: map[string]int64{}, freed: make(chan struct{})}
+}
+
+// acquire waits until n bytes (at most perTenant) are free for tenant, or
+// ctx ends; release gives them back. what names the read for the error.
+func (b *byteBudget) acquire(ctx context.Context, tenant string, n int64, what string) (release func(), err error) {
+	n = max(min(n, b.perTenant), 1)
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.total && b.byTenant[tenant]+n <= b.perTenant {
+			b.used += n
+			b.byTenant[tenant] += n
+			b.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { b.release(tenant, n) }) }, nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting to read %s: manifests and configs are read at most %d MiB at once, %d MiB per namespace: %w",
+				what, b.total>>20, b.perTenant>>20, ctx.Err())
+		}
+	}
+}
+
+func (b *byteBudget) release(tenant string, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	if b.byTenant[tenant] -= n; b.byTenant[tenant] == 0 {
+		delete(b.byTenant, tenant)
+	}
+	close(b.freed)
+	b.freed = make(chan struct{})
+}
