@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
-	kjsonserializer "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -31,10 +30,11 @@ import (
 // Serve is the HTTP handler of /mutate: controller-runtime's
 // admission.Webhook's ServeHTTP, answer for answer, with fewer allocations.
 // It reads the body into a pooled buffer, decodes the AdmissionReview with
-// the decoder controller-runtime uses (sigs.k8s.io/json, case-sensitive)
-// into a struct whose object, oldObject and options alias that buffer while
-// h runs (h must not keep them: Handler decodes what it reads), and encodes
-// the response with a pooled encoder, the JSON patch written by hand.
+// a pooled decoder of the kind controller-runtime uses (sigs.k8s.io/json,
+// case-sensitive) into a struct whose object, oldObject and options alias
+// the decoder's buffer while h runs (h must not keep them: Handler decodes
+// what it reads), and encodes the response with a pooled encoder, the JSON
+// patch written by hand.
 //
 // What controller-runtime does and Serve keeps: a response whose uid is the
 // request's and whose apiVersion and kind echo the request's (v1 when it
@@ -66,6 +66,8 @@ type exchange struct {
 	patch bytes.Buffer // the JSON patch
 	out   bytes.Buffer // the response body
 	enc   *json.Encoder
+	src   bodyReader
+	dec   kjson.Decoder // made on first use; dropped after an error
 	rev   reviewIn
 	resp  admissionv1.AdmissionReview
 	ok    metav1.Status // Response.Complete's default result
@@ -86,6 +88,7 @@ func (ex *exchange) release() {
 		return
 	}
 	ex.lr = io.LimitedReader{}
+	ex.src = bodyReader{}
 	ex.rev = reviewIn{}
 	ex.resp = admissionv1.AdmissionReview{}
 	exchanges.Put(ex)
@@ -175,7 +178,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.write(w, ex, admission.Errored(http.StatusBadRequest, err), nil)
 		return
 	}
-	req, gvk, err := decodeReview(ex.in.Bytes(), &ex.rev)
+	req, gvk, err := ex.decodeReview(ex.in.Bytes())
 	if err != nil {
 		s.log.Error(err, "unable to decode the request")
 		s.write(w, ex, admission.Errored(http.StatusBadRequest, err), nil)
@@ -185,17 +188,53 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeReview decodes body as controller-runtime's ServeHTTP does, into
-// rev when body is a JSON object this decoder reads, else with
+// ex.rev when body is a JSON object this decoder reads, else with
 // controller-runtime's decoder. The GVK is the one the body names.
-func decodeReview(body []byte, rev *reviewIn) (admission.Request, schema.GroupVersionKind, error) {
-	if isJSONObject(body) {
-		if gvk, err := kjsonserializer.DefaultMetaFactory.Interpret(body); err == nil {
-			if kjson.UnmarshalCaseSensitivePreserveInts(body, rev) == nil {
-				return rev.Request.request(), *gvk, nil
-			}
-		}
+//
+// controller-runtime reads the GVK in a first pass of encoding/json
+// (json.SimpleMetaFactory, which matches keys in any case), then decodes
+// with sigs.k8s.io/json (case-sensitive). One pass of the second decoder
+// that refuses unknown fields tells whether the first could read anything
+// else: with no unknown or miscased field, the body's apiVersion and kind
+// are the ones decoded (the last of each, for both), and the first pass is
+// spared. The pass is the exchange's decoder's, whose buffers are reused,
+// on a body known to be one valid JSON value; anything else takes
+// controller-runtime's way.
+func (ex *exchange) decodeReview(body []byte) (admission.Request, schema.GroupVersionKind, error) {
+	if !isJSONObject(body) || len(body) > maxPooled || !json.Valid(body) {
+		return decodeSlow(body)
 	}
-	return decodeSlow(body)
+	if ex.dec == nil {
+		ex.dec = kjson.NewDecoderCaseSensitivePreserveInts(&ex.src)
+		strict, ok := ex.dec.(interface{ DisallowUnknownFields() })
+		if !ok {
+			ex.dec = nil
+			return decodeSlow(body)
+		}
+		strict.DisallowUnknownFields()
+	}
+	ex.src = bodyReader{body}
+	if err := ex.dec.Decode(&ex.rev); err != nil {
+		ex.dec = nil // its state after an error is not to be trusted
+		return decodeSlow(body)
+	}
+	gv, err := schema.ParseGroupVersion(ex.rev.APIVersion)
+	if err != nil {
+		return decodeSlow(body)
+	}
+	return ex.rev.Request.request(), gv.WithKind(ex.rev.Kind), nil
+}
+
+// bodyReader reads b: the source of a pooled decoder, given each body.
+type bodyReader struct{ b []byte }
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
 }
 
 // isJSONObject is the JSON serializer's test of whether it reads body:
