@@ -39,8 +39,9 @@ import (
 // What controller-runtime does and Serve keeps: a response whose uid is the
 // request's and whose apiVersion and kind echo the request's (v1 when it
 // names none); HTTP 200 whatever the answer, a body that is no review
-// answered allowed=false with code 400 and the decoder's message (413 past
-// maxRequestBytes, 400 for a Content-Type other than application/json); a
+// answered allowed=false with code 400 and the decoder's message (413 for
+// a body of 7 MiB or more, 400 for a Content-Type other than
+// application/json); a
 // panic in h answered with code 500 and counted in
 // controller_runtime_webhook_panics_total. A body that is not a JSON
 // object, or one this decoder refuses, is decoded again by
