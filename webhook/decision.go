@@ -59,8 +59,8 @@ type Review struct {
 	// Report is policy.mode report: Pins are warned about, never stored.
 	Report bool
 
-	badRequest  bool
-	specPointer string // JSON pointer of the pod spec
+	badRequest bool
+	kind       *Kind // the object's, which says where its pod spec is
 	// The original-images record after this admission, and whether the
 	// response is to write it (not for a subresource, nor in report mode).
 	records     map[string]string

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/resolver"
@@ -36,7 +36,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"request":{"uid":"x","kind":{"version":"v1","kind":"Pod"},"object":{"metadata":{"annotations":{"image-pin.io/constraint":"~1"}},"spec":{"containers":[{"name":"a","image":"docker.io/app:1"}]}}}}`))
 	cfg := configFor(f, srv, withPolicy("policy:\n  resolve_timeout: 500ms\n"))
-	h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
+	h := webhook.Serve(webhook.NewHandler(func() *config.Config { return cfg }, resolver.New()), logr.Discard())
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body))

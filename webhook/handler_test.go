@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/registries"
@@ -46,7 +46,7 @@ func newEnv(t *testing.T, opts ...configOption) *env {
 	e.setConfig(t, opts...)
 	e.res = resolver.New()
 	h := webhook.NewHandler(func() *config.Config { return e.cfg.Load() }, e.res, webhook.WithOwnNamespace("image-pin-system"))
-	e.http = httptest.NewServer(&admission.Webhook{Handler: h})
+	e.http = httptest.NewServer(webhook.Serve(h, logr.Discard())) // as cmd/webhook serves /mutate
 	t.Cleanup(e.http.Close)
 	return e
 }

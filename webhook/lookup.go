@@ -69,7 +69,7 @@ func (p *plan) lookup(ctx context.Context, t *task) {
 	// must never roll back.
 	keep := res.Stale && t.query.Policy.Fresh && strings.Contains(t.c.image, "@")
 	if res.Digest != "" && !keep && (err == nil || (res.Stale && t.query.OnError == config.OnErrorIgnore)) {
-		t.out = t.img.Repo + ":" + res.Tag + "@" + res.Digest
+		t.out = p.images.pinned(t.img.Repo, res.Tag, res.Digest)
 	}
 }
 
@@ -84,10 +84,15 @@ func (p *plan) warm(ctx context.Context) bool {
 }
 
 // imageCache parses each distinct reference once: parsing costs more than
-// the rest of a warm admission.
+// the rest of a warm admission. It also keeps the pinned references made
+// from them: a warm admission would otherwise make the same string anew
+// for every container.
 type imageCache struct {
 	parsed *lru.Cache[string, parsedImage]
+	pins   *lru.Cache[pinKey, string]
 }
+
+type pinKey struct{ repo, tag, digest string }
 
 type parsedImage struct {
 	img imageref.Image
@@ -96,7 +101,19 @@ type parsedImage struct {
 
 func newImageCache(size int) *imageCache {
 	c, _ := lru.New[string, parsedImage](size)
-	return &imageCache{parsed: c}
+	pins, _ := lru.New[pinKey, string](size)
+	return &imageCache{parsed: c, pins: pins}
+}
+
+// pinned is repo:tag@digest, made once.
+func (c *imageCache) pinned(repo, tag, digest string) string {
+	k := pinKey{repo, tag, digest}
+	if s, ok := c.pins.Get(k); ok {
+		return s
+	}
+	s := repo + ":" + tag + "@" + digest
+	c.pins.Add(k, s)
+	return s
 }
 
 // parse is imageref.ParseImage, remembered.

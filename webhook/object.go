@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -60,13 +61,44 @@ type podTemplateSpec struct {
 	Spec     podSpec      `json:"spec"`
 }
 
+// unmarshal is json.Unmarshal through a pooled json.Decoder, whose buffers
+// (its decode state, the scanner's stack, the error context) are reused: a
+// warm admission otherwise spends a third of its allocations on them.
+// Only for raw that is one valid JSON value, which the decoder reads as
+// Unmarshal does; anything else, and any error, is json.Unmarshal's.
+func unmarshal(raw []byte, v any) error {
+	if len(raw) > maxPooled || !json.Valid(raw) {
+		return json.Unmarshal(raw, v)
+	}
+	d := objectDecoders.Get().(*objectDecoder)
+	d.src = bodyReader{raw}
+	if err := d.dec.Decode(v); err != nil {
+		// Not pooled again: its state after an error is not to be trusted.
+		return json.Unmarshal(raw, v)
+	}
+	d.src = bodyReader{}
+	objectDecoders.Put(d)
+	return nil
+}
+
+type objectDecoder struct {
+	src bodyReader
+	dec *json.Decoder
+}
+
+var objectDecoders = sync.Pool{New: func() any {
+	d := &objectDecoder{}
+	d.dec = json.NewDecoder(&d.src)
+	return d
+}}
+
 // The shapes of the supported kinds, down to their pod spec.
 func decodePod(raw []byte) (*object, error) {
 	var o struct {
 		Metadata objectMeta `json:"metadata"`
 		Spec     podSpec    `json:"spec"`
 	}
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if err := unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
 	return &object{meta: o.Metadata, spec: &o.Spec}, nil
@@ -77,7 +109,7 @@ func decodePodTemplate(raw []byte) (*object, error) {
 		Metadata objectMeta      `json:"metadata"`
 		Template podTemplateSpec `json:"template"`
 	}
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if err := unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
 	return &object{meta: o.Metadata, tmplMeta: &o.Template.Metadata, spec: &o.Template.Spec}, nil
@@ -91,7 +123,7 @@ func decodeTemplated(raw []byte) (*object, error) {
 			Template *podTemplateSpec `json:"template"`
 		} `json:"spec"`
 	}
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if err := unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
 	return templated(o.Metadata, o.Spec.Template), nil
@@ -108,7 +140,7 @@ func decodeCronJob(raw []byte) (*object, error) {
 			} `json:"jobTemplate"`
 		} `json:"spec"`
 	}
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if err := unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
 	return templated(o.Metadata, o.Spec.JobTemplate.Spec.Template), nil
@@ -132,9 +164,36 @@ type container struct {
 }
 
 // path is the JSON pointer of the container's image field in o.
-func (c container) path(o *object) string {
-	return o.kind.specPointer() + "/" + c.list + "/" + strconv.Itoa(c.index) + "/image"
+func (c container) path(o *object) string { return imagePath(o.kind, c.list, c.index) }
+
+// imagePath is the JSON pointer of the image field of container i of list
+// in a pod spec of kind k: a patch names one per pinned image, and making
+// each would allocate, so those of a pod spec's first containers are made
+// once.
+func imagePath(k *Kind, list string, i int) string {
+	if p := imagePaths[k][list]; i < len(p) {
+		return p[i]
+	}
+	return k.specPointer() + "/" + list + "/" + strconv.Itoa(i) + "/image"
 }
+
+// tabledPaths is how many containers of each list have their paths made
+// once.
+const tabledPaths = 32
+
+var imagePaths = func() map[*Kind]map[string][]string {
+	m := make(map[*Kind]map[string][]string, len(kinds))
+	for i := range kinds {
+		k := &kinds[i]
+		m[k] = map[string][]string{}
+		for _, list := range []string{"initContainers", "containers", "ephemeralContainers"} {
+			for j := range tabledPaths {
+				m[k][list] = append(m[k][list], k.specPointer()+"/"+list+"/"+strconv.Itoa(j)+"/image")
+			}
+		}
+	}
+	return m
+}()
 
 // containers lists every container, init container and ephemeral container.
 func (o *object) containers() []container {

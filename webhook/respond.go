@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -27,7 +26,7 @@ const (
 // review turns the plan's tasks into decisions once every lookup is done.
 func (p *plan) review() *Review {
 	r := &Review{Warnings: p.warnings, Report: p.cfg.Policy.Mode == config.ModeReport, records: p.records,
-		writeRecord: p.req.SubResource == "", annotations: p.obj.meta.Annotations, specPointer: p.obj.kind.specPointer()}
+		writeRecord: p.req.SubResource == "", annotations: p.obj.meta.Annotations, kind: p.obj.kind}
 	r.writeRecord = r.writeRecord && !r.Report
 	// What each task stores once admitted: nothing in report mode, nor
 	// when a failure under on_error: fail denies the object.
@@ -132,9 +131,7 @@ func (r *Review) render() (admission.Response, string) {
 }
 
 // imagePath is the JSON pointer of c's image field.
-func (r *Review) imagePath(c container) string {
-	return r.specPointer + "/" + c.list + "/" + strconv.Itoa(c.index) + "/image"
-}
+func (r *Review) imagePath(c container) string { return imagePath(r.kind, c.list, c.index) }
 
 // recordPatch writes original-images when it differs from what the object
 // carries. records holds an entry for every container and no other.
