@@ -19,8 +19,11 @@ type admitted struct {
 	ephemeralOnly bool
 	// optOutAdded: this UPDATE adds the skip label.
 	optOutAdded bool
-	// gateTook is what the namespace gate spent of the admission's budget.
-	gateTook time.Duration
+	// gateTook is what the namespace gate spent of the admission's budget;
+	// gateWarning, when it could not verify the namespace and on_error let
+	// the admission go on.
+	gateTook    time.Duration
+	gateWarning string
 }
 
 // gate decides whether the webhook looks at the admission's containers at
@@ -76,7 +79,7 @@ func (h *Handler) gate(ctx context.Context, req admission.Request) (admitted, *R
 	// Last, as it may ask the API server: only an admission that would
 	// look images up proves its namespace opted in.
 	var rv *Review
-	if rv, a.gateTook = h.checkNamespace(ctx, req); rv != nil {
+	if rv, a.gateTook, a.gateWarning = h.checkNamespace(ctx, req); rv != nil {
 		return admitted{}, rv
 	}
 	return a, nil

@@ -110,6 +110,9 @@ func (h *Handler) Decide(ctx context.Context, req admission.Request) *Review {
 	cfg := h.config()
 	p := &plan{admitted: a, cfg: cfg, req: req, ov: ov, warnings: ov.warnings, images: h.images,
 		resolver: h.resolver, inFlight: h.inFlight, metrics: h.metrics}
+	if a.gateWarning != "" {
+		p.warnings = append(p.warnings, a.gateWarning)
+	}
 	p.log, p.logScoped = h.baseLog(ctx)
 	p.build()
 	// Detached from the request's cancellation: controller-runtime cancels

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -18,11 +19,21 @@ import (
 // forged, or raced a label change, and is left alone before any lookup.
 //
 // OptedIn answers false, nil for a namespace that does not exist or is not
-// opted in, and an error when it cannot tell (the API server unreachable,
-// its lookups rate-limited, ctx done): the admission then follows
-// policy.on_error, as for a registry it cannot reach.
+// opted in, and an error when it cannot tell (its lookups rate-limited,
+// ctx done, the API server failing): the admission is then left as it is
+// with a warning under policy.on_error ignore, and denied under fail. An
+// error with a method NamespacesUnreachable() bool that returns true says
+// the gate has no view of namespaces at all (the API server never
+// answered): under ignore the admission then goes on as for an opted-in
+// namespace, with a warning, as a replica that cannot reach the API server
+// still pins (it writes no record either).
 type NamespaceGate interface {
 	OptedIn(ctx context.Context, name string) (bool, error)
+}
+
+func unreachableAPI(err error) bool {
+	var u interface{ NamespacesUnreachable() bool }
+	return errors.As(err, &u) && u.NamespacesUnreachable()
 }
 
 // WithNamespaceGate makes every admission past the other gates prove its
@@ -67,10 +78,11 @@ func (l *namespaceLog) allow() (bool, int) {
 // checkNamespace is the namespace gate: nil when the request's namespace
 // is opted in (or no gate is set), else the Review to answer. It spends
 // at most the admission's budget (resolve_timeout), and says how long it
-// took, which the lookups then do not have.
-func (h *Handler) checkNamespace(ctx context.Context, req admission.Request) (*Review, time.Duration) {
+// took, which the lookups then do not have, and the warning to add when
+// the admission goes on unverified.
+func (h *Handler) checkNamespace(ctx context.Context, req admission.Request) (*Review, time.Duration, string) {
 	if h.namespaces == nil {
-		return nil, 0
+		return nil, 0, ""
 	}
 	start := time.Now()
 	pol := h.config().Policy
@@ -85,15 +97,18 @@ func (h *Handler) checkNamespace(ctx context.Context, req admission.Request) (*R
 		msg := fmt.Sprintf("cannot tell whether namespace %q is opted in (%s=true): %v", ns, EnabledLabel, err)
 		h.logNamespace(ctx, req, "namespace not verified: no lookup", ns, oneLine(err.Error()))
 		if pol.OnError == config.OnErrorFail && pol.Mode != config.ModeReport {
-			return &Review{Refused: fmt.Errorf("%s; denied (policy.on_error: fail)", msg)}, took
+			return &Review{Refused: fmt.Errorf("%s; denied (policy.on_error: fail)", msg)}, took, ""
 		}
-		return &Review{Warnings: []string{msg + "; left as it is"}}, took
+		if unreachableAPI(err) {
+			return nil, took, msg + "; resolved as in an opted-in namespace"
+		}
+		return &Review{Warnings: []string{msg + "; left as it is"}}, took, ""
 	case !ok:
 		h.metrics.gate(gatedNotOptedIn)
 		h.logNamespace(ctx, req, "review for a namespace that is not opted in: left alone (forged, or raced a label change)", ns, "")
-		return &Review{Reason: fmt.Sprintf("namespace %q does not exist or is not opted in (%s=true)", ns, EnabledLabel)}, took
+		return &Review{Reason: fmt.Sprintf("namespace %q does not exist or is not opted in (%s=true)", ns, EnabledLabel)}, took, ""
 	}
-	return nil, took
+	return nil, took, ""
 }
 
 func (h *Handler) logNamespace(ctx context.Context, req admission.Request, msg, ns, cause string) {

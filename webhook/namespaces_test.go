@@ -39,6 +39,11 @@ func (g *fakeGate) OptedIn(ctx context.Context, name string) (bool, error) {
 	return false, g.err
 }
 
+type unreachable struct{}
+
+func (unreachable) Error() string               { return "connection refused" }
+func (unreachable) NamespacesUnreachable() bool { return true }
+
 func TestTheNamespaceGateLeavesReviewsForNamespacesNotOptedInAloneBeforeAnyLookup(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -58,6 +63,10 @@ func TestTheNamespaceGateLeavesReviewsForNamespacesNotOptedInAloneBeforeAnyLooku
 			wantAllowed: true, wantWarning: "cannot tell whether namespace", wantRefusal: "unverified"},
 		{name: "a gate that cannot tell under on_error fail denies", policy: "policy:\n  on_error: fail\n", ns: "new-ns", gateErr: errors.New("rate-limited"),
 			wantReason: "cannot tell whether namespace", wantRefusal: "unverified"},
+		{name: "a gate with no view of namespaces at all (the API server unreachable) under on_error ignore pins with a warning", ns: "new-ns",
+			gateErr: unreachable{}, wantPinned: true, wantAllowed: true, wantWarning: "resolved as in an opted-in namespace", wantRefusal: "unverified"},
+		{name: "a gate with no view of namespaces at all under on_error fail denies", policy: "policy:\n  on_error: fail\n", ns: "new-ns",
+			gateErr: unreachable{}, wantReason: "cannot tell whether namespace", wantRefusal: "unverified"},
 		{name: "a gate that cannot tell in report mode only warns, as registry failures do", policy: "policy:\n  on_error: fail\n  mode: report\n", ns: "new-ns",
 			gateErr: errors.New("rate-limited"), wantAllowed: true, wantWarning: "cannot tell whether namespace", wantRefusal: "unverified"},
 	} {

@@ -174,9 +174,6 @@ func run(ctx context.Context, opts *options) error {
 		default:
 			return errors.New("waiting for the serving certificate in --cert-dir (--cert-secret " + opts.CertSecret + ")")
 		}
-		if !namespaces.Synced() {
-			return errors.New("waiting for the Namespace informer (list and watch namespaces)")
-		}
 		return started(r)
 	}); err != nil {
 		return err

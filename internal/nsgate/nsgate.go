@@ -215,11 +215,29 @@ func (g *Gate) OptedIn(ctx context.Context, name string) (bool, error) {
 	case apierrors.IsNotFound(err):
 		g.negative.Add(name, struct{}{})
 		return false, nil
+	case err != nil && !g.Synced() && !apierrors.IsTimeout(err) && apierrors.ReasonForError(err) == metav1.StatusReasonUnknown && ctx.Err() == nil:
+		// No answer from the API server, and no view of namespaces yet:
+		// the replica cannot tell anything (webhook.NamespaceGate).
+		return false, unreachable{fmt.Errorf("looking up namespace %s: %w", name, err)}
 	case err != nil:
 		return false, fmt.Errorf("looking up namespace %s: %w", name, err)
 	case m.Labels[Label] != Value:
 		g.negative.Add(name, struct{}{})
 		return false, nil
 	}
+	// Kept until the informer says otherwise: the admissions that follow
+	// (a Deployment's, then its ReplicaSet's) need no GET.
+	g.mu.Lock()
+	g.known[name] = true
+	g.mu.Unlock()
 	return true, nil
 }
+
+// unreachable is OptedIn's error when the API server did not answer and
+// the informer has never listed the namespaces.
+type unreachable struct{ error }
+
+func (u unreachable) Unwrap() error { return u.error }
+
+// NamespacesUnreachable marks the error for webhook.NamespaceGate.
+func (unreachable) NamespacesUnreachable() bool { return true }
