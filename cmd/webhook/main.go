@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -147,7 +148,7 @@ func run(ctx context.Context, opts *options) error {
 	if err := addRefresher(res); err != nil {
 		return err
 	}
-	namespaces, err := namespaceGate(mgr, restCfg)
+	namespaces, err := namespaceGate(mgr, restCfg, opts.NamespaceLabel)
 	if err != nil {
 		return err
 	}
@@ -236,12 +237,13 @@ func serveWhenReady(ctx context.Context, mgr manager.Manager, server webhook.Ser
 // namespaceGate is the admission's namespace gate (internal/nsgate): a
 // metadata-only Namespace informer of its own, run by the manager on every
 // replica, and live GETs through the manager's API reader.
-func namespaceGate(mgr manager.Manager, restCfg *rest.Config) (*nsgate.Gate, error) {
+func namespaceGate(mgr manager.Manager, restCfg *rest.Config, label string) (*nsgate.Gate, error) {
 	c, err := nsgate.NewCache(restCfg, cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return nil, fmt.Errorf("the namespace gate: %w", err)
 	}
-	g := nsgate.New(nsgate.Options{Cache: c, Reader: mgr.GetAPIReader()})
+	key, value, _ := strings.Cut(label, "=") // checked by Validate
+	g := nsgate.New(nsgate.Options{Cache: c, Reader: mgr.GetAPIReader(), Label: key, Value: value})
 	return g, mgr.Add(g)
 }
 

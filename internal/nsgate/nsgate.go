@@ -32,7 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Label is the opt-in label; Value its value.
+// Label is the opt-in label, and Value its value, unless Options say
+// otherwise.
 const (
 	Label = "image-pin.io/enabled"
 	Value = "true"
@@ -68,6 +69,8 @@ type Options struct {
 	// Limiter bounds the live GETs; nil: DefaultGetsPerSecond,
 	// DefaultBurst.
 	Limiter *rate.Limiter
+	// Label and Value: the opt-in label; "" for Label and Value.
+	Label, Value string
 	// NegativeSize and NegativeTTL: 0 for the defaults.
 	NegativeSize int
 	NegativeTTL  time.Duration
@@ -79,6 +82,8 @@ type Gate struct {
 	reader   client.Reader
 	limiter  *rate.Limiter
 	negative *expirable.LRU[string, struct{}]
+	label    string
+	value    string
 
 	mu     sync.RWMutex
 	known  map[string]bool // name: opted in, as the informer last saw it
@@ -116,13 +121,16 @@ func New(o Options) *Gate {
 	if o.Limiter == nil {
 		o.Limiter = rate.NewLimiter(DefaultGetsPerSecond, DefaultBurst)
 	}
+	if o.Label == "" {
+		o.Label, o.Value = Label, Value
+	}
 	if o.NegativeSize <= 0 {
 		o.NegativeSize = DefaultNegativeSize
 	}
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = DefaultNegativeTTL
 	}
-	return &Gate{cache: o.Cache, reader: o.Reader, limiter: o.Limiter,
+	return &Gate{cache: o.Cache, reader: o.Reader, limiter: o.Limiter, label: o.Label, value: o.Value,
 		negative: expirable.NewLRU[string, struct{}](o.NegativeSize, nil, o.NegativeTTL),
 		known:    map[string]bool{}, synced: func() bool { return false }}
 }
@@ -172,7 +180,7 @@ func (g *Gate) observe(obj any) {
 		return
 	}
 	g.mu.Lock()
-	g.known[m.Name] = m.Labels[Label] == Value
+	g.known[m.Name] = m.Labels[g.label] == g.value
 	g.mu.Unlock()
 	g.negative.Remove(m.Name)
 }
@@ -221,7 +229,7 @@ func (g *Gate) OptedIn(ctx context.Context, name string) (bool, error) {
 		return false, unreachable{fmt.Errorf("looking up namespace %s: %w", name, err)}
 	case err != nil:
 		return false, fmt.Errorf("looking up namespace %s: %w", name, err)
-	case m.Labels[Label] != Value:
+	case m.Labels[g.label] != g.value:
 		g.negative.Add(name, struct{}{})
 		return false, nil
 	}
