@@ -148,7 +148,7 @@ func run(ctx context.Context, opts *options) error {
 	if err := addRefresher(res); err != nil {
 		return err
 	}
-	namespaces, err := namespaceGate(mgr, restCfg, opts.NamespaceLabel)
+	namespaces, err := namespaceGate(mgr, restCfg, opts.NamespaceLabel, log.WithName("namespaces"))
 	if err != nil {
 		return err
 	}
@@ -237,13 +237,13 @@ func serveWhenReady(ctx context.Context, mgr manager.Manager, server webhook.Ser
 // namespaceGate is the admission's namespace gate (internal/nsgate): a
 // metadata-only Namespace informer of its own, run by the manager on every
 // replica, and live GETs through the manager's API reader.
-func namespaceGate(mgr manager.Manager, restCfg *rest.Config, label string) (*nsgate.Gate, error) {
+func namespaceGate(mgr manager.Manager, restCfg *rest.Config, label string, log logr.Logger) (*nsgate.Gate, error) {
 	c, err := nsgate.NewCache(restCfg, cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 	if err != nil {
 		return nil, fmt.Errorf("the namespace gate: %w", err)
 	}
 	key, value, _ := strings.Cut(label, "=") // checked by Validate
-	g := nsgate.New(nsgate.Options{Cache: c, Reader: mgr.GetAPIReader(), Label: key, Value: value})
+	g := nsgate.New(nsgate.Options{Cache: c, Reader: mgr.GetAPIReader(), Label: key, Value: value, Log: log})
 	return g, mgr.Add(g)
 }
 

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
@@ -69,6 +70,8 @@ type Options struct {
 	// Limiter bounds the live GETs; nil: DefaultGetsPerSecond,
 	// DefaultBurst.
 	Limiter *rate.Limiter
+	// Log says when the namespaces cannot be watched yet.
+	Log logr.Logger
 	// Label and Value: the opt-in label; "" for Label and Value.
 	Label, Value string
 	// NegativeSize and NegativeTTL: 0 for the defaults.
@@ -84,6 +87,7 @@ type Gate struct {
 	negative *expirable.LRU[string, struct{}]
 	label    string
 	value    string
+	log      logr.Logger
 
 	mu     sync.RWMutex
 	known  map[string]bool // name: opted in, as the informer last saw it
@@ -93,7 +97,10 @@ type Gate struct {
 // NewCache makes a cache whose only informer is on Namespaces' metadata,
 // each kept as its name and labels.
 func NewCache(cfg *rest.Config, o cache.Options) (cache.Cache, error) {
-	o.ByObject = map[client.Object]cache.ByObject{namespaceMeta(): {Transform: keepNameAndLabels}}
+	// A default transform, not one by object: a ByObject entry needs the
+	// API server's REST mapping at once, and a replica that cannot reach
+	// it must still start (and pin).
+	o.DefaultTransform = keepNameAndLabels
 	return cache.New(cfg, o)
 }
 
@@ -130,7 +137,7 @@ func New(o Options) *Gate {
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = DefaultNegativeTTL
 	}
-	return &Gate{cache: o.Cache, reader: o.Reader, limiter: o.Limiter, label: o.Label, value: o.Value,
+	return &Gate{cache: o.Cache, reader: o.Reader, limiter: o.Limiter, label: o.Label, value: o.Value, log: o.Log,
 		negative: expirable.NewLRU[string, struct{}](o.NegativeSize, nil, o.NegativeTTL),
 		known:    map[string]bool{}, synced: func() bool { return false }}
 }
@@ -157,12 +164,29 @@ func (g *Gate) Register(ctx context.Context) error {
 
 // Start registers the gate and runs the cache until ctx ends: a
 // manager.Runnable that every replica runs (each serves admissions).
+// Registering needs the API server's REST mapping: until it answers, it is
+// tried again every registerRetry, and the gate answers through its live
+// lookups meanwhile.
 func (g *Gate) Start(ctx context.Context) error {
-	if err := g.Register(ctx); err != nil {
-		return err
-	}
+	go func() {
+		for {
+			err := g.Register(ctx)
+			if err == nil {
+				return
+			}
+			g.log.Info("cannot watch namespaces yet; the namespace gate asks the API server per namespace meanwhile", "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(registerRetry):
+			}
+		}
+	}()
 	return g.cache.Start(ctx)
 }
+
+// registerRetry is how often Start tries again to watch namespaces.
+const registerRetry = 10 * time.Second
 
 // NeedLeaderElection: every replica gates its own admissions.
 func (g *Gate) NeedLeaderElection() bool { return false }
