@@ -96,10 +96,11 @@ type Policy struct {
 	// cache_ttl by the leader (0: no refresh). RecordRetention: records
 	// unused this long are deleted. MaxRecordsPerNamespace bounds the
 	// records one namespace's admissions create; past it, answers stay in
-	// memory.
+	// memory. MaxRecords bounds the records of all namespaces together.
 	RefreshWindow          time.Duration
 	RecordRetention        time.Duration
 	MaxRecordsPerNamespace int
+	MaxRecords             int
 	Images                 []ImageRule // longest prefix first
 }
 

@@ -21,20 +21,24 @@ func TestPolicyDefaultsFillOnlyWhatIsUnsetAndValidateChangesNothing(t *testing.T
 			Mode: "pin", OnError: "ignore", CacheTTL: &duration{DefaultCacheTTL}, ResolveTimeout: duration{DefaultResolveTimeout},
 			MaxCandidateTags: ptr(resolver.DefaultMaxCandidates), MaxLookups: ptr(DefaultMaxLookups),
 			RefreshWindow: &duration{DefaultRefreshWindow}, RecordRetention: &duration{DefaultRecordRetention}, MaxRecordsPerNS: ptr(DefaultMaxRecordsPerNamespace),
+			MaxRecords: ptr(DefaultMaxRecords),
 		}},
 		{"cache_ttl: 0 stays 0, the cache turned off", policyConf{CacheTTL: &duration{0}}, policyConf{
 			Mode: "pin", OnError: "ignore", CacheTTL: &duration{0}, ResolveTimeout: duration{DefaultResolveTimeout},
 			MaxCandidateTags: ptr(resolver.DefaultMaxCandidates), MaxLookups: ptr(DefaultMaxLookups),
 			RefreshWindow: &duration{DefaultRefreshWindow}, RecordRetention: &duration{DefaultRecordRetention}, MaxRecordsPerNS: ptr(DefaultMaxRecordsPerNamespace),
+			MaxRecords: ptr(DefaultMaxRecords),
 		}},
 		{"what is written is kept", policyConf{Mode: "report", OnError: "fail", CacheTTL: &duration{time.Minute}, ResolveTimeout: duration{time.Second}, MaxCandidateTags: &five, MaxLookups: &five}, policyConf{
 			Mode: "report", OnError: "fail", CacheTTL: &duration{time.Minute}, ResolveTimeout: duration{time.Second}, MaxCandidateTags: &five, MaxLookups: &five,
 			RefreshWindow: &duration{DefaultRefreshWindow}, RecordRetention: &duration{DefaultRecordRetention}, MaxRecordsPerNS: ptr(DefaultMaxRecordsPerNamespace),
+			MaxRecords: ptr(DefaultMaxRecords),
 		}},
 		{"max_lookups: 0 is kept for Validate to refuse", policyConf{MaxLookups: &zero}, policyConf{
 			Mode: "pin", OnError: "ignore", CacheTTL: &duration{DefaultCacheTTL}, ResolveTimeout: duration{DefaultResolveTimeout},
 			MaxCandidateTags: ptr(resolver.DefaultMaxCandidates), MaxLookups: &zero,
 			RefreshWindow: &duration{DefaultRefreshWindow}, RecordRetention: &duration{DefaultRecordRetention}, MaxRecordsPerNS: ptr(DefaultMaxRecordsPerNamespace),
+			MaxRecords: ptr(DefaultMaxRecords),
 		}},
 	}
 	for _, tc := range tests {
@@ -66,6 +70,7 @@ func TestPolicyValidateNamesTheFieldItRefuses(t *testing.T) {
 		{policyConf{RefreshWindow: &duration{-time.Minute}}, "refresh_window"},
 		{policyConf{RecordRetention: &duration{0}}, "record_retention"},
 		{policyConf{MaxRecordsPerNS: ptr(-1)}, "max_records_per_namespace"},
+		{policyConf{MaxRecords: ptr(-1)}, "max_records"},
 	} {
 		pc := tc.in
 		pc.Default()
@@ -82,12 +87,13 @@ func TestPolicyValidateNamesTheFieldItRefuses(t *testing.T) {
 func ptr(n int) *int { return &n }
 
 func TestRecordFieldsAreReadFromThePolicyBlock(t *testing.T) {
-	spec, err := Decode([]byte("registries: []\npolicy:\n  refresh_window: 0\n  record_retention: 24h\n  max_records_per_namespace: 7\n"))
+	spec, err := Decode([]byte("registries: []\npolicy:\n  refresh_window: 0\n  record_retention: 24h\n  max_records_per_namespace: 7\n  max_records: 70\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := spec.Policy
-	if p.RefreshWindow != 0 || p.RecordRetention != 24*time.Hour || p.MaxRecordsPerNamespace != 7 {
-		t.Errorf("got refresh_window %s, record_retention %s, max_records_per_namespace %d; want 0, 24h, 7", p.RefreshWindow, p.RecordRetention, p.MaxRecordsPerNamespace)
+	if p.RefreshWindow != 0 || p.RecordRetention != 24*time.Hour || p.MaxRecordsPerNamespace != 7 || p.MaxRecords != 70 {
+		t.Errorf("got refresh_window %s, record_retention %s, max_records_per_namespace %d, max_records %d; want 0, 24h, 7, 70",
+			p.RefreshWindow, p.RecordRetention, p.MaxRecordsPerNamespace, p.MaxRecords)
 	}
 }

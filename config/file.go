@@ -49,6 +49,7 @@ type policyConf struct {
 	RefreshWindow    *duration   `yaml:"refresh_window"`
 	RecordRetention  *duration   `yaml:"record_retention"`
 	MaxRecordsPerNS  *int        `yaml:"max_records_per_namespace"`
+	MaxRecords       *int        `yaml:"max_records"`
 	Images           []imageRule `yaml:"images"`
 }
 

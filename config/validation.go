@@ -161,6 +161,9 @@ func (pc policyConf) Validate(p *field.Path) field.ErrorList {
 	if *pc.MaxRecordsPerNS < 0 {
 		errs = append(errs, invalid(p.Child("max_records_per_namespace"), fmt.Sprintf("%d must not be negative (0 keeps every answer in memory)", *pc.MaxRecordsPerNS)))
 	}
+	if *pc.MaxRecords < 0 {
+		errs = append(errs, invalid(p.Child("max_records"), fmt.Sprintf("%d must not be negative (0 keeps every answer in memory)", *pc.MaxRecords)))
+	}
 	return errs
 }
 
@@ -173,7 +176,7 @@ func (pc policyConf) policy(p *field.Path, labels map[string]string) (Policy, fi
 		Mode: Mode(pc.Mode), OnError: OnError(pc.OnError), CacheTTL: pc.CacheTTL.Duration, ResolveTimeout: pc.ResolveTimeout.Duration,
 		MaxCandidateTags: *pc.MaxCandidateTags, MaxLookups: *pc.MaxLookups,
 		RefreshWindow: pc.RefreshWindow.Duration, RecordRetention: pc.RecordRetention.Duration,
-		MaxRecordsPerNamespace: *pc.MaxRecordsPerNS,
+		MaxRecordsPerNamespace: *pc.MaxRecordsPerNS, MaxRecords: *pc.MaxRecords,
 	}
 	defaults, err := ParseSteering(resolver.Written{Strategy: set(pc.Strategy)})
 	if err != nil {

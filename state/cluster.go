@@ -32,11 +32,20 @@ type Limits struct {
 	RefreshWindow          time.Duration
 	RecordRetention        time.Duration
 	MaxRecordsPerNamespace int
+	// MaxRecords bounds the records of every namespace together: each
+	// namespace's share alone would let many namespaces (real, or named by
+	// forged reviews) grow them without bound.
+	MaxRecords int
 }
 
 // ErrMemoryOnly is Save's answer for a namespace past its
-// max_records_per_namespace: the answer is kept in memory only.
-var ErrMemoryOnly = errors.New("the namespace has max_records_per_namespace records: the answer is kept in memory only")
+// max_records_per_namespace, or for any namespace once there are
+// max_records: the answer is kept in memory only.
+var ErrMemoryOnly = errors.New("the namespace has max_records_per_namespace records, or there are max_records: the answer is kept in memory only")
+
+// fullLogInterval is how often, at most, the store logs that it is past
+// max_records.
+const fullLogInterval = time.Minute
 
 // writeBackoff is how long a record whose write failed is not written
 // again, so that an API server refusing writes (RBAC, quota, the CRD
@@ -61,6 +70,10 @@ type Cluster struct {
 	failed  map[string]time.Time
 	touched map[string]time.Time // when this replica last claimed its window's write of a record, by name
 	vouch   vouch                // the leader's last refresh pass, from its heartbeat
+	// fullLogged is when the store last logged that it is past max_records,
+	// and fullHeld how many such answers were not logged since.
+	fullLogged time.Time
+	fullHeld   int
 }
 
 // record is what Load needs of an ImageResolution, kept apart from the
@@ -370,10 +383,15 @@ func (c *Cluster) confirmationDue(name string, lim Limits) bool {
 func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, hash string, a resolver.Stored, lim Limits) (resolver.Stored, error) {
 	name := nameOf(hash)
 	c.mu.RLock()
-	n := c.perNS[ns]
+	n, total := c.perNS[ns], len(c.recs)
 	c.mu.RUnlock()
 	if n >= lim.MaxRecordsPerNamespace {
 		c.metrics.write("memory_only", nil)
+		return a, ErrMemoryOnly
+	}
+	if total >= lim.MaxRecords {
+		c.metrics.write("memory_only_max_records", nil)
+		c.logFull(total, lim.MaxRecords, ns)
 		return a, ErrMemoryOnly
 	}
 	now := metav1.Now()
@@ -409,6 +427,23 @@ func (c *Cluster) create(ctx context.Context, q resolver.Query, ns, hash string,
 		c.failedWrite(name, "create", err)
 		return a, err
 	}
+}
+
+// logFull logs, at most once per fullLogInterval, that a new answer is
+// kept in memory only because there are max_records records.
+func (c *Cluster) logFull(total, limit int, ns string) {
+	now := time.Now()
+	c.mu.Lock()
+	if !c.fullLogged.IsZero() && now.Sub(c.fullLogged) < fullLogInterval {
+		c.fullHeld++
+		c.mu.Unlock()
+		return
+	}
+	held := c.fullHeld
+	c.fullLogged, c.fullHeld = now, 0
+	c.mu.Unlock()
+	c.log.Info("policy.max_records reached: new answers are kept in memory only", "records", total, "max_records", limit,
+		"namespace", ns, "suppressed", held)
 }
 
 func (c *Cluster) update(ctx context.Context, q resolver.Query, ns, hash string, prev *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {

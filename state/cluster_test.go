@@ -79,7 +79,7 @@ func TestAnUpdateFromAnOlderVersionGivesTheNewerRecord(t *testing.T) {
 
 func TestANamespacePastItsBoundKeepsAnswersInMemoryAndNeverTakesAnothersRecords(t *testing.T) {
 	f := newFixture(t)
-	f.limits.Store(&Limits{RefreshWindow: time.Hour, RecordRetention: 168 * time.Hour, MaxRecordsPerNamespace: 2})
+	f.limits.Store(&Limits{RefreshWindow: time.Hour, RecordRetention: 168 * time.Hour, MaxRecordsPerNamespace: 2, MaxRecords: 20000})
 	m := newMetrics()
 	c := f.store(m)
 	ctx := context.Background()
@@ -111,6 +111,35 @@ func TestANamespacePastItsBoundKeepsAnswersInMemoryAndNeverTakesAnothersRecords(
 	// never deleted team-b's record.
 	if _, ok := f.record(theirs); !ok {
 		t.Fatal("team-b's record is gone")
+	}
+}
+
+func TestRecordsPastTheTotalBoundAreKeptInMemoryWhateverTheNamespace(t *testing.T) {
+	f := newFixture(t)
+	// Each namespace stays within its own share: the total bound alone
+	// stops a flood of namespaces (forged or real) from growing the records.
+	f.limits.Store(&Limits{RefreshWindow: time.Hour, RecordRetention: 168 * time.Hour, MaxRecordsPerNamespace: 1000, MaxRecords: 3})
+	m := newMetrics()
+	c := f.store(m)
+	ctx := context.Background()
+	for i := range 6 {
+		ns := fmt.Sprintf("team-%d", i)
+		_, err := c.Save(ctx, f.query(fmt.Sprintf("app-%d", i), "latest", ns), ns, nil, stored(fmt.Sprintf("sha256:%064d", i)))
+		switch {
+		case i < 3 && err != nil:
+			t.Fatalf("record %d, within the total bound of 3: %v", i, err)
+		case i >= 3 && !errors.Is(err, ErrMemoryOnly):
+			t.Fatalf("record %d past the total bound of 3: %v, want ErrMemoryOnly", i, err)
+		}
+	}
+	if n := len(f.records()); n != 3 {
+		t.Fatalf("%d records, want the total bound of 3", n)
+	}
+	if got := testutil.ToFloat64(m.writes.WithLabelValues("memory_only_max_records")); got != 3 {
+		t.Fatalf("memory_only_max_records writes = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(m.writes.WithLabelValues("memory_only")); got != 0 {
+		t.Fatalf("memory_only writes = %v, want 0: no namespace is past its own bound", got)
 	}
 }
 

@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"registry"}),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_record_writes_total",
-			Help: "Record writes by result (created, updated, used, deleted: past record_retention, conflict, memory_only: past max_records_per_namespace, error).",
+			Help: "Record writes by result (created, updated, used, deleted: past record_retention, conflict, memory_only: past max_records_per_namespace, memory_only_max_records: past max_records, error).",
 		}, []string{"result"}),
 		refresh: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_refreshes_total",

@@ -120,7 +120,7 @@ func (r *Refresher) lead(name string, p config.Policy) time.Duration {
 func (r *Refresher) Pass(ctx context.Context) {
 	cfg := r.config()
 	p := cfg.Policy
-	lim := Limits{RefreshWindow: p.RefreshWindow, RecordRetention: p.RecordRetention, MaxRecordsPerNamespace: p.MaxRecordsPerNamespace}
+	lim := Limits{RefreshWindow: p.RefreshWindow, RecordRetention: p.RecordRetention, MaxRecordsPerNamespace: p.MaxRecordsPerNamespace, MaxRecords: p.MaxRecords}
 	start := time.Now()
 	var list v1alpha1.ImageResolutionList
 	if err := r.store.cache.List(ctx, &list, client.InNamespace(r.store.ns), client.UnsafeDisableDeepCopy); err != nil {

@@ -201,7 +201,7 @@ func TestAQueryTheConfigNoLongerMakesIsSkippedAndNamed(t *testing.T) {
 
 func TestRetentionDeletesOnlyRecordsUnusedForIt(t *testing.T) {
 	f := newFixture(t)
-	f.limits.Store(&Limits{RefreshWindow: time.Hour, RecordRetention: 168 * time.Hour, MaxRecordsPerNamespace: 1000})
+	f.limits.Store(&Limits{RefreshWindow: time.Hour, RecordRetention: 168 * time.Hour, MaxRecordsPerNamespace: 1000, MaxRecords: 20000})
 	l := f.leader()
 	d := "sha256:" + strings.Repeat("a", 64)
 	old := f.admitted(l.store, "old", d, 200*time.Hour, 169*time.Hour)

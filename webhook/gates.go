@@ -1,7 +1,9 @@
 package webhook
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -17,11 +19,16 @@ type admitted struct {
 	ephemeralOnly bool
 	// optOutAdded: this UPDATE adds the skip label.
 	optOutAdded bool
+	// gateTook is what the namespace gate spent of the admission's budget;
+	// gateWarning, when it could not verify the namespace and on_error let
+	// the admission go on.
+	gateTook    time.Duration
+	gateWarning string
 }
 
 // gate decides whether the webhook looks at the admission's containers at
 // all. When it does not, the Review says why and nothing else.
-func (h *Handler) gate(req admission.Request) (admitted, *Review) {
+func (h *Handler) gate(ctx context.Context, req admission.Request) (admitted, *Review) {
 	leave := func(reason string) (admitted, *Review) { return admitted{}, &Review{Reason: reason} }
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return leave("operation is not CREATE or UPDATE")
@@ -68,6 +75,12 @@ func (h *Handler) gate(req admission.Request) (admitted, *Review) {
 	}
 	if a.ctrs = obj.containers(); len(a.ctrs) == 0 {
 		return leave("no containers")
+	}
+	// Last, as it may ask the API server: only an admission that would
+	// look images up proves its namespace opted in.
+	var rv *Review
+	if rv, a.gateTook, a.gateWarning = h.checkNamespace(ctx, req); rv != nil {
+		return admitted{}, rv
 	}
 	return a, nil
 }

@@ -27,6 +27,10 @@ type Handler struct {
 	log       logr.Logger
 	failures  *failureLimiter // one log line per image and cause a minute
 	inFlight  *inFlight
+	// namespaces proves the request's namespace opted in (namespaces.go);
+	// nil believes it.
+	namespaces NamespaceGate
+	nsLog      *namespaceLog
 }
 
 // Option configures a Handler.
@@ -55,7 +59,7 @@ func WithLogger(l logr.Logger) Option { return func(h *Handler) { h.log = l } }
 func NewHandler(cfg func() *config.Config, r *resolver.Resolver, opts ...Option) *Handler {
 	h := &Handler{config: cfg, resolver: r, protected: map[string]bool{systemNamespace: true}, log: logr.Discard(),
 		failures: newFailureLimiter(failureLogInterval, failureLogKeys), inFlight: newInFlight(DefaultMaxInFlight),
-		images: newImageCache(defaultParsedImages)}
+		images: newImageCache(defaultParsedImages), nsLog: newNamespaceLog()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -84,7 +88,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 // Decide makes every decision of one admission, per container, without
 // rendering them: the CLI reads them as they are.
 func (h *Handler) Decide(ctx context.Context, req admission.Request) *Review {
-	a, rv := h.gate(req)
+	a, rv := h.gate(ctx, req)
 	if rv != nil {
 		return rv
 	}
@@ -106,12 +110,15 @@ func (h *Handler) Decide(ctx context.Context, req admission.Request) *Review {
 	cfg := h.config()
 	p := &plan{admitted: a, cfg: cfg, req: req, ov: ov, warnings: ov.warnings, images: h.images,
 		resolver: h.resolver, inFlight: h.inFlight, metrics: h.metrics}
+	if a.gateWarning != "" {
+		p.warnings = append(p.warnings, a.gateWarning)
+	}
 	p.log, p.logScoped = h.baseLog(ctx)
 	p.build()
 	// Detached from the request's cancellation: controller-runtime cancels
 	// every request context when the server shuts down, and an admission in
 	// flight should still be answered. resolve_timeout bounds it either way.
-	rctx, cancel := ctxutil.DetachFor(ctx, cfg.Policy.ResolveTimeout)
+	rctx, cancel := ctxutil.DetachFor(ctx, cfg.Policy.ResolveTimeout-a.gateTook)
 	defer cancel()
 	rctx = client.WithTenant(rctx, req.Namespace) // registries' rate limits are shared fairly by namespace
 	rctx = resolver.WithAdmission(rctx, resolver.Admission{Namespace: req.Namespace, DryRun: req.DryRun != nil && *req.DryRun})

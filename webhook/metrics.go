@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	admissions *prometheus.CounterVec
 	refused    *prometheus.CounterVec
+	gated      *prometheus.CounterVec
 }
 
 // NewMetrics registers the admission metrics with reg.
@@ -24,8 +25,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_admissions_refused_total",
 			Help: "Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter) or webhook_bound (the webhook's).",
-		}, []string{"reason"})}
-	reg.MustRegister(m.admissions, m.refused)
+		}, []string{"reason"}),
+		gated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "image_pin_namespace_gate_total",
+			Help: "Admissions left alone before any lookup by the namespace gate: result not_opted_in (the namespace does not exist or lacks image-pin.io/enabled=true: a forged review, or one that raced a label change) or unverified (the gate could not tell in time: on_error decides).",
+		}, []string{"result"})}
+	reg.MustRegister(m.admissions, m.refused, m.gated)
+	for _, r := range []string{gatedNotOptedIn, gatedUnverified} {
+		m.gated.WithLabelValues(r)
+	}
 	for _, r := range []string{refusedShare, refusedBound} {
 		m.refused.WithLabelValues(r) // present at 0, so that rate() and alerts see the first refusal
 	}
@@ -37,6 +45,18 @@ const (
 	refusedShare = "namespace_share"
 	refusedBound = "webhook_bound"
 )
+
+// The results of image_pin_namespace_gate_total.
+const (
+	gatedNotOptedIn = "not_opted_in"
+	gatedUnverified = "unverified"
+)
+
+func (m *Metrics) gate(result string) {
+	if m != nil {
+		m.gated.WithLabelValues(result).Inc()
+	}
+}
 
 func (m *Metrics) refusal(reason string) {
 	if m != nil {

@@ -13,13 +13,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -29,6 +32,7 @@ import (
 
 	"github.com/image-pin/image-pin-webhook/config"
 	"github.com/image-pin/image-pin-webhook/internal/certs"
+	"github.com/image-pin/image-pin-webhook/internal/nsgate"
 	"github.com/image-pin/image-pin-webhook/registries"
 	"github.com/image-pin/image-pin-webhook/registries/client"
 	"github.com/image-pin/image-pin-webhook/registries/credentials"
@@ -144,7 +148,12 @@ func run(ctx context.Context, opts *options) error {
 	if err := addRefresher(res); err != nil {
 		return err
 	}
+	namespaces, err := namespaceGate(mgr, restCfg, opts.NamespaceLabel, log.WithName("namespaces"))
+	if err != nil {
+		return err
+	}
 	handler := pinhook.NewHandler(watcher.Current, res,
+		pinhook.WithNamespaceGate(namespaces),
 		pinhook.WithOwnNamespace(os.Getenv("POD_NAMESPACE")),
 		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
 		pinhook.WithLogger(log.WithName("admission")),
@@ -226,6 +235,19 @@ func serveWhenReady(ctx context.Context, mgr manager.Manager, server webhook.Ser
 		close(served)
 	}()
 	return served, nil
+}
+
+// namespaceGate is the admission's namespace gate (internal/nsgate): a
+// metadata-only Namespace informer of its own, run by the manager on every
+// replica, and live GETs through the manager's API reader.
+func namespaceGate(mgr manager.Manager, restCfg *rest.Config, label string, log logr.Logger) (*nsgate.Gate, error) {
+	c, err := nsgate.NewCache(restCfg, cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, fmt.Errorf("the namespace gate: %w", err)
+	}
+	key, value, _ := strings.Cut(label, "=") // checked by Validate
+	g := nsgate.New(nsgate.Options{Cache: c, Reader: mgr.GetAPIReader(), Label: key, Value: value, Log: log})
+	return g, mgr.Add(g)
 }
 
 func ptr[T any](v T) *T { return &v }

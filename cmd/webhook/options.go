@@ -42,6 +42,7 @@ type options struct {
 	CertDNSName       string      // --cert-dns-name: the serving certificate's name
 	State             string      // --state: cluster or memory (state.go)
 	StateNamespace    string      // --state-namespace: the records, the Lease and CertSecret
+	NamespaceLabel    string      // --namespace-label: KEY=VALUE of the namespaces the API server sends (the namespace gate)
 	Logging           zap.Options // --zap-*
 }
 
@@ -58,6 +59,7 @@ func newOptions() *options {
 		ShutdownDelay:  5 * time.Second,
 		State:          stateCluster,
 		StateNamespace: ns,
+		NamespaceLabel: "image-pin.io/enabled=true",
 		// The chart's names: the Service is image-pin-webhook.NS and the
 		// MutatingWebhookConfiguration image-pin-webhook, for a release of
 		// that name.
@@ -87,6 +89,7 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CertDNSName, "cert-dns-name", o.CertDNSName, "with --cert-secret: the serving certificate's DNS name (the Service's NAME.NAMESPACE.svc); NAME.cluster.local is added")
 	fs.StringVar(&o.State, "state", o.State, "where resolution records live: cluster (ImageResolution objects in --state-namespace) or memory (per process)")
 	fs.StringVar(&o.StateNamespace, "state-namespace", o.StateNamespace, "the namespace that holds the resolution records and the leader-election Lease")
+	fs.StringVar(&o.NamespaceLabel, "namespace-label", o.NamespaceLabel, "KEY=VALUE: the label of the namespaces the MutatingWebhookConfiguration's namespaceSelector sends; a review naming any other namespace is left alone before any lookup (change it only with the selector)")
 	o.Logging.BindFlags(fs)
 }
 
@@ -119,6 +122,9 @@ func (o *options) Validate() error {
 	}
 	if o.State == stateCluster && o.StateNamespace == "" {
 		errs = append(errs, errors.New("--state-namespace: must be set with --state=cluster"))
+	}
+	if k, v, ok := strings.Cut(o.NamespaceLabel, "="); !ok || k == "" || v == "" {
+		errs = append(errs, fmt.Errorf("--namespace-label: %q must be KEY=VALUE", o.NamespaceLabel))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay: %s must not be negative", o.ShutdownDelay))

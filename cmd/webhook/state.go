@@ -141,7 +141,7 @@ func setupState(mgr manager.Manager, restCfg *rest.Config, s stateSetup, opts *o
 		Log: log.WithName("state"),
 		Limits: func() state.Limits {
 			p := current().Policy
-			return state.Limits{RefreshWindow: p.RefreshWindow, RecordRetention: p.RecordRetention, MaxRecordsPerNamespace: p.MaxRecordsPerNamespace}
+			return state.Limits{RefreshWindow: p.RefreshWindow, RecordRetention: p.RecordRetention, MaxRecordsPerNamespace: p.MaxRecordsPerNamespace, MaxRecords: p.MaxRecords}
 		},
 	})
 	if err := mgr.Add(store); err != nil {

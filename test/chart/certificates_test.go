@@ -109,7 +109,7 @@ func TestWithCertManagerNoRotatorIsStarted(t *testing.T) {
 			t.Errorf("%s with cert-manager", a)
 		}
 	}
-	for _, r := range all[*rbacv1.ClusterRole](objs) {
+	for _, r := range all[*rbacv1.ClusterRole](notGate(objs)) {
 		t.Errorf("ClusterRole %s with cert-manager", r.Name)
 	}
 }

@@ -40,7 +40,7 @@ func TestRBACForImagePullSecretsFollowsTheNamespacesItsEntriesAdmit(t *testing.T
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// state memory: the records' Role (TestTheRecordsRoleIsTheWebhooksAloneInItsNamespace) is not this test's.
-			objs := render(t, map[string]any{"state": "memory", "registries": tc.registries, "rbac": map[string]any{"pullSecrets": map[string]any{"clusterWide": tc.clusterWide}}})
+			objs := notGate(render(t, map[string]any{"state": "memory", "registries": tc.registries, "rbac": map[string]any{"pullSecrets": map[string]any{"clusterWide": tc.clusterWide}}}))
 			var rules []rbacv1.PolicyRule
 			var namespaces []string
 			for _, r := range all[*rbacv1.ClusterRole](objs) {

@@ -35,6 +35,8 @@ func selfManagedRBAC(ns, sa, mwc string) []client.Object {
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + sa}, Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"list", "watch"}},
+			// The namespace gate (charts/image-pin-webhook/templates/namespaces-rbac.yaml).
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{mwc}, Verbs: []string{"get", "update"}},
 		}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + sa}, Subjects: subject,
@@ -95,8 +97,10 @@ func startSelfManagedOn(t *testing.T, ns, kubeconfig, mwc string, port int) *sel
 		Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: cfg, CertDir: p.certDir, Kubeconfig: kubeconfig, Output: p.out,
 		// localhost: the certificate carries DNS names only, and the API
 		// server reaches the loopback webhook by that one.
-		Args: []string{"--port", fmt.Sprint(port), "--cert-secret", "image-pin-webhook-tls", "--webhook-config-name", mwc, "--cert-dns-name", "localhost"},
-		Env:  []string{"POD_NAMESPACE=" + ns},
+		// The namespace gate proves the label the test's own webhook configuration selects.
+		Args: []string{"--port", fmt.Sprint(port), "--cert-secret", "image-pin-webhook-tls", "--webhook-config-name", mwc, "--cert-dns-name", "localhost",
+			"--namespace-label", "image-pin-certs-e2e=" + ns},
+		Env: []string{"POD_NAMESPACE=" + ns},
 	})
 	if err != nil {
 		t.Fatalf("%v; it printed:\n%s", err, p.out.String())

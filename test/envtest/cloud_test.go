@@ -133,6 +133,7 @@ func indent(s, prefix string) string {
 // admitFor posts admissions of the ECR image from workers goroutines until
 // n have been answered or until stop, and returns how many were and the
 // first answer that was not a clean pin.
+// admitFor's reviews name team-a: its caller opts it in (optInNamed).
 func (e *ecr) admitFor(p *process, workers, n int, stop time.Time) (int64, string) {
 	want := ecrHost + "/team/app:1@" + e.digest
 	body := review("team-a", "Pod", "CREATE", ecrHost+"/team/app:1")
@@ -170,6 +171,7 @@ func (e *ecr) admitFor(p *process, workers, n int, stop time.Time) (int64, strin
 
 func TestAThousandAdmissionsThroughAnECRRegistryWithIRSAShareOneToken(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	e := startECR(t)
 	p := e.start(t)
 	n, bad := e.admitFor(p, 8, 1000, time.Time{})
@@ -184,6 +186,7 @@ func TestAThousandAdmissionsThroughAnECRRegistryWithIRSAShareOneToken(t *testing
 
 func TestAnECRTokenIsRefreshedBeforeItRunsOutWhileAdmissionsGoOn(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	e := startECR(t)
 	e.tokenDelay = 1500 * time.Millisecond
 	// ECR tokens live 12h; here 6s, so that several run out during the

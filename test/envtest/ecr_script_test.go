@@ -16,6 +16,7 @@ import (
 // shell's "aws: not found".
 func TestWithoutTheAWSCLITheSeedsECRScriptTellsTheOperatorWhyAtTheDefaultLogLevel(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	script := credtest.SeedECRScriptFile(t)
 	p := startProcess(t, fmt.Sprintf(`registries:
   - name: ECR

@@ -138,7 +138,9 @@ policy:
 	for i := 0; len(strings.Join(globs, ",")) < 249<<10; i++ {
 		globs = append(globs, fmt.Sprintf("*-rc%d*", i))
 	}
-	body := annotatedReview(uniq("tenant-a"), map[string]string{"image-pin.io/ignore-tags": strings.Join(globs, ",")}, s.plain.Host+"/"+repo+":0")
+	ns := uniq("tenant-a")
+	optInNamed(t, ns)
+	body := annotatedReview(ns, map[string]string{"image-pin.io/ignore-tags": strings.Join(globs, ",")}, s.plain.Host+"/"+repo+":0")
 	pid := p.Cmd.Process.Pid
 	requests := sum(series(p.scrape(t), "image_pin_registry_requests_total"))
 	before := cpuTime(t, pid)
@@ -336,6 +338,7 @@ policy:
     constraint: ">=1"
 `, victimReg.URL, victimReg.Host, s.plain.URL, s.plain.Host, repo))
 	victimNS, attackerNS := uniq("tenant-victim"), uniq("tenant-attacker")
+	optInNamed(t, victimNS, attackerNS)
 	r, _ := p.post(t, annotatedReview(victimNS, nil, victim...))
 	for _, d := range want {
 		if !strings.Contains(string(r.Patch), d) {
@@ -404,10 +407,13 @@ policy:
     strategy: newest-build
 `, s.plain.URL, s.plain.Host, base))
 	warm := push(t, s.plain, base+"-warm:1")
-	if r, _ := p.post(t, annotatedReview(uniq("tenant-w"), nil, s.plain.Host+"/"+base+"-warm:1")); !strings.Contains(string(r.Patch), warm) {
+	warmNS := uniq("tenant-w")
+	optInNamed(t, warmNS)
+	if r, _ := p.post(t, annotatedReview(warmNS, nil, s.plain.Host+"/"+base+"-warm:1")); !strings.Contains(string(r.Patch), warm) {
 		t.Fatalf("the warm-up was not pinned: %q", r.Warnings)
 	}
 	starter, joiner := uniq("tenant-starter"), uniq("tenant-joiner")
+	optInNamed(t, starter, joiner)
 	big := s.plain.Host + "/" + base + "-big:0"
 	ann := map[string]string{}
 	for i := range 4 {

@@ -62,6 +62,7 @@ func logLine(log, want string) string {
 
 func TestReportModeIsCountedAsReportedAndLogsEachWouldBePin(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	repo := uniq("report")
 	push(t, s.plain, repo+":1")
 	p := startObserved(t, fmt.Sprintf("policy:\n  mode: report\nregistries:\n- name: plain\n  api_url: http://%[1]s\n  prefix: %[1]s\n", s.plain.Host))
@@ -84,6 +85,7 @@ func TestReportModeIsCountedAsReportedAndLogsEachWouldBePin(t *testing.T) {
 
 func TestATagThatDoesNotExistIsNotFoundAndARegistryDownIsAnError(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	repo := uniq("causes")
 	push(t, s.plain, repo+":1")
 	p := startObserved(t, fmt.Sprintf(`registries:

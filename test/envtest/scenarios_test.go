@@ -382,6 +382,7 @@ func TestEveryCredentialSourceAuthenticates(t *testing.T) {
 
 func TestAnExtScriptRunsOncePerCredsExpireWindow(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	// A webhook and a script of the test's own: the suite's script also
 	// runs for other tests, and a fresh process has no earlier window to
 	// wait out. The window is long, so that three admissions fit in it on

@@ -109,6 +109,7 @@ func TestAReplicaThatCannotReachTheAPIServerStillPins(t *testing.T) {
 
 func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	p := startOwn(t, "http://"+s.plain.Host, filepath.Join(s.dir, "kubeconfig"))
 	addr := fmt.Sprintf("127.0.0.1:%d", p.Port)
 	t.Run("plain HTTP is refused", func(t *testing.T) {
@@ -139,6 +140,7 @@ func TestTheAdmissionPortServesTLSOnly(t *testing.T) {
 
 func TestOnSIGTERMReadinessGoesFirstAndInFlightAdmissionsComplete(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a")
 	repo := uniq("drain")
 	push(t, s.plain, repo+":1")
 	// A registry that takes 2s per manifest: an admission is in flight

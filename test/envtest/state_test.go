@@ -143,7 +143,10 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 	out := &lockedBuffer{}
 	w, err := cluster.StartWebhook(cluster.WebhookOptions{
 		Binary: os.Getenv("IMAGE_PIN_WEBHOOK_BIN"), Config: config, CertDir: certDir, Kubeconfig: s.kubecfg, Metrics: true,
-		Args:   []string{"--state", "cluster", "--state-namespace", e.stateNS, "--shutdown-delay", "0s"},
+		// The namespace gate proves the label this replica's own
+		// MutatingWebhookConfiguration selects (below).
+		Args: []string{"--state", "cluster", "--state-namespace", e.stateNS, "--shutdown-delay", "0s",
+			"--namespace-label", replicaLabel + "=" + e.stateNS + "-" + name},
 		Env:    []string{"POD_NAMESPACE=" + ownNamespace, "E2E_REGISTRY_CREDS=" + regUser + ":" + regPass},
 		Output: io.MultiWriter(s.output, out),
 	})

@@ -116,6 +116,7 @@ func gauge(t *testing.T, text, name string) float64 {
 
 func TestACredentialScriptsStderrReachesNoWarningDenialOrMetric(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "team-a", "team-b")
 	const secret = "e2e-Script-S3cret-never-shown"
 	dir := t.TempDir()
 	script := filepath.Join(dir, "login.sh")
@@ -193,6 +194,7 @@ func TestForgedReviewsOnTheAdmissionPortLeaveTheAdmissionMetricBounded(t *testin
 
 func TestNewestBuildOnThousandsOfTagsStaysBoundedAndLeavesAnotherNamespacesLookupOnTime(t *testing.T) {
 	t.Parallel()
+	optInNamed(t, "tenant-b-small", "tenant-a-0", "tenant-a-1", "tenant-a-2", "tenant-a-3")
 	const tags = 3000
 	big, small := "newest/"+uniq("big"), "newest/"+uniq("small")
 	push(t, s.tlsReg, big+":0")
