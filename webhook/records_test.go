@@ -216,11 +216,15 @@ func TestAReApplyThatRemovesAnOptOutPins(t *testing.T) {
 
 // Adding an opt-out is the user asking for the image as written, with the
 // image unchanged as kubectl label and kubectl annotate send it: the
-// written image comes back from the record, as a re-apply with skip does.
+// written image comes back from the record, as a re-apply with skip does,
+// where the stored image is the webhook's pin of it.
 func TestAnOptOutAddedAloneRestoresTheWrittenImage(t *testing.T) {
 	e := newEnv(t)
 	app := e.srv.Host + "/app:1"
 	pinned := app + "@" + e.digests["app:1"]
+	// The webhook made the pin (its answer is in memory, as when it pinned
+	// the object): that is what the restore checks, without a request.
+	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil))
 	restore := []op{{"replace", "/spec/template/spec/containers/0/image", app}}
 	labelled := func(d *appsv1.Deployment, v string) *appsv1.Deployment {
 		d.Labels = map[string]string{webhook.SkipLabel: v}
@@ -273,4 +277,92 @@ func TestAnOptOutAddedInReportModeChangesNothing(t *testing.T) {
 	obj := deployment(recorded("app", app), pinned)
 	obj.Labels = map[string]string{webhook.SkipLabel: "true"}
 	assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", obj, deployment(recorded("app", app), pinned))), nil)
+}
+
+// F3 of an attacker review: an added opt-out brings back the record's entry
+// only where the stored image is the webhook's own pin of it. A record left
+// stale (an admission the webhook missed, under failurePolicy: Ignore, set
+// a digest the user chose) or forged names a floating tag the user no
+// longer asks for; the stored image is then what the user last wrote, and
+// stays. The webhook's answer for the entry is what no record can forge.
+func TestAnOptOutAddedRestoresOnlyTheWebhooksOwnPin(t *testing.T) {
+	e := newEnv(t)
+	app := e.srv.Host + "/app:1"
+	pinned := app + "@" + e.digests["app:1"]
+	// The webhook pins app:1 once, as it did when the object was created.
+	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil))
+	users := app + "@" + e.srv.PushImage(t, "app:a-build-the-user-chose")
+	labelled := func(d *appsv1.Deployment) *appsv1.Deployment {
+		d.Labels = map[string]string{webhook.SkipLabel: "true"}
+		return d
+	}
+	annotated := func(stored string) *appsv1.Deployment {
+		return deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, stored)
+	}
+	tests := []struct {
+		name     string
+		old, obj *appsv1.Deployment
+		want     []op
+		warns    bool
+	}{
+		{"kubectl label keeps a digest the user wrote under a stale record",
+			deployment(recorded("app", app), users), labelled(deployment(recorded("app", app), users)), nil, true},
+		{"kubectl annotate keeps it too, and records it as written",
+			deployment(recorded("app", app), users), annotated(users), []op{{"replace", recordPath, originals("app", users)}}, true},
+		{"kubectl label restores the webhook's own pin",
+			deployment(recorded("app", app), pinned), labelled(deployment(recorded("app", app), pinned)),
+			[]op{{"replace", "/spec/template/spec/containers/0/image", app}}, false},
+		{"kubectl annotate restores the webhook's own pin",
+			deployment(recorded("app", app), pinned), annotated(pinned),
+			[]op{{"replace", "/spec/template/spec/containers/0/image", app}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, tc.old))
+			assertPatch(t, r, tc.want)
+			warned := strings.Contains(strings.Join(r.Warnings, "\n"), "not the webhook's pin")
+			if warned != tc.warns {
+				t.Errorf("warnings %q: want one saying the stored image is not the webhook's pin: %v", r.Warnings, tc.warns)
+			}
+		})
+	}
+}
+
+// When the webhook cannot tell (its answer for the entry moved since, or the
+// registry fails and nothing is known), the image stays as stored: an
+// opt-out never swaps a digest for a tag on a guess. The last known answer
+// still counts as the webhook's own.
+func TestAnOptOutAddedKeepsTheStoredImageWhenTheWebhookCannotTell(t *testing.T) {
+	app := "/app:1"
+	down := func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	}
+	labelled := func(d *appsv1.Deployment) *appsv1.Deployment {
+		d.Labels = map[string]string{webhook.SkipLabel: "true"}
+		return d
+	}
+	t.Run("the tag moved since the pin", func(t *testing.T) {
+		e := newEnv(t)
+		old := e.srv.Host + app + "@" + e.digests["app:1"]
+		e.srv.PushImage(t, "app:1")
+		rec := recorded("app", e.srv.Host+app)
+		assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", labelled(deployment(rec, old)), deployment(rec, old))), nil)
+	})
+	t.Run("the registry down and nothing known", func(t *testing.T) {
+		e := newEnv(t)
+		e.srv.SetFault(down)
+		pinned := e.srv.Host + app + "@" + e.digests["app:1"]
+		rec := recorded("app", e.srv.Host+app)
+		assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", labelled(deployment(rec, pinned)), deployment(rec, pinned))), nil)
+	})
+	t.Run("the registry down and the last known pin stored", func(t *testing.T) {
+		e := newEnv(t, withPolicy("policy:\n  cache_ttl: 0s\n"))
+		e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, e.srv.Host+app), nil))
+		e.srv.SetFault(down)
+		pinned := e.srv.Host + app + "@" + e.digests["app:1"]
+		rec := recorded("app", e.srv.Host+app)
+		assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", labelled(deployment(rec, pinned)), deployment(rec, pinned))),
+			[]op{{"replace", "/spec/template/spec/containers/0/image", e.srv.Host + app}})
+	})
 }

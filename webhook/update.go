@@ -35,6 +35,12 @@ type plan struct {
 	taskStore []task     // backs tasks: one allocation for all of them
 	warnings  []string
 	records   map[string]string // original-images after this admission
+
+	// The old object's image-pin.io/ annotations, parsed when an added
+	// opt-out needs what steered the pins it may undo (oldOverrides).
+	oldOv     overrides
+	oldOvErr  error
+	oldOvRead bool
 }
 
 // requestLog is the admission's logger, as Handler.requestLog makes it.
@@ -49,8 +55,11 @@ type task struct {
 	original string // the image form recorded in original-images and resolved
 	img      imageref.Image
 	query    config.Query // everything the lookup depends on, from config.Config.Query
-	fixed    string       // set without asking the registry (a re-apply, an opt-out added)
-	restore  bool         // fixed is the written image an opt-out brings back
+	fixed    string       // set without asking the registry (a re-apply)
+	// restore: an opt-out added asks for original back; the lookup of
+	// original (under the old object's steering) tells whether the stored
+	// image is the webhook's pin of it, which settleRestores requires.
+	restore bool
 
 	out string // the image to write; "" leaves it
 	err error
@@ -65,6 +74,7 @@ const (
 	reasonSkip             = "its strategy is skip"
 	reasonSkipLabel        = "the object is labelled " + SkipLabel + "=true"
 	reasonRestored         = "the opt-out this update adds restores the image as written"
+	reasonNotOurPin        = "the opt-out this update adds keeps the image as stored: it is not the webhook's pin of its original-images entry"
 	reasonReapplied        = "a re-apply of the recorded image: the old pin, without a lookup"
 	reasonResolvedAsStored = "resolved to the image stored"
 )
@@ -119,8 +129,7 @@ func (p *plan) build() {
 			// The skip label added: the written image comes back where
 			// the image is the stored one; anything else is left alone.
 			if existed && c.image == oldImg && prior != "" {
-				p.records[c.name] = prior
-				p.lookUp(task{c: c, original: prior, fixed: prior, restore: true})
+				p.restoring(c, prior, reasonSkipLabel)
 				continue
 			}
 			p.records[c.name] = c.image
@@ -129,8 +138,7 @@ func (p *plan) build() {
 		case existed && c.image == oldImg && prior != "" && p.steeringChanged(c.name) && p.skips(c.name, prior):
 			// kubectl annotate ... image-pin.io/strategy=skip: as a
 			// re-apply with the annotation, the written image comes back.
-			p.records[c.name] = prior
-			p.lookUp(task{c: c, original: prior, fixed: prior, restore: true})
+			p.restoring(c, prior, reasonSkip)
 			continue
 		case existed && restart:
 			// Every image is looked up again from what was written; one
@@ -159,6 +167,95 @@ func (p *plan) build() {
 		}
 		p.query(c, original, fresh)
 	}
+}
+
+// restoring decides a container whose opt-out this UPDATE adds, its image
+// the stored one and its record's entry prior describing it: prior comes
+// back only where the stored image is the webhook's own pin of prior. The
+// record is state anyone who can write the object can write, and goes stale
+// when an admission is missed (failurePolicy: Ignore), so that it names
+// the same repository and tag proves nothing: a digest the user wrote since
+// would give way to a floating tag. What proves it is the webhook's answer
+// for prior under the steering that pinned it (the old object's): looked up
+// as any image is (from memory within cache_ttl), and settleRestores
+// compares. Anything it cannot tell stays as stored.
+func (p *plan) restoring(c container, prior, reason string) {
+	p.records[c.name] = prior
+	if prior == c.image {
+		p.decide(c, prior, Skipped, reason) // nothing to bring back
+		return
+	}
+	img, err := p.images.parse(prior)
+	ov, ovErr := p.oldOverrides()
+	if err == nil && ovErr == nil && img.Digest == "" {
+		q, ok, err := p.cfg.Query(img, p.req.Namespace, ov.forContainer(c.name), false)
+		if err == nil && ok {
+			p.lookUp(task{c: c, original: prior, img: img, query: q, restore: true})
+			return
+		}
+	}
+	// Nothing the webhook would pin prior with: it never made this pin.
+	p.records[c.name] = c.image
+	p.decide(c, c.image, Skipped, reasonNotOurPin)
+	p.notOurPin(c, prior, nil)
+}
+
+// oldOverrides is the old object's image-pin.io/ annotations, parsed once.
+func (p *plan) oldOverrides() (overrides, error) {
+	if !p.oldOvRead {
+		p.oldOvRead = true
+		var names map[string]bool
+		if hasDomainKeys(p.old.meta.Annotations) {
+			names = map[string]bool{}
+			for _, c := range p.old.containers() {
+				names[c.name] = true
+			}
+		}
+		p.oldOv, p.oldOvErr = parseAnnotations(p.old.meta.Annotations, names)
+	}
+	return p.oldOv, p.oldOvErr
+}
+
+// settleRestores decides each restore once the lookups are done: the
+// written image comes back where the webhook's answer for it (its fresh
+// answer, or the last known one when the lookup failed), written as the
+// webhook writes a pin, is the stored image. Any other container keeps its
+// image, now recorded as written, with a warning; it leaves the lookups,
+// so that nothing of it is reported as a failure or a pin.
+func (p *plan) settleRestores() {
+	kept := p.tasks[:0]
+	for _, t := range p.tasks {
+		if !t.restore {
+			kept = append(kept, t)
+			continue
+		}
+		ours := t.out == t.c.image
+		if !ours && t.err != nil {
+			if res, ok := p.resolver.LastKnown(t.query.Query); ok {
+				ours = t.img.Repo+":"+res.Tag+"@"+res.Digest == t.c.image
+			}
+		}
+		if ours {
+			t.out, t.err = t.original, nil
+			kept = append(kept, t)
+			continue
+		}
+		d := &p.decisions[t.at]
+		d.Written, d.Outcome, d.Reason = t.c.image, Skipped, reasonNotOurPin
+		p.records[t.c.name] = t.c.image
+		p.notOurPin(t.c, t.original, t.err)
+	}
+	p.tasks = kept
+}
+
+// notOurPin warns that an added opt-out keeps c's image as stored.
+func (p *plan) notOurPin(c container, prior string, err error) {
+	msg := fmt.Sprintf("container %q: image %s kept as stored: it is not the webhook's pin of %s, its original-images entry, so the opt-out does not bring that back (re-apply the manifest with the opt-out to store the image it names)",
+		c.name, imageref.Quote(c.image), imageref.Quote(prior))
+	if err != nil {
+		msg += fmt.Sprintf("; the lookup that would tell failed: %v", err)
+	}
+	p.warnings = append(p.warnings, msg)
 }
 
 // query decides a container whose image is to be looked up from original,
