@@ -328,8 +328,8 @@ func TestAnOptOutAddedRestoresOnlyTheWebhooksOwnPin(t *testing.T) {
 	}
 }
 
-// When the webhook cannot tell (its answer for the entry moved since, or the
-// registry fails and nothing is known), the image stays as stored: an
+// When the webhook cannot tell (it gave no answer it remembers, and the
+// registry's is another digest or none), the image stays as stored: an
 // opt-out never swaps a digest for a tag on a guess. The last known answer
 // still counts as the webhook's own.
 func TestAnOptOutAddedKeepsTheStoredImageWhenTheWebhookCannotTell(t *testing.T) {
@@ -342,7 +342,7 @@ func TestAnOptOutAddedKeepsTheStoredImageWhenTheWebhookCannotTell(t *testing.T) 
 		d.Labels = map[string]string{webhook.SkipLabel: "true"}
 		return d
 	}
-	t.Run("the tag moved since the pin", func(t *testing.T) {
+	t.Run("the tag moved since a pin the webhook has no memory of", func(t *testing.T) {
 		e := newEnv(t)
 		old := e.srv.Host + app + "@" + e.digests["app:1"]
 		e.srv.PushImage(t, "app:1")
@@ -365,4 +365,95 @@ func TestAnOptOutAddedKeepsTheStoredImageWhenTheWebhookCannotTell(t *testing.T) 
 		assertPatch(t, e.admit(t, review(t, admissionv1.Update, "team-a", labelled(deployment(rec, pinned)), deployment(rec, pinned))),
 			[]op{{"replace", "/spec/template/spec/containers/0/image", e.srv.Host + app}})
 	})
+}
+
+// movedEnv is an env whose app:1 the webhook pinned (old), then saw move
+// (moved) through a rollout restart of another object: its answer is now
+// moved, and old one it gave before.
+func movedEnv(t *testing.T) (e *env, app, old, moved string) {
+	t.Helper()
+	e = newEnv(t)
+	app = e.srv.Host + "/app:1"
+	old = app + "@" + e.digests["app:1"]
+	e.admit(t, review(t, admissionv1.Create, "team-a", deployment(nil, app), nil))
+	movedDigest := e.srv.PushImage(t, "app:1")
+	moved = app + "@" + movedDigest
+	other := func(ts string) *appsv1.Deployment { return withRestart(deployment(recorded("app", app), old), ts) }
+	r := e.admit(t, review(t, admissionv1.Update, "team-a", other("2026-11-26T10:00:00Z"), other("2026-11-25T10:00:00Z")))
+	assertPatch(t, r, []op{{"replace", "/spec/template/spec/containers/0/image", moved}})
+	return e, app, old, moved
+}
+
+// Gap 1 of F3's fix: after a refresh or a restart found the tag moved, the
+// webhook's answer is the new digest, and its old pin is still its own: an
+// opt-out added restores the image as written, from memory, without a
+// registry request.
+func TestAnOptOutAddedAfterTheTagMovedRestoresTheWrittenImage(t *testing.T) {
+	e, app, old, _ := movedEnv(t)
+	labelled := deployment(recorded("app", app), old)
+	labelled.Labels = map[string]string{webhook.SkipLabel: "true"}
+	annotated := deployment(map[string]string{webhook.OriginalImagesKey: originals("app", app), "image-pin.io/strategy": "skip"}, old)
+	for _, tc := range []struct {
+		name string
+		obj  *appsv1.Deployment
+	}{
+		{"kubectl label", labelled},
+		{"kubectl annotate", annotated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.srv.Reset()
+			r := e.admit(t, review(t, admissionv1.Update, "team-a", tc.obj, deployment(recorded("app", app), old)))
+			assertPatch(t, r, []op{{"replace", "/spec/template/spec/containers/0/image", app}})
+			if len(r.Warnings) != 0 {
+				t.Errorf("warnings %q, want none", r.Warnings)
+			}
+			if n := e.srv.Total(); n != 0 {
+				t.Errorf("%d registry requests %v, want 0", n, e.srv.Received())
+			}
+		})
+	}
+}
+
+// A re-apply of an unchanged manifest never starts a rollout for a digest
+// the webhook gave: its current answer, or an older one of a tag that moved
+// since. Told from memory, without a registry request.
+func TestAReApplyKeepsEveryPinTheWebhookGaveWithoutARequest(t *testing.T) {
+	e, app, old, moved := movedEnv(t)
+	for _, tc := range []struct {
+		name, stored string
+	}{
+		{"the tag moved since the pin: the old pin stays", old},
+		{"the pin of the current answer stays", moved},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.srv.Reset()
+			r := e.admit(t, review(t, admissionv1.Update, "team-a", deployment(nil, app), deployment(recorded("app", app), tc.stored)))
+			assertPatch(t, r, []op{{"replace", "/spec/template/spec/containers/0/image", tc.stored},
+				{"add", "/metadata/annotations", map[string]any{webhook.OriginalImagesKey: originals("app", app)}}})
+			if len(r.Warnings) != 0 {
+				t.Errorf("warnings %q, want none", r.Warnings)
+			}
+			if n := e.srv.Total(); n != 0 {
+				t.Errorf("%d registry requests %v, want 0", n, e.srv.Received())
+			}
+		})
+	}
+}
+
+// A re-apply whose stored pin the webhook does not know, with the registry
+// down, keeps it with a warning, whatever on_error says: a failure never
+// starts a rollout, nor denies a re-apply that needed no registry before.
+func TestAReApplyTheWebhookCannotCheckKeepsTheStoredPin(t *testing.T) {
+	e := newEnv(t, withPolicy("policy:\n  on_error: fail\n"))
+	app := e.srv.Host + "/app:1"
+	stored := app + "@" + e.digests["app:1"]
+	e.srv.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	r := e.admit(t, review(t, admissionv1.Update, "team-a", deployment(recorded("app", app), app), deployment(recorded("app", app), stored)))
+	assertPatch(t, r, []op{{"replace", "/spec/template/spec/containers/0/image", stored}})
+	if w := strings.Join(r.Warnings, "\n"); !strings.Contains(w, "kept as stored for the re-apply") {
+		t.Errorf("warnings %q, want one saying the stored pin was kept unchecked", r.Warnings)
+	}
 }

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -55,10 +56,13 @@ type task struct {
 	original string // the image form recorded in original-images and resolved
 	img      imageref.Image
 	query    config.Query // everything the lookup depends on, from config.Config.Query
-	fixed    string       // set without asking the registry (a re-apply)
-	// restore: an opt-out added asks for original back; the lookup of
-	// original (under the old object's steering) tells whether the stored
-	// image is the webhook's pin of it, which settleRestores requires.
+	fixed    string       // set without asking the registry (a re-apply the webhook gave)
+	// pin is the stored image of a re-apply or of an added opt-out, which
+	// the UPDATE keeps (a re-apply) or undoes (restore: original comes
+	// back) only where it is the webhook's own answer for query: one it
+	// gave (Resolver.Gave, before any lookup: recognize), else the lookup's
+	// (settle). See ours.
+	pin     string
 	restore bool
 
 	out string // the image to write; "" leaves it
@@ -76,6 +80,9 @@ const (
 	reasonRestored         = "the opt-out this update adds restores the image as written"
 	reasonNotOurPin        = "the opt-out this update adds keeps the image as stored: it is not the webhook's pin of its original-images entry"
 	reasonReapplied        = "a re-apply of the recorded image: the old pin, without a lookup"
+	reasonReappliedFresh   = "a re-apply of the recorded image: the old pin, the webhook's answer for it"
+	reasonReappliedUnknown = "a re-apply of the recorded image: the old pin, kept as stored, as the lookup that would tell whether the webhook gave it failed"
+	reasonRepinned         = "a re-apply of the recorded image: pinned anew, as the stored digest is not one the webhook gave for it"
 	reasonResolvedAsStored = "resolved to the image stored"
 )
 
@@ -151,9 +158,11 @@ func (p *plan) build() {
 			continue
 		case existed && prior != "" && c.image == prior && strings.Contains(oldImg, "@") &&
 			!p.steeringChanged(c.name) && !p.skips(c.name, c.image):
-			// A re-apply of the same manifest with the same annotations.
+			// A re-apply of the same manifest with the same annotations:
+			// the old pin stays where the webhook gave it (ours), and
+			// never starts a rollout; else prior is pinned anew.
 			p.records[c.name] = prior
-			p.lookUp(task{c: c, original: prior, fixed: oldImg})
+			p.queryPin(c, prior, false, oldImg)
 			continue
 		default:
 			p.records[c.name] = c.image
@@ -175,10 +184,10 @@ func (p *plan) build() {
 // record is state anyone who can write the object can write, and goes stale
 // when an admission is missed (failurePolicy: Ignore), so that it names
 // the same repository and tag proves nothing: a digest the user wrote since
-// would give way to a floating tag. What proves it is the webhook's answer
-// for prior under the steering that pinned it (the old object's): looked up
-// as any image is (from memory within cache_ttl), and settleRestores
-// compares. Anything it cannot tell stays as stored.
+// would give way to a floating tag. What proves it is an answer the webhook
+// gave for prior under the steering that pinned it (the old object's): its
+// answer now or one it gave before the tag moved (ours). Anything it cannot
+// tell stays as stored.
 func (p *plan) restoring(c container, prior, reason string) {
 	p.records[c.name] = prior
 	if prior == c.image {
@@ -190,7 +199,7 @@ func (p *plan) restoring(c container, prior, reason string) {
 	if err == nil && ovErr == nil && img.Digest == "" {
 		q, ok, err := p.cfg.Query(img, p.req.Namespace, ov.forContainer(c.name), false)
 		if err == nil && ok {
-			p.lookUp(task{c: c, original: prior, img: img, query: q, restore: true})
+			p.lookUp(task{c: c, original: prior, img: img, query: q, pin: c.image, restore: true})
 			return
 		}
 	}
@@ -216,34 +225,76 @@ func (p *plan) oldOverrides() (overrides, error) {
 	return p.oldOv, p.oldOvErr
 }
 
-// settleRestores decides each restore once the lookups are done: the
-// written image comes back where the webhook's answer for it (its fresh
-// answer, or the last known one when the lookup failed), written as the
-// webhook writes a pin, is the stored image. Any other container keeps its
-// image, now recorded as written, with a warning; it leaves the lookups,
-// so that nothing of it is reported as a failure or a pin.
-func (p *plan) settleRestores() {
+// ours reports, without a registry request, whether t's stored image is
+// an answer the webhook gave for t's query, written as it writes a pin:
+// its answer now (fresh or not) or one of those it replaced (the tag moved
+// since), in memory or, with --state cluster, in the query's record and its
+// history (Resolver.Gave). The record of original-images is not evidence:
+// anyone who edits the object can write it, and it goes stale when an
+// admission is missed (failurePolicy: Ignore).
+func (p *plan) ours(ctx context.Context, t *task) bool {
+	rest, ok := strings.CutPrefix(t.pin, t.img.Repo+":")
+	if !ok {
+		return false
+	}
+	tag, digest, ok := strings.Cut(rest, "@")
+	return ok && p.resolver.Gave(ctx, t.query.Query, tag, digest)
+}
+
+// recognize settles before any lookup each re-apply and restore whose
+// stored image is the webhook's (ours): the re-apply keeps its pin, the
+// restore brings the written image back, neither asks a registry.
+func (p *plan) recognize(ctx context.Context) {
+	for _, t := range p.tasks {
+		if t.pin == "" || t.err != nil || t.fixed != "" || !p.ours(ctx, t) {
+			continue
+		}
+		t.fixed = t.pin
+		if t.restore {
+			t.fixed = t.original
+		}
+	}
+}
+
+// settle decides, once the lookups are done, each re-apply and restore that
+// recognize could not: the lookup's answer, written as the webhook writes a
+// pin, tells. A restore brings the written image back where it is the
+// stored image; any other container keeps its image, now recorded as
+// written, with a warning, and leaves the lookups, so that nothing of it
+// is reported as a failure or a pin. A re-apply keeps the stored pin where
+// it is the answer, and where the lookup failed (it cannot tell: never a
+// rollout on a failure), with a warning; else it is pinned anew, with a
+// warning: the stored digest is not one the webhook gave.
+func (p *plan) settle() {
 	kept := p.tasks[:0]
 	for _, t := range p.tasks {
-		if !t.restore {
+		if t.pin == "" || t.fixed != "" {
 			kept = append(kept, t)
 			continue
 		}
-		ours := t.out == t.c.image
-		if !ours && t.err != nil {
-			if res, ok := p.resolver.LastKnown(t.query.Query); ok {
-				ours = t.img.Repo+":"+res.Tag+"@"+res.Digest == t.c.image
-			}
-		}
-		if ours {
-			t.out, t.err = t.original, nil
-			kept = append(kept, t)
-			continue
-		}
+		ours := t.err == nil && t.out == t.pin
 		d := &p.decisions[t.at]
-		d.Written, d.Outcome, d.Reason = t.c.image, Skipped, reasonNotOurPin
-		p.records[t.c.name] = t.c.image
-		p.notOurPin(t.c, t.original, t.err)
+		switch {
+		case t.restore && ours:
+			t.out = t.original
+		case t.restore:
+			d.Written, d.Outcome, d.Reason = t.c.image, Skipped, reasonNotOurPin
+			p.records[t.c.name] = t.c.image
+			p.notOurPin(t.c, t.original, t.err)
+			continue
+		case ours:
+			d.Reason = reasonReappliedFresh
+		case t.err != nil || t.out == "":
+			p.warnings = append(p.warnings, fmt.Sprintf("container %q: image %s kept as stored for the re-apply of %s, though no answer of the webhook is known to be it: the lookup that would tell failed: %v",
+				t.c.name, imageref.Quote(t.pin), imageref.Quote(t.original), t.err))
+			t.out, t.err = t.pin, nil
+			d.Reason = reasonReappliedUnknown
+		default:
+			p.warnings = append(p.warnings, fmt.Sprintf("container %q: the re-apply of %s pins it anew to %s: the stored %s is not a digest the webhook gave for it (its original-images entry says %s, which proves nothing)",
+				t.c.name, imageref.Quote(t.original), imageref.Quote(t.out), imageref.Quote(t.pin), imageref.Quote(t.original)))
+			d.Reason = reasonRepinned
+		}
+		kept = append(kept, t)
 	}
 	p.tasks = kept
 }
@@ -260,7 +311,11 @@ func (p *plan) notOurPin(c container, prior string, err error) {
 
 // query decides a container whose image is to be looked up from original,
 // or queues its lookup.
-func (p *plan) query(c container, original string, fresh bool) {
+func (p *plan) query(c container, original string, fresh bool) { p.queryPin(c, original, fresh, "") }
+
+// queryPin is query, for a re-apply whose stored image pin stays only
+// where it is the webhook's answer (task.pin).
+func (p *plan) queryPin(c container, original string, fresh bool, pin string) {
 	img, err := p.images.parse(original)
 	if err != nil {
 		// Refused before any registry request; what happens follows
@@ -296,7 +351,7 @@ func (p *plan) query(c container, original string, fresh bool) {
 		p.decisions[len(p.decisions)-1].Entry = target.Entry.Name
 		return
 	}
-	p.lookUp(task{c: c, original: original, img: img, query: q})
+	p.lookUp(task{c: c, original: original, img: img, query: q, pin: pin})
 }
 
 // steering merges what steers the choice for one container of img, as the
