@@ -1,13 +1,18 @@
 package webhook_test
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/image-pin/image-pin-webhook/config"
+	"github.com/image-pin/image-pin-webhook/resolver"
 	"github.com/image-pin/image-pin-webhook/webhook"
 )
 
@@ -455,5 +460,40 @@ func TestAReApplyTheWebhookCannotCheckKeepsTheStoredPin(t *testing.T) {
 	assertPatch(t, r, []op{{"replace", "/spec/template/spec/containers/0/image", stored}})
 	if w := strings.Join(r.Warnings, "\n"); !strings.Contains(w, "kept as stored for the re-apply") {
 		t.Errorf("warnings %q, want one saying the stored pin was kept unchecked", r.Warnings)
+	}
+}
+
+// historyStore is a resolver.Store that holds nothing but a record's
+// history, as --state cluster's ImageResolution keeps status.history.
+type historyStore struct{ gave map[string]bool }
+
+func (historyStore) Load(context.Context, resolver.Query, string) (resolver.Stored, bool) {
+	return resolver.Stored{}, false
+}
+
+func (historyStore) Save(_ context.Context, _ resolver.Query, _ string, _ *resolver.Stored, a resolver.Stored) (resolver.Stored, error) {
+	return a, nil
+}
+
+func (h historyStore) Gave(_ context.Context, _ resolver.Query, _, tag, digest string) bool {
+	return h.gave[tag+"@"+digest]
+}
+
+// With --state cluster, a pin another replica made (or this process before
+// it restarted) is in the query's record: a re-apply keeps it without a
+// registry request although this process never answered it.
+func TestAReApplyKeepsAPinTheRecordsHistoryHolds(t *testing.T) {
+	e := newEnv(t)
+	app := e.srv.Host + "/app:1"
+	older := e.srv.PushImage(t, "app:an-older-build")
+	h := webhook.NewHandler(func() *config.Config { return e.cfg.Load() },
+		resolver.New(resolver.WithStore(historyStore{gave: map[string]bool{"1@" + older: true}})), webhook.WithOwnNamespace("image-pin-system"))
+	e.http = httptest.NewServer(&admission.Webhook{Handler: h})
+	t.Cleanup(e.http.Close)
+	e.srv.Reset()
+	r := e.admit(t, review(t, admissionv1.Update, "team-a", deployment(recorded("app", app), app), deployment(recorded("app", app), app+"@"+older)))
+	assertPatch(t, r, []op{{"replace", "/spec/template/spec/containers/0/image", app + "@" + older}})
+	if n := e.srv.Total(); n != 0 {
+		t.Errorf("%d registry requests %v, want 0", n, e.srv.Received())
 	}
 }
