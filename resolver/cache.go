@@ -99,6 +99,21 @@ func (c *fairCache[K, V]) Add(ns string, k K, v V) {
 	c.claim(ns, k, e)
 }
 
+// AddWith stores f(old, had) for k, from what k held (had: anything),
+// and claims it for ns, at once: no other Add comes between the read and
+// the write.
+func (c *fairCache[K, V]) AddWith(ns string, k K, f func(old V, had bool) V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		e = &fairEntry[V]{}
+		c.entries[k] = e
+	}
+	e.val = f(e.val, ok)
+	c.claim(ns, k, e)
+}
+
 // Remove drops k and every claim on it.
 func (c *fairCache[K, V]) Remove(k K) {
 	c.mu.Lock()

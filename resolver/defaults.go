@@ -17,6 +17,14 @@ const (
 	// claims: 20,000 answers of about 300 bytes are a few MiB, more
 	// distinct (entry, image, policy) triples than real clusters run.
 	defaultAnswers = 20000
+	// pastAnswers bounds the answers an answer in memory keeps of those it
+	// replaced (a tag that moved), for Resolver.Gave: an UPDATE that
+	// re-applies or opts out an object pinned before the move is told
+	// from one whose digest the webhook never chose. A tag moves a few
+	// times in the life of its pins; 4 of about 100 bytes each add at
+	// most 8 MiB to a full answers cache of tags that all moved 4 times,
+	// and nothing to the others. --state cluster keeps 10 in each record.
+	pastAnswers = 4
 	// defaultMetadata bounds the metadata cache: one entry per digest read
 	// for newest-build or platforms, which never changes for the digest.
 	defaultMetadata = 20000

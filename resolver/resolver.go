@@ -52,6 +52,52 @@ type Resolver struct {
 type answer struct {
 	tag, digest string
 	at          time.Time
+	// past is what the key answered before, newest first, at most
+	// pastAnswers: only the answers cache's entry holds it (keep), so that
+	// Gave knows a moved tag's old pins. Never appended to in place.
+	past []given
+}
+
+// given is one answer the resolver gave before its current one.
+type given struct{ tag, digest string }
+
+// keep stores a as k's answer for ns, keeping the one it replaces (when
+// another) in a's past: the bounded memory of what this process answered.
+func (r *Resolver) keep(ns string, k key, a answer) {
+	r.answers.AddWith(ns, k, func(old answer, had bool) answer {
+		a.past = nil
+		if !had {
+			return a
+		}
+		a.past = old.past
+		if old.digest != a.digest || old.tag != a.tag {
+			past := make([]given, 0, min(len(old.past)+1, pastAnswers))
+			past = append(past, given{old.tag, old.digest})
+			for _, g := range old.past {
+				if len(past) == pastAnswers {
+					break
+				}
+				if g != (given{a.tag, a.digest}) {
+					past = append(past, g)
+				}
+			}
+			a.past = past
+		}
+		return a
+	})
+}
+
+// gave reports whether a, or one of the answers it replaced, is tag and digest.
+func (a answer) gave(tag, digest string) bool {
+	if a.digest == digest && a.tag == tag {
+		return true
+	}
+	for _, g := range a.past {
+		if g.digest == digest && g.tag == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // failure is a recent failed lookup. A plain LRU with a timestamp rather
@@ -221,6 +267,22 @@ func (r *Resolver) LastKnown(q Query) (Result, bool) {
 	return Result{Tag: a.tag, Digest: a.digest, Stale: true}, true
 }
 
+// Gave reports whether the resolver answered q with tag and digest, now
+// or before, as far as it can tell without a registry request: its answer
+// in memory (fresh or not) or one of the last pastAnswers it replaced
+// (the tag moved since), or, with a Store that keeps them (History), the
+// record's answer or its history, when q's entry admits ctx's namespace
+// (WithAdmission). It claims nothing. A digest none of them holds may
+// still be one the process gave before it started or forgot; the caller
+// looks q up to tell.
+func (r *Resolver) Gave(ctx context.Context, q Query, tag, digest string) bool {
+	if a, ok := r.answers.Peek(q.key()); ok && a.gave(tag, digest) {
+		return true
+	}
+	h, ok := r.store.(History)
+	return ok && h.Gave(ctx, q, admissionOf(ctx).Namespace, tag, digest)
+}
+
 // lookupContext is the context of a shared lookup started by ctx's caller:
 // detached from the caller's cancellation, since other callers may join
 // it, and ending a little before the caller's deadline (a tenth of the time
@@ -286,7 +348,7 @@ func (r *Resolver) share(ctx context.Context, k key, lookup func(context.Context
 			a.at = time.Now()
 		}
 		r.failures.Remove(k)
-		r.answers.Add(tenant, k, a)
+		r.keep(tenant, k, a)
 		r.metrics.cacheEntries("answers", r.answers.Len())
 		return a, nil
 	})

@@ -31,6 +31,14 @@ type Store interface {
 	Save(ctx context.Context, q Query, ns string, prev *Stored, a Stored) (Stored, error)
 }
 
+// History is a Store that also keeps the answers its records gave before
+// their current one (--state cluster: status.history), for Resolver.Gave.
+type History interface {
+	// Gave reports whether q's record, when q's entry admits ns, gives
+	// tag and digest or gave them before. Like Load, from memory.
+	Gave(ctx context.Context, q Query, ns, tag, digest string) bool
+}
+
 // Stored is an answer as a Store keeps it.
 type Stored struct {
 	Tag, Digest string
@@ -112,7 +120,7 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 		if known && !adm.DryRun && fresh(old.at, q.Policy.CacheTTL) {
 			if got, err := r.store.Save(ctx, q, adm.Namespace, nil, Stored{Tag: old.tag, Digest: old.digest, At: old.at, Changed: old.at}); err == nil {
 				old = answer{tag: got.Tag, digest: got.Digest, at: got.At}
-				r.answers.Add(client.TenantOf(ctx), k, old)
+				r.keep(client.TenantOf(ctx), k, old)
 				return old, true, &got
 			}
 		}
@@ -123,7 +131,7 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 	changed := s.Changed.After(old.at) || (s.Digest != old.digest && !s.Changed.Before(old.at.Truncate(time.Second)))
 	if !known || changed || (s.Digest == old.digest && s.At.After(old.at)) {
 		old, known = answer{tag: s.Tag, digest: s.Digest, at: s.At}, true
-		r.answers.Add(client.TenantOf(ctx), k, old)
+		r.keep(client.TenantOf(ctx), k, old)
 	} else if s.Digest != old.digest && !adm.DryRun && fresh(old.at, q.Policy.CacheTTL) {
 		// Memory holds a newer answer the record lacks (a dry run's): it is
 		// stored before it is served, or the record's is served.
@@ -132,7 +140,7 @@ func (r *Resolver) recall(ctx context.Context, q Query, k key, old answer, known
 			got = s
 		}
 		old = answer{tag: got.Tag, digest: got.Digest, at: got.At}
-		r.answers.Add(client.TenantOf(ctx), k, old)
+		r.keep(client.TenantOf(ctx), k, old)
 		return old, true, &got
 	}
 	return old, known, &s

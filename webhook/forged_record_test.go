@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -20,10 +19,9 @@ import (
 // record {"app":"app:1"}, and every later re-apply of the real manifest
 // (app:1, by GitOps or kubectl) keeps the forged digest, and a look at the
 // record says it is app:1's pin: drift that re-applying no longer repairs.
+// The re-apply keeps the stored pin only where the webhook answered the
+// record's entry with it (Resolver.Gave); this one is looked up again.
 func TestAForgedRecordDoesNotMakeReapplyKeepADigestTheWebhookNeverChose(t *testing.T) {
-	if os.Getenv("IMAGE_PIN_REVIEW_FINDINGS") == "" {
-		t.Skip("review finding (not fixed): the re-apply rule trusts a record the user can forge; set IMAGE_PIN_REVIEW_FINDINGS=1 to run")
-	}
 	e := newEnv(t)
 	other := e.srv.PushImage(t, "app:other-build") // any digest in the same repository
 	written := e.srv.Host + "/app:1"
@@ -35,6 +33,9 @@ func TestAForgedRecordDoesNotMakeReapplyKeepADigestTheWebhookNeverChose(t *testi
 		if strings.HasSuffix(p.Path, "/image") {
 			if p.Value != want {
 				t.Fatalf("the re-apply of %s was pinned to %v, want %s (what the registry says)", written, p.Value, want)
+			}
+			if w := strings.Join(r.Warnings, "\n"); !strings.Contains(w, "not a digest the webhook gave") {
+				t.Errorf("warnings %q, want one saying why the re-apply starts a rollout", r.Warnings)
 			}
 			return
 		}

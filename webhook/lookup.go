@@ -17,7 +17,9 @@ import (
 // Past policy.max_lookups, the remaining containers get an error (a warning
 // or a denial per on_error) instead of a lookup: one object cannot cost more.
 func (p *plan) resolve(ctx context.Context) {
+	defer p.settle()
 	p.withPullSecrets(ctx)
+	p.recognize(ctx)
 	release, ok := p.slot(ctx)
 	if !ok {
 		return

@@ -32,7 +32,11 @@ func originals(ann map[string]string) map[string]string {
 // describes reports whether written is what a user wrote for the stored image:
 // the same reference, or a pin of it that the webhook could have made (a
 // digest added to the same repository; the same tag unless tagMayMove, as
-// semver, newest-build and alphabetical choose another tag).
+// semver, newest-build and alphabetical choose another tag). It says the
+// record may be the user's words for the stored image, never that the
+// webhook chose its digest: the record is the object's, anyone who edits
+// the object can write it, and an opt-out restores the written image only
+// on the webhook's own answer (restoring, in update.go).
 func (p *plan) describes(written, stored string, tagMayMove bool) bool {
 	if written == "" {
 		return false

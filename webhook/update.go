@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -35,6 +36,12 @@ type plan struct {
 	taskStore []task     // backs tasks: one allocation for all of them
 	warnings  []string
 	records   map[string]string // original-images after this admission
+
+	// The old object's image-pin.io/ annotations, parsed when an added
+	// opt-out needs what steered the pins it may undo (oldOverrides).
+	oldOv     overrides
+	oldOvErr  error
+	oldOvRead bool
 }
 
 // requestLog is the admission's logger, as Handler.requestLog makes it.
@@ -49,8 +56,14 @@ type task struct {
 	original string // the image form recorded in original-images and resolved
 	img      imageref.Image
 	query    config.Query // everything the lookup depends on, from config.Config.Query
-	fixed    string       // set without asking the registry (a re-apply, an opt-out added)
-	restore  bool         // fixed is the written image an opt-out brings back
+	fixed    string       // set without asking the registry (a re-apply the webhook gave)
+	// pin is the stored image of a re-apply or of an added opt-out, which
+	// the UPDATE keeps (a re-apply) or undoes (restore: original comes
+	// back) only where it is the webhook's own answer for query: one it
+	// gave (Resolver.Gave, before any lookup: recognize), else the lookup's
+	// (settle). See ours.
+	pin     string
+	restore bool
 
 	out string // the image to write; "" leaves it
 	err error
@@ -65,7 +78,11 @@ const (
 	reasonSkip             = "its strategy is skip"
 	reasonSkipLabel        = "the object is labelled " + SkipLabel + "=true"
 	reasonRestored         = "the opt-out this update adds restores the image as written"
+	reasonNotOurPin        = "the opt-out this update adds keeps the image as stored: it is not the webhook's pin of its original-images entry"
 	reasonReapplied        = "a re-apply of the recorded image: the old pin, without a lookup"
+	reasonReappliedFresh   = "a re-apply of the recorded image: the old pin, the webhook's answer for it"
+	reasonReappliedUnknown = "a re-apply of the recorded image: the old pin, kept as stored, as the lookup that would tell whether the webhook gave it failed"
+	reasonRepinned         = "a re-apply of the recorded image: pinned anew, as the stored digest is not one the webhook gave for it"
 	reasonResolvedAsStored = "resolved to the image stored"
 )
 
@@ -119,8 +136,7 @@ func (p *plan) build() {
 			// The skip label added: the written image comes back where
 			// the image is the stored one; anything else is left alone.
 			if existed && c.image == oldImg && prior != "" {
-				p.records[c.name] = prior
-				p.lookUp(task{c: c, original: prior, fixed: prior, restore: true})
+				p.restoring(c, prior, reasonSkipLabel)
 				continue
 			}
 			p.records[c.name] = c.image
@@ -129,8 +145,7 @@ func (p *plan) build() {
 		case existed && c.image == oldImg && prior != "" && p.steeringChanged(c.name) && p.skips(c.name, prior):
 			// kubectl annotate ... image-pin.io/strategy=skip: as a
 			// re-apply with the annotation, the written image comes back.
-			p.records[c.name] = prior
-			p.lookUp(task{c: c, original: prior, fixed: prior, restore: true})
+			p.restoring(c, prior, reasonSkip)
 			continue
 		case existed && restart:
 			// Every image is looked up again from what was written; one
@@ -143,9 +158,11 @@ func (p *plan) build() {
 			continue
 		case existed && prior != "" && c.image == prior && strings.Contains(oldImg, "@") &&
 			!p.steeringChanged(c.name) && !p.skips(c.name, c.image):
-			// A re-apply of the same manifest with the same annotations.
+			// A re-apply of the same manifest with the same annotations:
+			// the old pin stays where the webhook gave it (ours), and
+			// never starts a rollout; else prior is pinned anew.
 			p.records[c.name] = prior
-			p.lookUp(task{c: c, original: prior, fixed: oldImg})
+			p.queryPin(c, prior, false, oldImg)
 			continue
 		default:
 			p.records[c.name] = c.image
@@ -161,9 +178,144 @@ func (p *plan) build() {
 	}
 }
 
+// restoring decides a container whose opt-out this UPDATE adds, its image
+// the stored one and its record's entry prior describing it: prior comes
+// back only where the stored image is the webhook's own pin of prior. The
+// record is state anyone who can write the object can write, and goes stale
+// when an admission is missed (failurePolicy: Ignore), so that it names
+// the same repository and tag proves nothing: a digest the user wrote since
+// would give way to a floating tag. What proves it is an answer the webhook
+// gave for prior under the steering that pinned it (the old object's): its
+// answer now or one it gave before the tag moved (ours). Anything it cannot
+// tell stays as stored.
+func (p *plan) restoring(c container, prior, reason string) {
+	p.records[c.name] = prior
+	if prior == c.image {
+		p.decide(c, prior, Skipped, reason) // nothing to bring back
+		return
+	}
+	img, err := p.images.parse(prior)
+	ov, ovErr := p.oldOverrides()
+	if err == nil && ovErr == nil && img.Digest == "" {
+		q, ok, err := p.cfg.Query(img, p.req.Namespace, ov.forContainer(c.name), false)
+		if err == nil && ok {
+			p.lookUp(task{c: c, original: prior, img: img, query: q, pin: c.image, restore: true})
+			return
+		}
+	}
+	// Nothing the webhook would pin prior with: it never made this pin.
+	p.records[c.name] = c.image
+	p.decide(c, c.image, Skipped, reasonNotOurPin)
+	p.notOurPin(c, prior, nil)
+}
+
+// oldOverrides is the old object's image-pin.io/ annotations, parsed once.
+func (p *plan) oldOverrides() (overrides, error) {
+	if !p.oldOvRead {
+		p.oldOvRead = true
+		var names map[string]bool
+		if hasDomainKeys(p.old.meta.Annotations) {
+			names = map[string]bool{}
+			for _, c := range p.old.containers() {
+				names[c.name] = true
+			}
+		}
+		p.oldOv, p.oldOvErr = parseAnnotations(p.old.meta.Annotations, names)
+	}
+	return p.oldOv, p.oldOvErr
+}
+
+// ours reports, without a registry request, whether t's stored image is
+// an answer the webhook gave for t's query, written as it writes a pin:
+// its answer now (fresh or not) or one of those it replaced (the tag moved
+// since), in memory or, with --state cluster, in the query's record and its
+// history (Resolver.Gave). The record of original-images is not evidence:
+// anyone who edits the object can write it, and it goes stale when an
+// admission is missed (failurePolicy: Ignore).
+func (p *plan) ours(ctx context.Context, t *task) bool {
+	rest, ok := strings.CutPrefix(t.pin, t.img.Repo+":")
+	if !ok {
+		return false
+	}
+	tag, digest, ok := strings.Cut(rest, "@")
+	return ok && p.resolver.Gave(ctx, t.query.Query, tag, digest)
+}
+
+// recognize settles before any lookup each re-apply and restore whose
+// stored image is the webhook's (ours): the re-apply keeps its pin, the
+// restore brings the written image back, neither asks a registry.
+func (p *plan) recognize(ctx context.Context) {
+	for _, t := range p.tasks {
+		if t.pin == "" || t.err != nil || t.fixed != "" || !p.ours(ctx, t) {
+			continue
+		}
+		t.fixed = t.pin
+		if t.restore {
+			t.fixed = t.original
+		}
+	}
+}
+
+// settle decides, once the lookups are done, each re-apply and restore that
+// recognize could not: the lookup's answer, written as the webhook writes a
+// pin, tells. A restore brings the written image back where it is the
+// stored image; any other container keeps its image, now recorded as
+// written, with a warning, and leaves the lookups, so that nothing of it
+// is reported as a failure or a pin. A re-apply keeps the stored pin where
+// it is the answer, and where the lookup failed (it cannot tell: never a
+// rollout on a failure), with a warning; else it is pinned anew, with a
+// warning: the stored digest is not one the webhook gave.
+func (p *plan) settle() {
+	kept := p.tasks[:0]
+	for _, t := range p.tasks {
+		if t.pin == "" || t.fixed != "" {
+			kept = append(kept, t)
+			continue
+		}
+		ours := t.err == nil && t.out == t.pin
+		d := &p.decisions[t.at]
+		switch {
+		case t.restore && ours:
+			t.out = t.original
+		case t.restore:
+			d.Written, d.Outcome, d.Reason = t.c.image, Skipped, reasonNotOurPin
+			p.records[t.c.name] = t.c.image
+			p.notOurPin(t.c, t.original, t.err)
+			continue
+		case ours:
+			d.Reason = reasonReappliedFresh
+		case t.err != nil || t.out == "":
+			p.warnings = append(p.warnings, fmt.Sprintf("container %q: image %s kept as stored for the re-apply of %s, though no answer of the webhook is known to be it: the lookup that would tell failed: %v",
+				t.c.name, imageref.Quote(t.pin), imageref.Quote(t.original), t.err))
+			t.out, t.err = t.pin, nil
+			d.Reason = reasonReappliedUnknown
+		default:
+			p.warnings = append(p.warnings, fmt.Sprintf("container %q: the re-apply of %s pins it anew to %s: the stored %s is not a digest the webhook gave for it (its original-images entry says %s, which proves nothing)",
+				t.c.name, imageref.Quote(t.original), imageref.Quote(t.out), imageref.Quote(t.pin), imageref.Quote(t.original)))
+			d.Reason = reasonRepinned
+		}
+		kept = append(kept, t)
+	}
+	p.tasks = kept
+}
+
+// notOurPin warns that an added opt-out keeps c's image as stored.
+func (p *plan) notOurPin(c container, prior string, err error) {
+	msg := fmt.Sprintf("container %q: image %s kept as stored: it is not the webhook's pin of %s, its original-images entry, so the opt-out does not bring that back (re-apply the manifest with the opt-out to store the image it names)",
+		c.name, imageref.Quote(c.image), imageref.Quote(prior))
+	if err != nil {
+		msg += fmt.Sprintf("; the lookup that would tell failed: %v", err)
+	}
+	p.warnings = append(p.warnings, msg)
+}
+
 // query decides a container whose image is to be looked up from original,
 // or queues its lookup.
-func (p *plan) query(c container, original string, fresh bool) {
+func (p *plan) query(c container, original string, fresh bool) { p.queryPin(c, original, fresh, "") }
+
+// queryPin is query, for a re-apply whose stored image pin stays only
+// where it is the webhook's answer (task.pin).
+func (p *plan) queryPin(c container, original string, fresh bool, pin string) {
 	img, err := p.images.parse(original)
 	if err != nil {
 		// Refused before any registry request; what happens follows
@@ -199,7 +351,7 @@ func (p *plan) query(c container, original string, fresh bool) {
 		p.decisions[len(p.decisions)-1].Entry = target.Entry.Name
 		return
 	}
-	p.lookUp(task{c: c, original: original, img: img, query: q})
+	p.lookUp(task{c: c, original: original, img: img, query: q, pin: pin})
 }
 
 // steering merges what steers the choice for one container of img, as the

@@ -67,6 +67,9 @@ type imageReport struct {
 	// and last stderr line (redacted), which the webhook logs for the
 	// operator and never puts in a warning or denial.
 	ScriptFailure string `json:"script_failure,omitempty"`
+
+	// source is the entry's credentials as config parsed them, once.
+	source *credentials.Source
 }
 
 type resolveFlags struct {
@@ -191,7 +194,7 @@ func resolveOne(ctx context.Context, cfg *config.Config, f resolveFlags, image s
 	target, matched := cfg.Registries.Match(img, f.namespace)
 	if matched {
 		ev := viewEntry(target.Entry, cfg.RegistryPolicy(target.Entry))
-		r.Entry = &ev
+		r.Entry, r.source = &ev, target.Entry.Credentials
 	}
 	// The lookup may outlive Handle by a moment when the deadline cuts it
 	// short, hence the lock.
@@ -295,14 +298,10 @@ func identify(ctx context.Context, target registries.Target, w credentials.Workl
 // scriptFailure is how the ext: script of the image's entry failed, when
 // the image did not resolve and the script's last run failed.
 func scriptFailure(creds *credentials.Cache, r imageReport) string {
-	if r.Error == "" || r.Entry == nil || r.Entry.Credentials == nil || r.Entry.Credentials.Kind != string(credentials.KindExt) {
+	if r.Error == "" || r.source == nil || r.source.Kind != credentials.KindExt {
 		return ""
 	}
-	src, err := credentials.ParseSource(r.Entry.Credentials.Source)
-	if err != nil {
-		return ""
-	}
-	if f, ok := creds.LastScriptFailure(*src); ok {
+	if f, ok := creds.LastScriptFailure(*r.source); ok {
 		return f.String()
 	}
 	return ""

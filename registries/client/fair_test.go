@@ -11,80 +11,93 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// stopped waits, on synctest's clock, until f's pump has dropped the
+// requests given up and stopped: a bubble ends only with its goroutines.
+func stopped(f *fairLimiter) {
+	for {
+		synctest.Wait()
+		f.mu.Lock()
+		pumping := f.pumping
+		f.mu.Unlock()
+		if !pumping {
+			return
+		}
+		time.Sleep(time.Second) // the bubble's clock: the pump's next token
+	}
+}
+
+// Counted in grants, on synctest's clock: of team-a's queued burst, at
+// most one request (its turn of the round) goes before team-b's one.
 func TestOneTenantsBurstDoesNotStarveAnothersSingleRequest(t *testing.T) {
-	f := newFairLimiter(rate.NewLimiter(20, 1)) // 50ms a token
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for i := 0; i < 100; i++ { // team-a queues 100 requests: 5s of tokens
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = f.Wait(ctx, "team-a") }()
-	}
-	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	if err := f.Wait(ctx, "team-b"); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 300*time.Millisecond {
-		t.Errorf("team-b's one request waited %s behind team-a's burst, want about one token (50ms)", d)
-	}
-	cancel()
-	wg.Wait()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFairLimiter(rate.NewLimiter(20, 1)) // 50ms a token
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		var granted atomic.Int64
+		for range 100 { // team-a queues 100 requests: 5s of tokens
+			wg.Go(func() {
+				if f.Wait(ctx, "team-a") == nil {
+					granted.Add(1)
+				}
+			})
+		}
+		synctest.Wait() // every one of them queued
+		before := granted.Load()
+		if err := f.Wait(ctx, "team-b"); err != nil {
+			t.Fatal(err)
+		}
+		if ahead := granted.Load() - before; ahead > 1 {
+			t.Errorf("team-b's one request waited for %d of team-a's burst, want at most one (a turn each)", ahead)
+		}
+		cancel()
+		wg.Wait()
+		stopped(f)
+	})
 }
 
 // Found by the tenant review (issue 20): a shared lookup ran in its
 // starter's queue, so a namespace that joined it waited behind the
 // starter's burst (3.49s joined, 0.40s alone).
 func TestALookupJoinedByAnotherTenantLeavesTheStartersQueue(t *testing.T) {
-	f := newFairLimiter(rate.NewLimiter(50, 1)) // 20ms a token
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	var granted atomic.Int64
-	for i := 0; i < 100; i++ { // team-a's burst: 2s of tokens
-		wg.Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFairLimiter(rate.NewLimiter(50, 1)) // 20ms a token
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var wg sync.WaitGroup
+		var granted atomic.Int64
+		for range 100 { // team-a's burst: 2s of tokens
+			wg.Go(func() {
+				if f.Wait(ctx, "team-a") == nil {
+					granted.Add(1)
+				}
+			})
+		}
+		synctest.Wait() // every one of them queued
+		// team-a's shared lookup queues its request behind its own burst.
+		sh := NewShare("team-a")
+		done := make(chan int64, 1)
 		go func() {
-			defer wg.Done()
-			if f.Wait(ctx, "team-a") == nil {
-				granted.Add(1)
+			if err := f.Wait(WithShare(ctx, sh), "team-a"); err != nil {
+				t.Error(err)
 			}
+			done <- granted.Load()
 		}()
-	}
-	queued := func(tenant string, n int) {
-		t.Helper()
-		for {
-			f.mu.Lock()
-			got := len(f.queues[tenant])
-			f.mu.Unlock()
-			if got >= n {
-				return
-			}
-			time.Sleep(time.Millisecond)
+		synctest.Wait() // queued too
+		sh.Join("team-b")
+		before := granted.Load()
+		after := <-done
+		// One turn per tenant waiting: team-a's and the neutral share's.
+		if ahead := after - before; ahead > 3 {
+			t.Errorf("the joined lookup's request waited for %d of team-a's requests after team-b joined, want at most 3", ahead)
 		}
-	}
-	queued("team-a", 50)
-	// team-a's shared lookup queues its request behind its own burst.
-	sh := NewShare("team-a")
-	done := make(chan int64, 1)
-	go func() {
-		if err := f.Wait(WithShare(ctx, sh), "team-a"); err != nil {
-			t.Error(err)
+		cancel()
+		wg.Wait()
+		stopped(f)
+		if got := sh.Tenants(); len(got) != 2 {
+			t.Errorf("tenants of the share = %q", got)
 		}
-		done <- granted.Load()
-	}()
-	time.Sleep(20 * time.Millisecond)
-	sh.Join("team-b")
-	before := granted.Load()
-	after := <-done
-	// One turn per tenant waiting: team-a's and the neutral share's.
-	if ahead := after - before; ahead > 3 {
-		t.Errorf("the joined lookup's request waited for %d of team-a's requests after team-b joined, want at most 3", ahead)
-	}
-	cancel()
-	wg.Wait()
-	if got := sh.Tenants(); len(got) != 2 {
-		t.Errorf("tenants of the share = %q", got)
-	}
+	})
 }
 
 // The leader's refreshes ahead of use (issue 21) run as BackgroundTenant:

@@ -262,77 +262,87 @@ func faultMatrix() []faultRow {
 	}
 }
 
+// The rows run in parallel: each has its own proxy, config, credentials and
+// resolver, and only the registry behind the proxies is shared. So the
+// check that no goroutine is left behind covers the whole matrix, once every
+// row and its cleanups are done (a leak's stack names the code that leaked;
+// -run with one row attributes it).
 func TestTheFaultMatrix(t *testing.T) {
-	for _, row := range faultMatrix() {
-		for _, onError := range []string{"ignore", "fail"} {
-			t.Run(row.name+"/"+onError, func(t *testing.T) {
-				// Registered first, so it runs after every other cleanup
-				// (the proxy's shutdown included).
-				before := goleak.IgnoreCurrent()
-				t.Cleanup(func() { goleak.VerifyNone(t, before) })
-				var p *proxy
-				var fault func(w http.ResponseWriter, r *http.Request) bool
-				if row.fault != nil {
-					fault = row.fault(&p)
-				}
-				p = newProxy(t, row.tls, fault)
-				apiURL := p.URL
-				if row.refused {
-					port, _ := cluster.FreePort()
-					apiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-				}
-				doc := fmt.Sprintf("registries:\n- name: faulty\n  api_url: %s\n  prefix: bench.local\n  credentials: env:FAULT_CREDS\npolicy:\n  on_error: %s\n  resolve_timeout: %s\n",
-					apiURL, onError, resolveTimeout)
-				creds := credentials.New(credentials.WithEnvironment([]string{"FAULT_CREDS=" + user + ":" + pass}))
-				cfg, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer cfg.Registries.CloseIdleConnections()
-				h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
-				image, ann := "bench.local/bench/app:1", ""
-				if row.semver {
-					image, ann = "bench.local/bench/app", `,"annotations":{"image-pin.io/constraint":">=1"}`
-				}
-				body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"f1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"operation":"CREATE","namespace":"team-a","object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"%s},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"app","image":"%s"}]}}}}}}`, ann, image)
-				start := time.Now()
-				rec := httptest.NewRecorder()
-				req := httptest.NewRequest(http.MethodPost, "/mutate", strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				h.ServeHTTP(rec, req)
-				if took := time.Since(start); took > resolveTimeout+time.Second {
-					t.Errorf("answered after %s; resolve_timeout is %s", took, resolveTimeout)
-				}
-				var review admissionv1.AdmissionReview
-				if err := json.Unmarshal(rec.Body.Bytes(), &review); err != nil || review.Response == nil {
-					t.Fatalf("not a well-formed AdmissionReview: %v %s", err, rec.Body)
-				}
-				r := review.Response
-				gotPinned := bytes.Contains(r.Patch, []byte("@sha256:"))
-				msg := strings.Join(r.Warnings, "\n")
-				if r.Result != nil {
-					msg += r.Result.Message
-				}
-				switch {
-				case row.want == pinned:
-					if !r.Allowed || !gotPinned {
-						t.Fatalf("want pinned; allowed=%v pinned=%v message=%q", r.Allowed, gotPinned, msg)
-					}
-				case onError == "ignore":
-					if !r.Allowed || gotPinned || !strings.Contains(msg, `container "app"`) || !strings.Contains(msg, image) {
-						t.Fatalf("want admitted unchanged with a warning naming the container and image; allowed=%v pinned=%v message=%q", r.Allowed, gotPinned, msg)
-					}
-				default:
-					if r.Allowed || !strings.Contains(msg, `container "app"`) || !strings.Contains(msg, image) {
-						t.Fatalf("want denied naming the container and image; allowed=%v message=%q", r.Allowed, msg)
-					}
-				}
-				if strings.Contains(msg, pass) {
-					t.Fatal("the answer shows the password")
-				}
-				p.CloseClientConnections()
-				cfg.Registries.CloseIdleConnections()
-			})
+	before := goleak.IgnoreCurrent()
+	t.Run("rows", func(t *testing.T) {
+		for _, row := range faultMatrix() {
+			for _, onError := range []string{"ignore", "fail"} {
+				t.Run(row.name+"/"+onError, func(t *testing.T) {
+					t.Parallel()
+					faultRowTest(t, row, onError)
+				})
+			}
+		}
+	})
+	goleak.VerifyNone(t, before)
+}
+
+func faultRowTest(t *testing.T, row faultRow, onError string) {
+	var p *proxy
+	var fault func(w http.ResponseWriter, r *http.Request) bool
+	if row.fault != nil {
+		fault = row.fault(&p)
+	}
+	p = newProxy(t, row.tls, fault)
+	apiURL := p.URL
+	if row.refused {
+		port, _ := cluster.FreePort()
+		apiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
+	doc := fmt.Sprintf("registries:\n- name: faulty\n  api_url: %s\n  prefix: bench.local\n  credentials: env:FAULT_CREDS\npolicy:\n  on_error: %s\n  resolve_timeout: %s\n",
+		apiURL, onError, resolveTimeout)
+	creds := credentials.New(credentials.WithEnvironment([]string{"FAULT_CREDS=" + user + ":" + pass}))
+	cfg, err := config.Parse([]byte(doc), registries.WithCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cfg.Registries.CloseIdleConnections()
+	h := &admission.Webhook{Handler: webhook.NewHandler(func() *config.Config { return cfg }, resolver.New())}
+	image, ann := "bench.local/bench/app:1", ""
+	if row.semver {
+		image, ann = "bench.local/bench/app", `,"annotations":{"image-pin.io/constraint":">=1"}`
+	}
+	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"f1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"operation":"CREATE","namespace":"team-a","object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"%s},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"app","image":"%s"}]}}}}}}`, ann, image)
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/mutate", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
+	if took := time.Since(start); took > resolveTimeout+time.Second {
+		t.Errorf("answered after %s; resolve_timeout is %s", took, resolveTimeout)
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &review); err != nil || review.Response == nil {
+		t.Fatalf("not a well-formed AdmissionReview: %v %s", err, rec.Body)
+	}
+	r := review.Response
+	gotPinned := bytes.Contains(r.Patch, []byte("@sha256:"))
+	msg := strings.Join(r.Warnings, "\n")
+	if r.Result != nil {
+		msg += r.Result.Message
+	}
+	switch {
+	case row.want == pinned:
+		if !r.Allowed || !gotPinned {
+			t.Fatalf("want pinned; allowed=%v pinned=%v message=%q", r.Allowed, gotPinned, msg)
+		}
+	case onError == "ignore":
+		if !r.Allowed || gotPinned || !strings.Contains(msg, `container "app"`) || !strings.Contains(msg, image) {
+			t.Fatalf("want admitted unchanged with a warning naming the container and image; allowed=%v pinned=%v message=%q", r.Allowed, gotPinned, msg)
+		}
+	default:
+		if r.Allowed || !strings.Contains(msg, `container "app"`) || !strings.Contains(msg, image) {
+			t.Fatalf("want denied naming the container and image; allowed=%v message=%q", r.Allowed, msg)
 		}
 	}
+	if strings.Contains(msg, pass) {
+		t.Fatal("the answer shows the password")
+	}
+	p.CloseClientConnections()
+	cfg.Registries.CloseIdleConnections()
 }
