@@ -217,11 +217,15 @@ func (r writesRun) run(t *testing.T) writesResult {
 		r.replicas = 2
 	}
 	var replicas []*cluster.Webhook
+	var names []string
 	for i := range r.replicas {
-		w, _ := e.replica(fmt.Sprintf("r%d", i), config)
+		names = append(names, fmt.Sprintf("r%d", i))
+		w, _ := e.replica(names[i], config)
 		replicas = append(replicas, w)
 	}
-	ns := e.namespace("writes", "r0")
+	// Every replica is sent this namespace's reviews: its namespace gate
+	// must find it opted in.
+	ns := e.namespace("writes", names...)
 	repo := uniq("writes")
 	imgs := make([]string, r.images)
 	for i := range imgs {

@@ -146,7 +146,7 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 		// The namespace gate proves the label this replica's own
 		// MutatingWebhookConfiguration selects (below).
 		Args: []string{"--state", "cluster", "--state-namespace", e.stateNS, "--shutdown-delay", "0s",
-			"--namespace-label", replicaLabel + "=" + e.stateNS + "-" + name},
+			"--namespace-label", e.replicaKey(name) + "=true"},
 		Env:    []string{"POD_NAMESPACE=" + ownNamespace, "E2E_REGISTRY_CREDS=" + regUser + ":" + regPass},
 		Output: io.MultiWriter(s.output, out),
 	})
@@ -171,7 +171,7 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 	}
 	mwc.Name = "state-" + e.stateNS + "-" + name
 	for i := range mwc.Webhooks {
-		mwc.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{replicaLabel: e.stateNS + "-" + name}}
+		mwc.Webhooks[i].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{e.replicaKey(name): "true"}}
 	}
 	// A restarted replica takes over its predecessor's configuration.
 	var old admissionregistrationv1.MutatingWebhookConfiguration
@@ -190,12 +190,23 @@ func (e *stateEnv) replica(name, config string) (*cluster.Webhook, *lockedBuffer
 	return w, out
 }
 
-// namespace makes a namespace the replica name serves; prefix lets a
+// replicaKey is the label a namespace carries to be served by the replica
+// name: the replica's namespaceSelector and its --namespace-label. One key
+// per replica, so that one namespace can be opted in to several.
+func (e *stateEnv) replicaKey(name string) string {
+	return replicaLabel + "-" + e.stateNS + "-" + name
+}
+
+// namespace makes a namespace the replicas names serve; prefix lets a
 // tenant entry's glob admit it or not.
-func (e *stateEnv) namespace(prefix, name string) string {
+func (e *stateEnv) namespace(prefix string, names ...string) string {
 	e.t.Helper()
 	ns := fmt.Sprintf("%s-%06d", prefix, rand.IntN(1_000_000))
-	if err := e.c.Create(ctx(e.t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{replicaLabel: e.stateNS + "-" + name}}}); err != nil {
+	labels := map[string]string{}
+	for _, name := range names {
+		labels[e.replicaKey(name)] = "true"
+	}
+	if err := e.c.Create(ctx(e.t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}); err != nil {
 		e.t.Fatal(err)
 	}
 	return ns
