@@ -46,8 +46,8 @@ verify-generate: $(CONTROLLER_GEN) ## fails when the committed CRD or deepcopy c
 
 unit: unit-race unit-fuzz ## unit tests, race detector on, plus a few seconds of each fuzzer
 
-unit-race: ## every package but the end-to-end ones, race detector on
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults)
+unit-race: assets ## every package but the end-to-end ones, race detector on (state and the namespace gate on a real kube-apiserver)
+	KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults)
 
 unit-fuzz: ## each fuzzer for UNIT_FUZZTIME
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(UNIT_FUZZTIME)

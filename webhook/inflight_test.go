@@ -128,8 +128,8 @@ func TestAdmissionsInFlightAreBoundedAndShared(t *testing.T) {
 			pinned("team-e", "cold:1") // the webhook-wide bound let go too
 			// Each refusal counted once by the bound it was past, and
 			// nothing else (warm and pinned admissions are not refusals).
-			want := "# HELP image_pin_admissions_refused_total Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter) or webhook_bound (the webhook's).\n# TYPE image_pin_admissions_refused_total counter\n" +
-				"image_pin_admissions_refused_total{reason=\"namespace_share\"} 1\nimage_pin_admissions_refused_total{reason=\"webhook_bound\"} 1\n"
+			want := "# HELP image_pin_admissions_refused_total Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter), webhook_bound (the webhook's) or body_bytes (the request bodies in flight on the admission port: answered 429 unread).\n# TYPE image_pin_admissions_refused_total counter\n" +
+				"image_pin_admissions_refused_total{reason=\"body_bytes\"} 0\nimage_pin_admissions_refused_total{reason=\"namespace_share\"} 1\nimage_pin_admissions_refused_total{reason=\"webhook_bound\"} 1\n"
 			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "image_pin_admissions_refused_total"); err != nil {
 				t.Error(err)
 			}

@@ -24,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		// on_error says, and is counted there as such too.
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_admissions_refused_total",
-			Help: "Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter) or webhook_bound (the webhook's).",
+			Help: "Admissions answered without a lookup because they were past an in-flight bound: reason namespace_share (the namespace's quarter), webhook_bound (the webhook's) or body_bytes (the request bodies in flight on the admission port: answered 429 unread).",
 		}, []string{"reason"}),
 		gated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "image_pin_namespace_gate_total",
@@ -34,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{gatedNotOptedIn, gatedUnverified} {
 		m.gated.WithLabelValues(r)
 	}
-	for _, r := range []string{refusedShare, refusedBound} {
+	for _, r := range []string{refusedShare, refusedBound, refusedBodies} {
 		m.refused.WithLabelValues(r) // present at 0, so that rate() and alerts see the first refusal
 	}
 	return m
@@ -44,6 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 const (
 	refusedShare = "namespace_share"
 	refusedBound = "webhook_bound"
+	// refusedBodies: the admission port's request bodies in flight were at
+	// their bound (bodies.go), so the review was not read.
+	refusedBodies = "body_bytes"
 )
 
 // The results of image_pin_namespace_gate_total.

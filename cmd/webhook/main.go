@@ -152,17 +152,19 @@ func run(ctx context.Context, opts *options) error {
 	if err != nil {
 		return err
 	}
+	admissionMetrics := pinhook.NewMetrics(metrics.Registry)
 	handler := pinhook.NewHandler(watcher.Current, res,
 		pinhook.WithNamespaceGate(namespaces),
 		pinhook.WithOwnNamespace(os.Getenv("POD_NAMESPACE")),
-		pinhook.WithHandlerMetrics(pinhook.NewMetrics(metrics.Registry)),
+		pinhook.WithHandlerMetrics(admissionMetrics),
 		pinhook.WithLogger(log.WithName("admission")),
 	)
 	// Registered with the server, which counts it in controller-runtime's
 	// webhook metrics; pinhook.Serve answers as webhook.Admission does,
 	// with fewer allocations (docs/performance.md).
-	server.Register("/mutate", pinhook.WithDeadlines(
-		pinhook.Serve(handler, log.WithName("admission")), pinhook.DefaultReadTimeout, pinhook.DefaultWriteTimeout))
+	server.Register("/mutate", pinhook.WithDeadlines(pinhook.WithBodyBudget(
+		pinhook.Serve(handler, log.WithName("admission")), admissionMetrics, log.WithName("admission")),
+		pinhook.DefaultReadTimeout, pinhook.DefaultWriteTimeout))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
