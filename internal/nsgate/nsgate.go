@@ -91,6 +91,7 @@ type Gate struct {
 
 	mu     sync.RWMutex
 	known  map[string]bool // name: opted in, as the informer last saw it
+	events uint64          // informer events seen: a GET's answer older than one is not kept
 	synced func() bool
 }
 
@@ -205,6 +206,7 @@ func (g *Gate) observe(obj any) {
 	}
 	g.mu.Lock()
 	g.known[m.Name] = m.Labels[g.label] == g.value
+	g.events++
 	g.mu.Unlock()
 	g.negative.Remove(m.Name)
 }
@@ -219,6 +221,7 @@ func (g *Gate) forget(obj any) {
 	}
 	g.mu.Lock()
 	delete(g.known, m.Name)
+	g.events++
 	g.mu.Unlock()
 }
 
@@ -230,7 +233,7 @@ func (g *Gate) OptedIn(ctx context.Context, name string) (bool, error) {
 		return false, nil // no namespace has such a name: no GET
 	}
 	g.mu.RLock()
-	in := g.known[name]
+	in, before := g.known[name], g.events
 	g.mu.RUnlock()
 	if in {
 		return true, nil
@@ -258,9 +261,14 @@ func (g *Gate) OptedIn(ctx context.Context, name string) (bool, error) {
 		return false, nil
 	}
 	// Kept until the informer says otherwise: the admissions that follow
-	// (a Deployment's, then its ReplicaSet's) need no GET.
+	// (a Deployment's, then its ReplicaSet's) need no GET. Not kept when
+	// the informer spoke meanwhile: its word (a label removed, the
+	// namespace deleted while the GET was under way) is newer, and a stale
+	// true here would outlive a deleted namespace.
 	g.mu.Lock()
-	g.known[name] = true
+	if _, seen := g.known[name]; !seen && g.events == before {
+		g.known[name] = true
+	}
 	g.mu.Unlock()
 	return true, nil
 }

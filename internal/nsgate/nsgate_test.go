@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -224,5 +225,43 @@ func TestARepeatedMadeUpNameCostsOneGet(t *testing.T) {
 	}
 	if n := f.reader.gets.Load(); n != 1 {
 		t.Fatalf("%d GETs for one made-up name asked 1000 times, want 1", n)
+	}
+}
+
+// eventDuringGet answers a GET with an opted-in namespace after the
+// informer has, meanwhile, seen it deleted (during, here, by calling the
+// gate's delete handler inside the GET); once deleted, GETs find nothing.
+type eventDuringGet struct {
+	client.Reader
+	gate    *Gate
+	deleted bool
+	gets    int
+}
+
+func (r *eventDuringGet) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	r.gets++
+	if r.deleted {
+		return apierrors.NewNotFound(corev1.Resource("namespaces"), key.Name)
+	}
+	m := obj.(*metav1.PartialObjectMetadata)
+	m.Name, m.Labels = key.Name, map[string]string{Label: Value}
+	r.deleted = true
+	r.gate.forget(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: key.Name}})
+	return nil
+}
+
+func TestAGetsAnswerIsNotKeptPastAnInformerEventThatCameDuringIt(t *testing.T) {
+	r := &eventDuringGet{}
+	g := New(Options{Reader: r, Limiter: rate.NewLimiter(rate.Inf, 0)})
+	r.gate = g
+	if in, err := g.OptedIn(context.Background(), "team-a"); !in || err != nil {
+		t.Fatalf("first admission: opted in %v, %v; want true (the GET said so)", in, err)
+	}
+	in, err := g.OptedIn(context.Background(), "team-a")
+	if in || err != nil {
+		t.Errorf("after the namespace was deleted during the first GET: opted in %v, %v; want false (the GET's answer outlived the deletion)", in, err)
+	}
+	if r.gets != 2 {
+		t.Errorf("%d GETs, want 2: the stale answer was not kept, so the second admission asked again", r.gets)
 	}
 }
