@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"sync"
 	"time"
 
@@ -250,7 +252,7 @@ func (g *Gate) OptedIn(ctx context.Context, name string) (bool, error) {
 	case apierrors.IsNotFound(err):
 		g.negative.Add(name, struct{}{})
 		return false, nil
-	case err != nil && !g.Synced() && !apierrors.IsTimeout(err) && apierrors.ReasonForError(err) == metav1.StatusReasonUnknown && ctx.Err() == nil:
+	case err != nil && !g.Synced() && transport(err) && ctx.Err() == nil:
 		// No answer from the API server, and no view of namespaces yet:
 		// the replica cannot tell anything (webhook.NamespaceGate).
 		return false, unreachable{fmt.Errorf("looking up namespace %s: %w", name, err)}
@@ -271,6 +273,19 @@ func (g *Gate) OptedIn(ctx context.Context, name string) (bool, error) {
 	}
 	g.mu.Unlock()
 	return true, nil
+}
+
+// transport reports whether err is the API server not answering at all (a
+// connection refused or reset, DNS), not an answer or a client-side limit
+// (client-go's throttle): only then is a replica with no view of
+// namespaces "unreachable".
+func transport(err error) bool {
+	if apierrors.ReasonForError(err) != metav1.StatusReasonUnknown || apierrors.IsTimeout(err) {
+		return false
+	}
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne)
 }
 
 // unreachable is OptedIn's error when the API server did not answer and

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -263,5 +265,26 @@ func TestAGetsAnswerIsNotKeptPastAnInformerEventThatCameDuringIt(t *testing.T) {
 	}
 	if r.gets != 2 {
 		t.Errorf("%d GETs, want 2: the stale answer was not kept, so the second admission asked again", r.gets)
+	}
+}
+
+func TestOnlyAnAPIServerThatDoesNotAnswerMakesAReplicaUnreachable(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a refused connection is no answer", &url.Error{Op: "Get", URL: "https://10.0.0.1/api", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}, true},
+		{"a network error is no answer", &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, true},
+		{"client-go's own throttle is not the API server", errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline"), false},
+		{"a not-found is an answer", apierrors.NewNotFound(corev1.Resource("namespaces"), "team-a"), false},
+		{"a server timeout is an answer", apierrors.NewServerTimeout(corev1.Resource("namespaces"), "get", 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := transport(tt.err); got != tt.want {
+				t.Errorf("transport(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
 	}
 }
