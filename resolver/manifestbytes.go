@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // byteBudget bounds the bytes of manifests and config blobs the resolver
@@ -31,11 +33,23 @@ func newByteBudget(total, perTenant int64) *byteBudget {
 	return &byteBudget{total: total, perTenant: perTenant, byTenant: map[string]int64{}, freed: make(chan struct{})}
 }
 
-// acquire waits until n bytes (at most perTenant) are free for tenant, or
-// ctx ends; release gives them back. what names the read for the error.
-func (b *byteBudget) acquire(ctx context.Context, tenant string, n int64, what string) (release func(), err error) {
+// acquire waits until n bytes (at most perTenant) are free for the tenant
+// ctx's work is charged to, or ctx ends; release gives them back. what
+// names the read for the error.
+//
+// The tenant is the registry rate limit's (client.ChargeOf): a shared
+// lookup's reads are its starter's while it alone waits on them, and the
+// neutral share's once another namespace joins, so a namespace that keeps
+// its own share full and starts a read another namespace needs does not
+// hold that namespace in its queue; a read waiting when the lookup is
+// joined tries again in the neutral share. A refresh ahead of use is
+// charged to client.BackgroundTenant, a share of its own, not to the
+// namespace of the record it refreshes. Whatever the tenant, the total
+// stays within total.
+func (b *byteBudget) acquire(ctx context.Context, n int64, what string) (release func(), err error) {
 	n = max(min(n, b.perTenant), 1)
 	for {
+		tenant, joined := client.ChargeOf(ctx)
 		b.mu.Lock()
 		if b.used+n <= b.total && b.byTenant[tenant]+n <= b.perTenant {
 			b.used += n
@@ -48,6 +62,7 @@ func (b *byteBudget) acquire(ctx context.Context, tenant string, n int64, what s
 		b.mu.Unlock()
 		select {
 		case <-freed:
+		case <-joined: // charged to the neutral share now
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting to read %s: manifests and configs are read at most %d MiB at once, %d MiB per namespace: %w",
 				what, b.total>>20, b.perTenant>>20, ctx.Err())

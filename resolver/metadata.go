@@ -199,7 +199,7 @@ func (r *Resolver) created(ctx context.Context, rt http.RoundTripper, ref name.D
 	if m.Config.Size > maxConfigBytes {
 		return time.Time{}, fmt.Errorf("its config blob is %d bytes, more than %d MiB: not read for newest-build", m.Config.Size, maxConfigBytes>>20)
 	}
-	release, err := r.reads.acquire(ctx, client.TenantOf(ctx), m.Config.Size, "the config of "+ref.String())
+	release, err := r.reads.acquire(ctx, m.Config.Size, "the config of "+ref.String())
 	if err != nil {
 		return time.Time{}, err
 	}
