@@ -175,3 +175,53 @@ func TestAReadAnotherNamespaceJoinsDoesNotWaitInItsStartersShare(t *testing.T) {
 		})
 	}
 }
+
+// A refresh takes only the read budget no admission waits for: when bytes
+// are given back while both an admission's read and a refresh's wait for
+// the total, the admission's goes first; the refresh's once none waits.
+func TestARefreshReadsOnlyWhatNoAdmissionWaitsFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newByteBudget(2, 1)
+		ctx := func(tenant string) context.Context { return client.WithTenant(context.Background(), tenant) }
+		hold := func(tenant string) func() {
+			release, err := b.acquire(ctx(tenant), 1, "a manifest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return release
+		}
+		releaseA, releaseB := hold("tenant-a"), hold("tenant-b") // the total is taken
+		var order []string
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		wait := func(c context.Context, who string) {
+			defer wg.Done()
+			release, err := b.acquire(c, 1, "a manifest")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, who)
+			mu.Unlock()
+			release()
+		}
+		wg.Add(2)
+		go wait(client.WithShare(ctx("tenant-c"), client.NewShare(client.BackgroundTenant)), "refresh")
+		synctest.Wait()
+		go wait(ctx("tenant-c"), "admission")
+		synctest.Wait()
+		releaseA()
+		synctest.Wait()
+		mu.Lock()
+		if len(order) == 0 || order[0] != "admission" {
+			t.Errorf("read in the order %q, want the admission's first", order)
+		}
+		mu.Unlock()
+		releaseB()
+		wg.Wait()
+		if len(order) != 2 {
+			t.Errorf("read %q, want both", order)
+		}
+	})
+}

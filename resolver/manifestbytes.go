@@ -26,7 +26,10 @@ type byteBudget struct {
 	mu       sync.Mutex
 	used     int64
 	byTenant map[string]int64
-	freed    chan struct{} // closed (and replaced) whenever bytes are given back
+	// short counts the admissions' reads waiting for the total (not for
+	// their own share): while any does, the background takes nothing.
+	short int
+	freed chan struct{} // closed (and replaced) whenever a waiter should try again
 }
 
 func newByteBudget(total, perTenant int64) *byteBudget {
@@ -44,20 +47,30 @@ func newByteBudget(total, perTenant int64) *byteBudget {
 // hold that namespace in its queue; a read waiting when the lookup is
 // joined tries again in the neutral share. A refresh ahead of use is
 // charged to client.BackgroundTenant, a share of its own, not to the
-// namespace of the record it refreshes. Whatever the tenant, the total
-// stays within total.
+// namespace of the record it refreshes, and takes only bytes no admission
+// waits for: while an admission's read waits for the total, the
+// background's wait, so a refresh delays an admission by at most the bytes
+// it already holds. Whatever the tenant, the total stays within total.
 func (b *byteBudget) acquire(ctx context.Context, n int64, what string) (release func(), err error) {
 	n = max(min(n, b.perTenant), 1)
+	short := false // an admission's read counted in b.short
+	defer func() {
+		b.mu.Lock()
+		b.setShort(&short, false)
+		b.mu.Unlock()
+	}()
 	for {
 		tenant, joined := client.ChargeOf(ctx)
 		b.mu.Lock()
-		if b.used+n <= b.total && b.byTenant[tenant]+n <= b.perTenant {
+		roomy := b.used+n <= b.total
+		if roomy && b.byTenant[tenant]+n <= b.perTenant && (tenant != client.BackgroundTenant || b.short == 0) {
 			b.used += n
 			b.byTenant[tenant] += n
 			b.mu.Unlock()
 			var once sync.Once
 			return func() { once.Do(func() { b.release(tenant, n) }) }, nil
 		}
+		b.setShort(&short, !roomy && tenant != client.BackgroundTenant)
 		freed := b.freed
 		b.mu.Unlock()
 		select {
@@ -70,6 +83,21 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, what string) (release
 	}
 }
 
+// setShort records, under b.mu, whether an admission's read waits for the
+// total; once none does, the background's reads waiting are woken.
+func (b *byteBudget) setShort(counted *bool, now bool) {
+	if *counted == now {
+		return
+	}
+	if *counted = now; now {
+		b.short++
+		return
+	}
+	if b.short--; b.short == 0 {
+		b.wake()
+	}
+}
+
 func (b *byteBudget) release(tenant string, n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -77,6 +105,11 @@ func (b *byteBudget) release(tenant string, n int64) {
 	if b.byTenant[tenant] -= n; b.byTenant[tenant] == 0 {
 		delete(b.byTenant, tenant)
 	}
+	b.wake()
+}
+
+// wake wakes, under b.mu, every read waiting to try again.
+func (b *byteBudget) wake() {
 	close(b.freed)
 	b.freed = make(chan struct{})
 }
