@@ -118,3 +118,110 @@ func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
 		})
 	}
 }
+
+// A namespace that keeps its share of the read budget full (newest-build
+// over manifests near the cap in its own repository) and starts the read of
+// an image another namespace's lookup then joins does not hold that lookup
+// in its own queue: the joined read is charged to the neutral share, as the
+// registry's rate limit charges it; and a refresh ahead of use is charged to
+// the background, not to the namespace whose record it refreshes.
+func TestAReadAnotherNamespaceJoinsDoesNotWaitInItsStartersShare(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		starter string // the shared read's starter, as Resolver.share charges it
+		join    string // the namespace that joins it, "" for none
+	}{
+		{"a lookup of another namespace joins it", "tenant-b", "tenant-a"},
+		{"it is a refresh of that namespace's record", client.BackgroundTenant, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// Sent without a length: each read counts as the cap, a
+				// namespace's whole share.
+				body := []byte(`{"schemaVersion":2}`)
+				ref, err := name.NewDigest(fmt.Sprintf("reg.example/tenant/app@sha256:%x", sha256.Sum256(body)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := &heldBodies{body: body, chunked: true, open: make(chan struct{})}
+				r := New()
+				var wg sync.WaitGroup
+				read := func(ctx context.Context) {
+					defer wg.Done()
+					if err := r.readManifest(ctx, h, ref, func([]byte) error { return nil }); err != nil {
+						t.Error(err)
+					}
+				}
+				wg.Add(1)
+				go read(client.WithTenant(context.Background(), "tenant-b")) // fills tenant-b's share
+				synctest.Wait()
+				sh := client.NewShare(tc.starter)
+				wg.Add(1)
+				go read(client.WithShare(client.WithTenant(context.Background(), "tenant-b"), sh))
+				synctest.Wait()
+				if tc.join != "" {
+					if got := h.reading.Load(); got != 1 {
+						t.Fatalf("%d bodies being read before anyone joined, want 1: tenant-b's share is full", got)
+					}
+					sh.Join(tc.join)
+					synctest.Wait()
+				}
+				if got := h.reading.Load(); got != 2 {
+					t.Errorf("%d bodies being read, want 2: the shared read waits in tenant-b's full share", got)
+				}
+				close(h.open)
+				wg.Wait()
+			})
+		})
+	}
+}
+
+// A refresh takes only the read budget no admission waits for: when bytes
+// are given back while both an admission's read and a refresh's wait for
+// the total, the admission's goes first; the refresh's once none waits.
+func TestARefreshReadsOnlyWhatNoAdmissionWaitsFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newByteBudget(2, 1)
+		ctx := func(tenant string) context.Context { return client.WithTenant(context.Background(), tenant) }
+		hold := func(tenant string) func() {
+			release, err := b.acquire(ctx(tenant), 1, "a manifest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return release
+		}
+		releaseA, releaseB := hold("tenant-a"), hold("tenant-b") // the total is taken
+		var order []string
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		wait := func(c context.Context, who string) {
+			defer wg.Done()
+			release, err := b.acquire(c, 1, "a manifest")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, who)
+			mu.Unlock()
+			release()
+		}
+		wg.Add(2)
+		go wait(client.WithShare(ctx("tenant-c"), client.NewShare(client.BackgroundTenant)), "refresh")
+		synctest.Wait()
+		go wait(ctx("tenant-c"), "admission")
+		synctest.Wait()
+		releaseA()
+		synctest.Wait()
+		mu.Lock()
+		if len(order) == 0 || order[0] != "admission" {
+			t.Errorf("read in the order %q, want the admission's first", order)
+		}
+		mu.Unlock()
+		releaseB()
+		wg.Wait()
+		if len(order) != 2 {
+			t.Errorf("read %q, want both", order)
+		}
+	})
+}

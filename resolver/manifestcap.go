@@ -13,8 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
 // ManifestTooLargeError is a manifest (or index) the resolver would not
@@ -67,7 +65,7 @@ func (r *Resolver) readManifest(ctx context.Context, rt http.RoundTripper, ref n
 	if size < 0 {
 		size = maxManifestBytes // unknown until read: the most it may be
 	}
-	release, err := r.reads.acquire(ctx, client.TenantOf(ctx), size, "the manifest of "+ref.String())
+	release, err := r.reads.acquire(ctx, size, "the manifest of "+ref.String())
 	if err != nil {
 		return err
 	}

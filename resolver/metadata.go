@@ -65,9 +65,10 @@ func (m metadata) missing(want []string) []string {
 //
 // Lookups that need the same digest's metadata at once share one read: the
 // key is the entry's identity (its credentials) and the digest, so a read
-// is never shared across entries. The read is charged to the lookup that
-// started it, and to the neutral share once a lookup of another namespace
-// joins it, as shared lookups are (see Resolver.share).
+// is never shared across entries. The read (its registry requests and its
+// bytes of the read budget, see byteBudget.acquire) is charged to the
+// lookup that started it, and to the neutral share once a lookup of
+// another namespace joins it, as shared lookups are (see Resolver.share).
 func (r *Resolver) metadata(ctx context.Context, q Query, repo name.Repository, desc *v1.Descriptor, platforms []string, withCreated bool) (metadata, error) {
 	k := metaKey{repoKey: q.repoKey(), digest: desc.Digest.String(), platforms: strings.Join(platforms, "\x00"), withCreated: withCreated}
 	tenant := client.TenantOf(ctx)
@@ -199,7 +200,7 @@ func (r *Resolver) created(ctx context.Context, rt http.RoundTripper, ref name.D
 	if m.Config.Size > maxConfigBytes {
 		return time.Time{}, fmt.Errorf("its config blob is %d bytes, more than %d MiB: not read for newest-build", m.Config.Size, maxConfigBytes>>20)
 	}
-	release, err := r.reads.acquire(ctx, client.TenantOf(ctx), m.Config.Size, "the config of "+ref.String())
+	release, err := r.reads.acquire(ctx, m.Config.Size, "the config of "+ref.String())
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -10,8 +10,9 @@ import (
 type refreshKey struct{}
 
 // shareTenant is whom a shared lookup started by ctx's caller charges the
-// registry's rate limit to: a refresh takes only the tokens admissions do
-// not want (client.BackgroundTenant) until an admission joins it.
+// registry's rate limit and the read budget to: a refresh takes only the
+// tokens and bytes admissions do not want (client.BackgroundTenant) until
+// an admission joins it.
 func shareTenant(ctx context.Context) string {
 	if ctx.Value(refreshKey{}) != nil {
 		return client.BackgroundTenant
@@ -21,7 +22,8 @@ func shareTenant(ctx context.Context) string {
 
 // Refresh re-resolves q ahead of use, for the leader's refresher (state):
 // it bypasses the fresh answer and tag list, runs at a lower priority than
-// admissions under the registry's limit, and calls save with the answer
+// admissions under the registry's limit and the read budget (its bytes are
+// the background's, not ns's: see byteBudget.acquire), and calls save with the answer
 // before memory holds it and before any admission that joined the lookup
 // gets it, as an admission's lookup stores its answer first. ns is the
 // namespace the answer is kept in memory for (the record's).

@@ -89,6 +89,19 @@ func (s *Share) charge() (string, <-chan struct{}) {
 	return neutralTenant, nil
 }
 
+// ChargeOf returns whom ctx's work is charged to now, as the registry's
+// rate limit charges it: a shared lookup's (WithShare) as its Share says,
+// otherwise ctx's tenant. While a Share charges its one tenant, joined is
+// closed once another tenant joins (its work is then the neutral share's);
+// it is nil when that cannot change. The resolver's read budget shares its
+// bytes the same way.
+func ChargeOf(ctx context.Context) (tenant string, joined <-chan struct{}) {
+	if sh := shareOf(ctx); sh != nil {
+		return sh.charge()
+	}
+	return tenantOf(ctx), nil
+}
+
 type shareKey struct{}
 
 // WithShare marks ctx as the work of s: its registry requests are charged
