@@ -88,15 +88,7 @@ func (c *fairCache[K, V]) Peek(k K) (V, bool) {
 
 // Add stores v for k and claims it for ns.
 func (c *fairCache[K, V]) Add(ns string, k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[k]
-	if !ok {
-		e = &fairEntry[V]{}
-		c.entries[k] = e
-	}
-	e.val = v
-	c.claim(ns, k, e)
+	c.AddWith(ns, k, func(V, bool) V { return v })
 }
 
 // AddWith stores f(old, had) for k, from what k held (had: anything),
