@@ -242,8 +242,17 @@ func TestLinesCarryTheRequestsUIDFromTheContextLogger(t *testing.T) {
 	}}
 	srv := httptest.NewServer(wh)
 	t.Cleanup(srv.Close)
+	admissions := postAndAssertRequestFields(t, e.srv.Host, srv.URL, &logs)
+	assertFields(t, admissions[0], "outcome", "patched", "kind", "Deployment")
+}
+
+// postAndAssertRequestFields posts two admissions to url (one pinned, one
+// failing) and asserts that each line logs carries the request's UID,
+// namespace and name. It returns the admission lines.
+func postAndAssertRequestFields(t *testing.T, registry, url string, logs *logLines) []map[string]any {
+	t.Helper()
 	for _, image := range []string{"/app:1", "/app:nosuchtag"} {
-		resp, err := http.Post(srv.URL, "application/json", bytes.NewReader(review(t, admissionv1.Create, "team-a", deployment(nil, e.srv.Host+image), nil)))
+		resp, err := http.Post(url, "application/json", bytes.NewReader(review(t, admissionv1.Create, "team-a", deployment(nil, registry+image), nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,10 +260,10 @@ func TestLinesCarryTheRequestsUIDFromTheContextLogger(t *testing.T) {
 	}
 	admissions, failures := logs.with("admission"), logs.with("image not resolved")
 	if len(admissions) != 2 || len(failures) != 1 {
-		t.Fatalf("%d admission and %d failure lines, want 2 and 1:\n%s", len(admissions), len(failures), &logs)
+		t.Fatalf("%d admission and %d failure lines, want 2 and 1:\n%s", len(admissions), len(failures), logs)
 	}
 	for _, l := range append(admissions, failures...) {
 		assertFields(t, l, "requestID", "11111111-2222-3333-4444-555555555555", "namespace", "team-a", "name", "demo")
 	}
-	assertFields(t, admissions[0], "outcome", "patched", "kind", "Deployment")
+	return admissions
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
-	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/image-pin/image-pin-webhook/config"
@@ -176,18 +175,5 @@ func TestLinesCarryTheRequestsUIDThroughServe(t *testing.T) {
 	h := webhook.NewHandler(func() *config.Config { return e.cfg.Load() }, e.res, webhook.WithLogger(logs.logger(1)))
 	srv := httptest.NewServer(webhook.Serve(h, logr.Discard()))
 	t.Cleanup(srv.Close)
-	for _, image := range []string{"/app:1", "/app:nosuchtag"} {
-		resp, err := http.Post(srv.URL, "application/json", bytes.NewReader(review(t, admissionv1.Create, "team-a", deployment(nil, e.srv.Host+image), nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
-	admissions, failures := logs.with("admission"), logs.with("image not resolved")
-	if len(admissions) != 2 || len(failures) != 1 {
-		t.Fatalf("%d admission and %d failure lines, want 2 and 1:\n%s", len(admissions), len(failures), &logs)
-	}
-	for _, l := range append(admissions, failures...) {
-		assertFields(t, l, "requestID", "11111111-2222-3333-4444-555555555555", "namespace", "team-a", "name", "demo")
-	}
+	postAndAssertRequestFields(t, e.srv.Host, srv.URL, &logs)
 }
