@@ -255,19 +255,22 @@ func init() {
 	utilruntime.Must(admissionv1beta1.AddToScheme(slowScheme))
 }
 
-// anyReview is an AdmissionReview of either version: a type the scheme
-// does not know, so the decoder unmarshals into it whatever it names.
-type anyReview struct {
+// unversionedAdmissionReview is an AdmissionReview of either version: a
+// type the scheme does not know, so the decoder unmarshals into it whatever
+// it names. Its name is controller-runtime's own because encoding/json's
+// errors name the Go type ("...unversionedAdmissionReview.AdmissionReview.
+// request..."), and a malformed review is answered with that message.
+type unversionedAdmissionReview struct {
 	admissionv1.AdmissionReview
 }
 
-func (r *anyReview) DeepCopyObject() runtime.Object {
-	return &anyReview{AdmissionReview: *r.AdmissionReview.DeepCopy()}
+func (r *unversionedAdmissionReview) DeepCopyObject() runtime.Object {
+	return &unversionedAdmissionReview{AdmissionReview: *r.AdmissionReview.DeepCopy()}
 }
 
 func decodeSlow(body []byte) (admission.Request, schema.GroupVersionKind, error) {
 	req := admission.Request{}
-	ar := anyReview{}
+	ar := unversionedAdmissionReview{}
 	ar.Request = &req.AdmissionRequest
 	ar.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
 	_, gvk, err := slowCodecs.UniversalDeserializer().Decode(body, nil, &ar)
