@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	certmanagerv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"helm.sh/helm/v3/pkg/action"
@@ -27,13 +28,17 @@ func ChartDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "charts", "image-pin-webhook")
 }
 
-// Scheme knows every kind the chart renders, cert-manager's included.
-func Scheme() *k8sruntime.Scheme {
+// Scheme knows every kind the chart renders, cert-manager's included. It
+// is built once and shared: callers only read it (decode, a client's
+// scheme). Building one costs more than a render under the race detector.
+func Scheme() *k8sruntime.Scheme { return sharedScheme() }
+
+var sharedScheme = sync.OnceValue(func() *k8sruntime.Scheme {
 	s := k8sruntime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = certmanagerv1.AddToScheme(s)
 	return s
-}
+})
 
 // RenderRelease renders the chart client-side, as `helm install --dry-run`
 // does, with values validated against values.schema.json: the release
