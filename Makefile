@@ -55,7 +55,12 @@ verify-generate: $(CONTROLLER_GEN) ## fails when the committed CRD or deepcopy c
 	diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/api/zz_generated.deepcopy.go || \
 		{ echo "the CRD or the deepcopy code is out of date: run make generate"; exit 1; }
 
-unit: unit-race unit-fuzz ## unit tests, race detector on, plus a few seconds of each fuzzer
+unit: unit-race unit-plain unit-fuzz ## unit tests, race detector on, plus a few thousand runs of each fuzzer
+
+# The chart and docs tests render YAML through helm and read files on one
+# goroutine: no code of ours runs concurrently there, and under the race
+# detector they took five times the CPU (docs/development.md, Suite time).
+PLAIN_PKGS := ./test/chart ./test/docs
 
 # go test -o DIR/ names each binary after its package's last element, so
 # packages that share one go to directories of their own: the second run
@@ -63,11 +68,15 @@ unit: unit-race unit-fuzz ## unit tests, race detector on, plus a few seconds of
 # the rest (webhook, among the longest).
 unit-race: assets ## every package but the end-to-end ones, race detector on (state and the namespace gate on a real kube-apiserver)
 	@export KUBEBUILDER_ASSETS=$$(./hack/envtest-assets.sh); \
-	pkgs=$$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults); \
+	pkgs=$$($(GO) list ./... | grep -v -e /test/envtest -e /test/faults -e /test/chart -e /test/docs); \
 	first=$$(echo "$$pkgs" | tac | awk -F/ '!seen[$$NF]++'); rest=$$(echo "$$pkgs" | tac | awk -F/ 'seen[$$NF]++'); \
 	mkdir -p $(TESTBIN)/race $(TESTBIN)/race2; \
 	$(GO) test -race -count=1 -o $(TESTBIN)/race/ $$first && \
 	{ [ -z "$$rest" ] || $(GO) test -race -count=1 -o $(TESTBIN)/race2/ $$rest; }
+
+unit-plain: ## the chart and docs tests, without the race detector
+	@mkdir -p $(TESTBIN)/plain
+	$(GO) test -count=1 -o $(TESTBIN)/plain/ $(PLAIN_PKGS)
 
 unit-fuzz: ## each fuzzer for UNIT_FUZZTIME executions
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(UNIT_FUZZTIME) FUZZMINIMIZE=$(UNIT_FUZZMINIMIZE)
@@ -81,7 +90,7 @@ e2e: assets build ## end-to-end tests on a real kube-apiserver, etcd and registr
 # the short fuzzing after e2e, they take little longer than unit-race alone
 # (docs/development.md, Suite time).
 test: lint ## every test: lint, then unit (race detector, short fuzzing) and end-to-end, two at a time
-	@$(MAKE) --no-print-directory -j2 unit-race e2e unit-fuzz
+	@$(MAKE) --no-print-directory -j2 unit-race e2e unit-plain unit-fuzz
 
 fuzz: ## each fuzzer for FUZZTIME (1m; make fuzz FUZZTIME=10m for a longer run)
 	@mkdir -p $(TESTBIN)/fuzz; for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \

@@ -5,6 +5,7 @@
 package registrytest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -255,12 +255,26 @@ func (s *Server) Ref(t testing.TB, repoTag string) name.Reference {
 	return ref
 }
 
+// writeOpts push through the registry's handler in process: a push is the
+// set-up, not what a test measures, and over a connection (TLS, under the
+// race detector) it cost more than most tests. Pushes are not counted and
+// need no credentials.
 func (s *Server) writeOpts() []remote.Option {
-	opts := []remote.Option{remote.WithTransport(s.Client().Transport)}
-	if s.auth != Anonymous {
-		opts = append(opts, remote.WithAuth(&authn.Basic{Username: s.user, Password: s.pass}))
+	return []remote.Option{remote.WithTransport(inProcess{s.inner})}
+}
+
+// inProcess carries a request to a handler without a connection.
+type inProcess struct{ h http.Handler }
+
+func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil {
+		r.Body = http.NoBody
 	}
-	return opts
+	rec := httptest.NewRecorder()
+	p.h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
 }
 
 // PushImage pushes a random image as repo:tag and returns its digest.
@@ -328,4 +342,27 @@ func (s *Server) PushIndex(t testing.TB, repoTag string, platforms ...string) st
 		t.Fatal(err)
 	}
 	return d.String()
+}
+
+// Tag tags the manifest at repo:from as each of tags, as manifest PUTs
+// would, but through the registry's handler in process rather than over a
+// connection: tests that need thousands of tags spend their time on what
+// they test, not on HTTP (or TLS) for the set-up. Nothing is counted.
+func (s *Server) Tag(t testing.TB, repo, from string, tags ...string) {
+	t.Helper()
+	get := httptest.NewRecorder()
+	s.inner.ServeHTTP(get, httptest.NewRequest(http.MethodGet, "/v2/"+repo+"/manifests/"+from, nil))
+	if get.Code != http.StatusOK {
+		t.Fatalf("GET %s:%s: %d %s", repo, from, get.Code, get.Body)
+	}
+	manifest, mediaType := get.Body.Bytes(), get.Header().Get("Content-Type")
+	for _, tag := range tags {
+		req := httptest.NewRequest(http.MethodPut, "/v2/"+repo+"/manifests/"+tag, bytes.NewReader(manifest))
+		req.Header.Set("Content-Type", mediaType)
+		put := httptest.NewRecorder()
+		s.inner.ServeHTTP(put, req)
+		if put.Code != http.StatusCreated {
+			t.Fatalf("PUT %s:%s: %d %s", repo, tag, put.Code, put.Body)
+		}
+	}
 }
