@@ -7,7 +7,6 @@ package chart_test
 import (
 	"crypto/x509"
 	"encoding/pem"
-	networkingv1 "k8s.io/api/networking/v1"
 	"os"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
