@@ -16,19 +16,21 @@ import (
 // requestLog is the logger of one admission: controller-runtime's
 // request-scoped logger when the context carries one (webhook.Admission
 // puts it there, naming the request's UID, object, resource and user), else
-// the handler's own with the request's UID and object.
+// the handler's own with the same fields.
 func (h *Handler) requestLog(ctx context.Context, req admission.Request) logr.Logger {
 	l, scoped := h.baseLog(ctx)
 	return withRequest(l, scoped, req)
 }
 
 // withRequest is l when it is request-scoped already, else l with the
-// request's UID and object.
+// fields controller-runtime's request-scoped logger carries (the request's
+// UID, object, resource and user), so a line reads the same through Serve
+// as through webhook.Admission.
 func withRequest(l logr.Logger, scoped bool, req admission.Request) logr.Logger {
 	if scoped {
 		return l
 	}
-	return l.WithValues("requestID", req.UID, "namespace", req.Namespace, "name", req.Name)
+	return admission.DefaultLogConstructor(l, &req)
 }
 
 // baseLog is the request-scoped logger from ctx (scoped), else the handler's.

@@ -248,7 +248,7 @@ func TestLinesCarryTheRequestsUIDFromTheContextLogger(t *testing.T) {
 
 // postAndAssertRequestFields posts two admissions to url (one pinned, one
 // failing) and asserts that each line logs carries the request's UID,
-// namespace and name. It returns the admission lines.
+// namespace, name, resource and user. It returns the admission lines.
 func postAndAssertRequestFields(t *testing.T, registry, url string, logs *logLines) []map[string]any {
 	t.Helper()
 	for _, image := range []string{"/app:1", "/app:nosuchtag"} {
@@ -264,6 +264,12 @@ func postAndAssertRequestFields(t *testing.T, registry, url string, logs *logLin
 	}
 	for _, l := range append(admissions, failures...) {
 		assertFields(t, l, "requestID", "11111111-2222-3333-4444-555555555555", "namespace", "team-a", "name", "demo")
+		if res, _ := l["resource"].(map[string]any); res["resource"] != "deployments" {
+			t.Errorf("resource = %v, want the request's (deployments) in %v", l["resource"], l)
+		}
+		if _, ok := l["user"]; !ok {
+			t.Errorf("no user field in %v", l)
+		}
 	}
 	return admissions
 }

@@ -49,8 +49,9 @@ import (
 // its answer and message are controller-runtime's exactly.
 //
 // What it does not: put a request-scoped logger in the context. Handler
-// then logs with its own logger (WithLogger), naming the request's UID,
-// namespace and name, made only when a line is written.
+// then logs with its own logger (WithLogger) and the fields
+// controller-runtime's would carry (requestID, object, namespace, name,
+// resource, user), made only when a line is written.
 func Serve(h admission.Handler, log logr.Logger) http.Handler {
 	return &server{h: h, log: log}
 }
