@@ -104,4 +104,11 @@ const (
 	// namespace reads at most one manifest at the cap at a time.
 	maxReadBytes             = 16 << 20
 	maxReadBytesPerNamespace = maxManifestBytes
+	// unknownLengthCharge is what a manifest sent without a Content-Length
+	// (chunked, or gzip the transport undid) is charged: real manifests
+	// are a few KiB, and charged the cap each such read took a namespace's
+	// whole share, one at a time. One longer than this is read again (one
+	// more GET) on a charge of the cap, holding nothing while it waits, so
+	// no read holds bytes it was not charged and none waits holding some.
+	unknownLengthCharge = 64 << 10
 )

@@ -18,15 +18,18 @@ import (
 	"github.com/image-pin/image-pin-webhook/registries/client"
 )
 
-// heldBodies is a transport whose every manifest answer is a body of size
-// bytes (with or without a Content-Length) that blocks at its first read
-// until open is closed; reading counts the bodies being read at once.
+// heldBodies is a transport whose every manifest answer is body (with or
+// without a Content-Length). Each body blocks at its first read until open
+// is closed (reading counts those bodies), and, when past is not nil, once
+// more when it is read beyond unknownLengthCharge+1 bytes, until past is
+// closed (beyond counts those): only a read charged the cap gets so far.
 type heldBodies struct {
-	body    []byte
-	chunked bool
-	open    chan struct{}
-	reading atomic.Int64
-	most    atomic.Int64
+	body          []byte
+	chunked       bool
+	open, past    chan struct{}
+	reading       atomic.Int64
+	most          atomic.Int64
+	beyond, most2 atomic.Int64
 }
 
 func (h *heldBodies) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -39,18 +42,28 @@ func (h *heldBodies) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 type heldBody struct {
-	h       *heldBodies
-	r       *bytes.Reader
-	started bool
+	h                *heldBodies
+	r                *bytes.Reader
+	started, further bool
+}
+
+// count adds one to now and keeps most its highest.
+func count(now, most *atomic.Int64) {
+	if n := now.Add(1); n > most.Load() {
+		most.Store(n)
+	}
 }
 
 func (b *heldBody) Read(p []byte) (int, error) {
 	if !b.started {
 		b.started = true
-		if now := b.h.reading.Add(1); now > b.h.most.Load() {
-			b.h.most.Store(now)
-		}
+		count(&b.h.reading, &b.h.most)
 		<-b.h.open
+	}
+	if read := b.r.Size() - int64(b.r.Len()); b.h.past != nil && !b.further && read > unknownLengthCharge {
+		b.further = true
+		count(&b.h.beyond, &b.h.most2)
+		<-b.h.past
 	}
 	return b.r.Read(p)
 }
@@ -59,7 +72,21 @@ func (b *heldBody) Close() error {
 	if b.started {
 		b.h.reading.Add(-1)
 	}
+	if b.further {
+		b.h.beyond.Add(-1)
+	}
 	return nil
+}
+
+// manifestOf is a manifest of about size bytes and the digest that names it.
+func manifestOf(t *testing.T, size int) ([]byte, name.Digest) {
+	t.Helper()
+	body := []byte(`{"schemaVersion":2,"pad":"` + strings.Repeat("x", size-len(`{"schemaVersion":2,"pad":""}`)) + `"}`)
+	ref, err := name.NewDigest(fmt.Sprintf("reg.example/tenant/app@sha256:%x", sha256.Sum256(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, ref
 }
 
 // One Pod of 32 containers under newest-build reads up to 256 manifests at
@@ -67,21 +94,31 @@ func (b *heldBody) Close() error {
 // times that): the bytes being read are bounded across the webhook and per
 // namespace, and one namespace's reads never wait behind another's.
 func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
+	const reads = 80
+	closed := make(chan struct{})
+	close(closed)
 	for _, tc := range []struct {
 		name    string
+		size    int
 		chunked bool
+		// beyond: the reads are held once read past unknownLengthCharge+1
+		// bytes (h.past), not at their first read (h.open).
+		beyond bool
+		want   int64 // one namespace's reads held at once
 	}{
-		{"with a Content-Length", false},
-		{"sent without a length, counted at the cap", true},
+		{"with a Content-Length, each charged its length", 1 << 20, false, false, maxReadBytesPerNamespace / (1 << 20)},
+		{"sent without a length, each charged 64 KiB", 16 << 10, true, false, maxReadBytesPerNamespace / unknownLengthCharge},
+		{"sent without a length and longer than 64 KiB, read again charged the cap", 1 << 20, true, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				body := []byte(`{"schemaVersion":2,"pad":"` + strings.Repeat("x", 1<<20) + `"}`)
-				ref, err := name.NewDigest(fmt.Sprintf("reg.example/tenant/app@sha256:%x", sha256.Sum256(body)))
-				if err != nil {
-					t.Fatal(err)
-				}
+				body, ref := manifestOf(t, tc.size)
 				h := &heldBodies{body: body, chunked: tc.chunked, open: make(chan struct{})}
+				held, most, release := &h.reading, &h.most, h.open
+				if tc.beyond {
+					h.open, h.past = closed, make(chan struct{})
+					held, most, release = &h.beyond, &h.most2, h.past
+				}
 				r := New()
 				var wg sync.WaitGroup
 				read := func(tenant string) {
@@ -91,28 +128,24 @@ func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
 						t.Errorf("%s: %v", tenant, err)
 					}
 				}
-				for range 32 {
+				for range reads {
 					wg.Add(1)
 					go read("tenant-a")
 				}
 				synctest.Wait()
-				perTenant := int64(maxReadBytesPerNamespace / len(body))
-				if tc.chunked {
-					perTenant = 1 // a body without a length counts as the cap
-				}
-				if got := h.reading.Load(); got != perTenant {
-					t.Errorf("%d of one namespace's manifests of %d bytes are being read at once, want %d (%d MiB per namespace)", got, len(body), perTenant, maxReadBytesPerNamespace>>20)
+				if got := held.Load(); got != tc.want {
+					t.Errorf("%d of one namespace's %d manifests of %d bytes are being read at once, want %d (%d MiB per namespace)", got, reads, len(body), tc.want, maxReadBytesPerNamespace>>20)
 				}
 				wg.Add(1)
 				go read("tenant-b")
 				synctest.Wait()
-				if got := h.reading.Load(); got != perTenant+1 {
-					t.Errorf("another namespace's read waits behind the first's: %d bodies being read, want %d", got, perTenant+1)
+				if got := held.Load(); got != tc.want+1 {
+					t.Errorf("another namespace's read waits behind the first's: %d bodies being read, want %d", got, tc.want+1)
 				}
-				close(h.open)
+				close(release)
 				wg.Wait()
-				if most := h.most.Load(); most > perTenant+1 {
-					t.Errorf("%d bodies read at once, want at most %d", most, perTenant+1)
+				if m := most.Load(); m > tc.want+1 {
+					t.Errorf("%d bodies read at once, want at most %d", m, tc.want+1)
 				}
 			})
 		})
@@ -136,14 +169,9 @@ func TestAReadAnotherNamespaceJoinsDoesNotWaitInItsStartersShare(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				// Sent without a length: each read counts as the cap, a
-				// namespace's whole share.
-				body := []byte(`{"schemaVersion":2}`)
-				ref, err := name.NewDigest(fmt.Sprintf("reg.example/tenant/app@sha256:%x", sha256.Sum256(body)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				h := &heldBodies{body: body, chunked: true, open: make(chan struct{})}
+				// Of the cap: each read takes a namespace's whole share.
+				body, ref := manifestOf(t, maxReadBytesPerNamespace)
+				h := &heldBodies{body: body, open: make(chan struct{})}
 				r := New()
 				var wg sync.WaitGroup
 				read := func(ctx context.Context) {

@@ -15,7 +15,8 @@ import (
 // push manifests of nearly 4 MiB (and indexes of 10,000 entries, which
 // decode into several times their size), so one admission held hundreds of
 // MiB at once, past the chart's memory limit. A read takes its length
-// (Content-Length, or the cap when the registry sends none; a config its
+// (Content-Length; unknownLengthCharge when the registry sends none, and
+// the cap for a second read of one longer than that; a config its
 // declared size) from the budget before its body is read and gives it back
 // once it is decoded. One namespace holds at most perTenant of it, so one
 // tenant's reads (or a registry of its own that trickles a body until the

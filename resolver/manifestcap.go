@@ -40,46 +40,34 @@ var manifestAccept = strings.Join([]string{
 // reads at most maxManifestBytes, refusing a response that declares more
 // before reading its body, and one that declares less (or nothing) and
 // sends more once past the bound. The bytes it reads are taken from the
-// resolver's read budget until decode returns (see byteBudget).
+// resolver's read budget until decode returns (see byteBudget): its
+// Content-Length, or for a body sent without one unknownLengthCharge;
+// such a body longer than that is read again on a charge of the cap, with
+// nothing held meanwhile, so reads never wait on each other for more.
 func (r *Resolver) readManifest(ctx context.Context, rt http.RoundTripper, ref name.Digest, decode func([]byte) error) error {
-	repo := ref.Context()
-	u := url.URL{Scheme: repo.Registry.Scheme(), Host: repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/manifests/%s", repo.RepositoryStr(), ref.DigestStr())}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	what := "the manifest of " + ref.String()
+	resp, err := getManifest(ctx, rt, ref)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", manifestAccept)
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return err
+	charge := resp.ContentLength
+	if charge < 0 {
+		charge = unknownLengthCharge
 	}
-	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		return err
+	raw, release, err := r.readCharged(ctx, resp, charge, what)
+	if err == nil && resp.ContentLength < 0 && len(raw) > unknownLengthCharge {
+		release()
+		if resp, err = getManifest(ctx, rt, ref); err != nil {
+			return err
+		}
+		raw, release, err = r.readCharged(ctx, resp, maxManifestBytes, what)
 	}
-	tooLarge := &ManifestTooLargeError{Image: ref.String(), Limit: maxManifestBytes}
-	if resp.ContentLength > maxManifestBytes {
-		return tooLarge
-	}
-	size := resp.ContentLength
-	if size < 0 {
-		size = maxManifestBytes // unknown until read: the most it may be
-	}
-	release, err := r.reads.acquire(ctx, size, "the manifest of "+ref.String())
 	if err != nil {
 		return err
 	}
 	defer release()
-	var buf bytes.Buffer
-	if resp.ContentLength >= 0 {
-		buf.Grow(int(resp.ContentLength) + bytes.MinRead) // one allocation, not a doubling series
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxManifestBytes+1)); err != nil {
-		return err
-	}
-	raw := buf.Bytes()
 	if len(raw) > maxManifestBytes {
-		return tooLarge
+		return &ManifestTooLargeError{Image: ref.String(), Limit: maxManifestBytes}
 	}
 	got, _, err := v1.SHA256(bytes.NewReader(raw))
 	if err != nil {
@@ -89,4 +77,49 @@ func (r *Resolver) readManifest(ctx context.Context, rt http.RoundTripper, ref n
 		return fmt.Errorf("the manifest of %s has digest %s: not the one asked for", ref, got)
 	}
 	return decode(raw)
+}
+
+// getManifest is the GET of ref's manifest, refused before its body is
+// read when it declares more than maxManifestBytes.
+func getManifest(ctx context.Context, rt http.RoundTripper, ref name.Digest) (*http.Response, error) {
+	repo := ref.Context()
+	u := url.URL{Scheme: repo.Registry.Scheme(), Host: repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/manifests/%s", repo.RepositoryStr(), ref.DigestStr())}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", manifestAccept)
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	if resp.ContentLength > maxManifestBytes {
+		resp.Body.Close()
+		return nil, &ManifestTooLargeError{Image: ref.String(), Limit: maxManifestBytes}
+	}
+	return resp, nil
+}
+
+// readCharged takes charge bytes from the read budget, then reads and
+// closes resp's body: at most charge+1 bytes of it, so that a body longer
+// than its charge is seen to be. release gives the charge back; on an
+// error it has been given back already.
+func (r *Resolver) readCharged(ctx context.Context, resp *http.Response, charge int64, what string) (raw []byte, release func(), err error) {
+	defer resp.Body.Close()
+	if release, err = r.reads.acquire(ctx, charge, what); err != nil {
+		return nil, nil, err
+	}
+	var buf bytes.Buffer
+	if resp.ContentLength >= 0 {
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead) // one allocation, not a doubling series
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, charge+1)); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return buf.Bytes(), release, nil
 }
