@@ -113,10 +113,10 @@ func (r *Resolver) readCharged(ctx context.Context, resp *http.Response, charge 
 	if release, err = r.reads.acquire(ctx, charge, what); err != nil {
 		return nil, nil, err
 	}
+	// One allocation of what is charged, not a doubling series that could
+	// reach twice it: ReadFrom wants MinRead free before each read.
 	var buf bytes.Buffer
-	if resp.ContentLength >= 0 {
-		buf.Grow(int(resp.ContentLength) + bytes.MinRead) // one allocation, not a doubling series
-	}
+	buf.Grow(int(charge) + 1 + bytes.MinRead)
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, charge+1)); err != nil {
 		release()
 		return nil, nil, err
