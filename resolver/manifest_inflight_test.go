@@ -94,7 +94,6 @@ func manifestOf(t *testing.T, size int) ([]byte, name.Digest) {
 // times that): the bytes being read are bounded across the webhook and per
 // namespace, and one namespace's reads never wait behind another's.
 func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
-	const reads = 80
 	closed := make(chan struct{})
 	close(closed)
 	for _, tc := range []struct {
@@ -104,11 +103,12 @@ func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
 		// beyond: the reads are held once read past unknownLengthCharge+1
 		// bytes (h.past), not at their first read (h.open).
 		beyond bool
-		want   int64 // one namespace's reads held at once
+		reads  int   // one namespace's reads started at once
+		want   int64 // of them, held at once
 	}{
-		{"with a Content-Length, each charged its length", 1 << 20, false, false, maxReadBytesPerNamespace / (1 << 20)},
-		{"sent without a length, each charged 64 KiB", 16 << 10, true, false, maxReadBytesPerNamespace / unknownLengthCharge},
-		{"sent without a length and longer than 64 KiB, read again charged the cap", 1 << 20, true, true, 1},
+		{"with a Content-Length, each charged its length", 1 << 20, false, false, 8, maxReadBytesPerNamespace / (1 << 20)},
+		{"sent without a length, each charged 64 KiB", 16 << 10, true, false, 80, maxReadBytesPerNamespace / unknownLengthCharge},
+		{"sent without a length and longer than 64 KiB, read again charged the cap", 1 << 20, true, true, 8, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -128,13 +128,13 @@ func TestManifestsBeingReadAreBoundedInBytesPerNamespace(t *testing.T) {
 						t.Errorf("%s: %v", tenant, err)
 					}
 				}
-				for range reads {
+				for range tc.reads {
 					wg.Add(1)
 					go read("tenant-a")
 				}
 				synctest.Wait()
 				if got := held.Load(); got != tc.want {
-					t.Errorf("%d of one namespace's %d manifests of %d bytes are being read at once, want %d (%d MiB per namespace)", got, reads, len(body), tc.want, maxReadBytesPerNamespace>>20)
+					t.Errorf("%d of one namespace's %d manifests of %d bytes are being read at once, want %d (%d MiB per namespace)", got, tc.reads, len(body), tc.want, maxReadBytesPerNamespace>>20)
 				}
 				wg.Add(1)
 				go read("tenant-b")
