@@ -54,18 +54,28 @@ func (r *Resolver) readManifest(ctx context.Context, rt http.RoundTripper, ref n
 	if charge < 0 {
 		charge = unknownLengthCharge
 	}
-	raw, release, err := r.readCharged(ctx, resp, charge, what)
+	release, err := r.reads.acquire(ctx, charge, what)
+	if err != nil {
+		resp.Body.Close()
+		return err
+	}
+	raw, err := readBody(resp, charge)
 	if err == nil && resp.ContentLength < 0 && len(raw) > unknownLengthCharge {
+		// Read again charged the cap, the charge taken before the GET so
+		// that neither its bytes nor an unread response wait for it.
 		release()
-		if resp, err = getManifest(ctx, rt, ref); err != nil {
+		raw = nil
+		if release, err = r.reads.acquire(ctx, maxManifestBytes, what); err != nil {
 			return err
 		}
-		raw, release, err = r.readCharged(ctx, resp, maxManifestBytes, what)
+		if resp, err = getManifest(ctx, rt, ref); err == nil {
+			raw, err = readBody(resp, maxManifestBytes)
+		}
 	}
+	defer release()
 	if err != nil {
 		return err
 	}
-	defer release()
 	if len(raw) > maxManifestBytes {
 		return &ManifestTooLargeError{Image: ref.String(), Limit: maxManifestBytes}
 	}
@@ -104,22 +114,16 @@ func getManifest(ctx context.Context, rt http.RoundTripper, ref name.Digest) (*h
 	return resp, nil
 }
 
-// readCharged takes charge bytes from the read budget, then reads and
-// closes resp's body: at most charge+1 bytes of it, so that a body longer
-// than its charge is seen to be. release gives the charge back; on an
-// error it has been given back already.
-func (r *Resolver) readCharged(ctx context.Context, resp *http.Response, charge int64, what string) (raw []byte, release func(), err error) {
+// readBody reads and closes resp's body: at most limit+1 bytes of it, so
+// that a body longer than limit is seen to be, into one allocation of that
+// size rather than a doubling series that could reach twice it (ReadFrom
+// wants MinRead free before each read).
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
 	defer resp.Body.Close()
-	if release, err = r.reads.acquire(ctx, charge, what); err != nil {
-		return nil, nil, err
-	}
-	// One allocation of what is charged, not a doubling series that could
-	// reach twice it: ReadFrom wants MinRead free before each read.
 	var buf bytes.Buffer
-	buf.Grow(int(charge) + 1 + bytes.MinRead)
-	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, charge+1)); err != nil {
-		release()
-		return nil, nil, err
+	buf.Grow(int(limit) + 1 + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1)); err != nil {
+		return nil, err
 	}
-	return buf.Bytes(), release, nil
+	return buf.Bytes(), nil
 }
