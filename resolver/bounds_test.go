@@ -15,8 +15,8 @@ import (
 
 func TestNewestBuildRefusesPastMaxCandidateTagsNamingAllowTags(t *testing.T) {
 	srv := registrytest.New(t)
-	img := srv.PushImage(t, "big:0.0.1")
-	pushTags(t, srv, "big", img, 150)
+	srv.PushImage(t, "big:0.0.1")
+	pushTags(t, srv, "big", 150)
 	tgt := setup(t, srv, "big")
 	srv.Reset()
 	_, err := resolver.New().Resolve(ctxFor(t, 10*time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
@@ -32,8 +32,8 @@ func TestNewestBuildRefusesPastMaxCandidateTagsNamingAllowTags(t *testing.T) {
 // out of time pinned the newest of the tags it had read so far.
 func TestNewestBuildThatRunsOutOfTimeFailsRatherThanPinningAnOlderTag(t *testing.T) {
 	srv := registrytest.New(t)
-	img := srv.PushImage(t, "big:0.0.1")
-	pushTags(t, srv, "big", img, 90)
+	srv.PushImage(t, "big:0.0.1")
+	pushTags(t, srv, "big", 90)
 	tgt := setup(t, srv, "big", withLimit(20))
 	tag, err := resolver.New().Resolve(ctxFor(t, time.Second), query(tgt, "", resolver.Policy{Strategy: resolver.NewestBuild}))
 	if err == nil || !strings.Contains(err.Error(), "before the deadline") || !strings.Contains(err.Error(), "allow_tags") {
@@ -51,8 +51,8 @@ func TestNewestBuildThatRunsOutOfTimeFailsRatherThanPinningAnOlderTag(t *testing
 func TestNewestBuildOnManyTagsKeepsGoroutinesBounded(t *testing.T) {
 	const lookups, tags, workers = 10, 300, 8
 	srv := registrytest.New(t)
-	img := srv.PushImage(t, "big:0.0.1")
-	pushTags(t, srv, "big", img, tags)
+	srv.PushImage(t, "big:0.0.1")
+	pushTags(t, srv, "big", tags)
 	tgt := setup(t, srv, "big", withLimit(100000))
 	var inFlight, peak atomic.Int64
 	gate := make(chan struct{})

@@ -231,9 +231,9 @@ func TestATenThousandTagRepositoryIsListedPageByPage(t *testing.T) {
 		t.Skip("pushes 10,000 tags")
 	}
 	srv := registrytest.New(t)
-	img := srv.PushImage(t, "big:0.0.1")
+	srv.PushImage(t, "big:0.0.1")
 	// Tag one image 10,000 times through the registry's manifest PUT.
-	pushTags(t, srv, "big", img, 10000)
+	pushTags(t, srv, "big", 10000)
 	tgt := setup(t, srv, "big")
 	srv.Reset()
 	res, err := resolver.New().Resolve(ctxFor(t, 30*time.Second), query(tgt, "", semverPolicy(t, ">=0")))

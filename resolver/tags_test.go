@@ -12,7 +12,7 @@ import (
 )
 
 // pushTags tags the manifest at repo:0.0.1 as n semver tags i/100.i%100.0.
-func pushTags(t *testing.T, srv *registrytest.Server, repo, _ string, n int) {
+func pushTags(t *testing.T, srv *registrytest.Server, repo string, n int) {
 	t.Helper()
 	tags := make([]string, n)
 	for i := range tags {
@@ -65,8 +65,8 @@ func TestATagListingOfSeveralPagesIsFollowedOverTheSchemeOfAPIURL(t *testing.T) 
 				opts = append(opts, registrytest.WithTLS())
 			}
 			srv := registrytest.New(t, opts...)
-			img := srv.PushImage(t, "big:0.0.1")
-			pushTags(t, srv, "big", img, 2000)
+			srv.PushImage(t, "big:0.0.1")
+			pushTags(t, srv, "big", 2000)
 			host := tc.host(srv)
 			scheme := "http"
 			if tc.tls {
